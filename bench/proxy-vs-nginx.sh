@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Throughput and p99 latency, in one run on this machine: direct to a backend,
+# through nginx (reverse proxy, upstream keep-alive, same worker count) and
+# through Strangler with a realistic 20-route table. Prints requests/s and p99
+# for each, and the Strangler/nginx ratios. Everything (load generator, proxy,
+# backend) shares this machine's cores, so only ratios from one run mean much.
+#
+#   bench/proxy-vs-nginx.sh [DURATION] [CONNECTIONS] [WORKERS] [ROUNDS]
+#   defaults: 10s 64 2 2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10s}
+CONNS=${2:-64}
+WORKERS=${3:-2}
+ROUNDS=${4:-2}
+
+command -v wrk >/dev/null || { echo "installing wrk and nginx"; apt-get install -y -qq wrk nginx >/dev/null; }
+command -v nginx >/dev/null || apt-get install -y -qq nginx >/dev/null
+
+cargo build --release -q --bin strangler --bin strangler-bench-backend
+BIN=target/release
+
+WORK=$(mktemp -d /tmp/strangler-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+
+"$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
+
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes $WORKERS;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & PIDS+=($!)
+
+# A realistic table: 20 routes of every kind; the benchmarked request matches
+# a prefix route with a canary, a tenant pin list and sticky tenants.
+B="http://127.0.0.1:$BACKEND_PORT"
+cat > "$WORK/routes.yaml" <<YAML
+version: 1
+listen: 127.0.0.1:$PROXY_PORT
+admin: { listen: "127.0.0.1:$ADMIN_PORT" }
+store: sqlite://$WORK/strangler.db
+backends:
+  monolith: { url: "$B", connect_timeout: 2s, read_timeout: 30s }
+  orders:   { url: "$B" }
+  users:    { url: "$B" }
+  catalog:  { url: "$B" }
+  search:   { url: "$B" }
+tenant:
+  - header: X-Tenant-Id
+  - host_label: 0
+  - cookie: tenant
+default: monolith
+routes:
+  - { name: users-read,      match: { path: /api/users, methods: [GET, HEAD] }, new: users, canary: 25 }
+  - { name: users-write,     match: { path: /api/users, methods: [POST, PUT, PATCH, DELETE] }, new: users, canary: 0 }
+  - { name: users-me,        match: { path_exact: /api/users/me }, new: users, canary: 50 }
+  - { name: orders-write,    match: { path: /api/orders, methods: [POST, PUT, DELETE] }, new: orders, canary: 5 }
+  - { name: orders-export,   match: { path_exact: /api/orders/export }, new: orders, canary: 100 }
+  - { name: orders-history,  match: { path: /api/orders/history }, new: orders, canary: 10 }
+  - { name: catalog-item,    match: { path_regex: "^/api/catalog/[0-9]+$" }, new: catalog, canary: 30 }
+  - { name: catalog,         match: { path: /api/catalog }, new: catalog, canary: 20 }
+  - { name: search,          match: { path: /api/search, methods: [GET] }, new: search, canary: 75 }
+  - { name: search-beta,     match: { path: /api/search, headers: { X-Beta: "1" } }, new: search, canary: 100 }
+  - { name: carts,           match: { path: /api/carts }, new: orders, canary: 15 }
+  - { name: checkout,        match: { path: /api/checkout, methods: [POST] }, new: orders, canary: 1 }
+  - { name: payments,        match: { path: /api/payments, host: pay.example.com }, new: orders, canary: 0 }
+  - { name: invoices,        match: { path_regex: "^/api/invoices/[a-z0-9-]+/pdf$" }, new: orders, canary: 40 }
+  - { name: reviews,         match: { path: /api/reviews }, new: catalog, canary: 60 }
+  - { name: recommendations, match: { path: /api/recommendations }, new: search, canary: 90 }
+  - { name: inventory,       match: { path: /api/inventory, methods: [GET] }, new: catalog, canary: 35 }
+  - { name: shipping,        match: { path: /api/shipping }, new: orders, canary: 20 }
+  - { name: tenants-admin,   match: { path: /api/admin/tenants, headers: { X-Internal: "yes" } }, new: users, canary: 0 }
+  - name: orders-read
+    match: { path: /api/orders, methods: [GET, HEAD] }
+    new: orders
+    canary: 50
+    sticky: tenant
+    tenants: { acme: new, initech: legacy, globex: new }
+YAML
+"$BIN/strangler" check "$WORK/routes.yaml" >/dev/null
+RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" \
+    --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$PROXY_PORT"
+
+PATH_UNDER_TEST=/api/orders/12345
+HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
+for port in "$BACKEND_PORT" "$NGINX_PORT" "$PROXY_PORT"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$PATH_UNDER_TEST" "${HEADERS[@]}")
+    [ "$code" = 200 ] || { echo "port $port answered $code"; cat "$WORK/strangler.log"; exit 1; }
+done
+
+# wrk prints latency percentiles with --latency; p99 is normalized to ms.
+run() {
+    local name=$1 port=$2
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.out"
+    local rps p99
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")
+    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$WORK/$name.out")
+    local errors
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.out" | tr '\n' ' ')
+    printf '%-10s %10.0f req/s   p99 %7.2f ms  %s\n' "$name" "$rps" "$p99" "$errors"
+    echo "$name $rps $p99" >> "$WORK/results"
+}
+
+echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s) per proxy, $(nproc) cores shared, $ROUNDS rounds"
+run direct "$BACKEND_PORT"
+for round in $(seq "$ROUNDS"); do
+    run nginx "$NGINX_PORT"
+    run strangler "$PROXY_PORT"
+done
+
+python3 - "$WORK/results" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+def agg(name, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == name)
+n_rps, s_rps = agg("nginx", 1), agg("strangler", 1)
+n_p99, s_p99 = agg("nginx", 2), agg("strangler", 2)
+d_rps = agg("direct", 1)
+print(f"median: direct {d_rps:.0f} req/s; nginx {n_rps:.0f} req/s p99 {n_p99:.2f} ms; strangler {s_rps:.0f} req/s p99 {s_p99:.2f} ms")
+print(f"ratio strangler/nginx: throughput {s_rps/n_rps:.2f}x, p99 {s_p99/n_p99:.2f}x")
+PY

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Shadow isolation: the primary path's latency and the proxy's memory with
+# the shadow target healthy, dead (connection refused), black-holed (accepts,
+# never answers) or 10 s slow, and with the diff store unreachable, against
+# shadowing off. Open-loop load at a fixed rate (latency measured from when
+# each request was due), one run on this machine.
+#
+#   bench/shadow-isolation.sh [RATE=2000] [SECONDS=20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${1:-2000}
+SECONDS_PER_MODE=${2:-20}
+
+cargo build --release -q --bin strangler --bin strangler-bench-backend --bin strangler-load
+BIN=target/release
+WORK=$(mktemp -d /tmp/strangler-isolation.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+
+LEGACY=$(free_port); NEW=$(free_port); SLOW=$(free_port); HOLE=$(free_port); DEAD=$(free_port)
+"$BIN/strangler-bench-backend" "$LEGACY" 1 & PIDS+=($!)
+"$BIN/strangler-bench-backend" "$NEW" 1 & PIDS+=($!)
+"$BIN/strangler-bench-backend" "$SLOW" 1 10000 & PIDS+=($!)
+python3 - "$HOLE" <<'PY' & PIDS+=($!)
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)   # accept, never read, never answer
+PY
+wait_port "$LEGACY"; wait_port "$NEW"; wait_port "$SLOW"; wait_port "$HOLE"
+
+run_mode() {
+    local mode=$1 target=$2 shadow=$3 store=$4
+    local port admin
+    port=$(free_port); admin=$(free_port)
+    cat > "$WORK/$mode.yaml" <<YAML
+version: 1
+listen: 127.0.0.1:$port
+admin: { listen: "127.0.0.1:$admin" }
+store: $store
+backends:
+  legacy: { url: "http://127.0.0.1:$LEGACY" }
+  new: { url: "http://127.0.0.1:$target", connect_timeout: 1s }
+tenant: [ { header: X-Tenant-Id } ]
+default: legacy
+routes:
+  - name: orders
+    match: { path: /api/orders }
+    new: new
+    canary: 0
+$shadow
+YAML
+    RUST_LOG=error "$BIN/strangler" serve --config "$WORK/$mode.yaml" --threads 2 \
+        --pid-file "$WORK/$mode.pid" --upgrade-sock "$WORK/$mode.sock" > "$WORK/$mode.log" 2>&1 &
+    local pid=$!
+    wait_port "$port"
+    "$BIN/strangler-load" "http://127.0.0.1:$port/api/orders/1" "$RATE" 2 16 > /dev/null   # warm-up
+    local out
+    out=$("$BIN/strangler-load" "http://127.0.0.1:$port/api/orders/1" "$RATE" "$SECONDS_PER_MODE" 32)
+    local rss hwm
+    rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status); hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+    local m
+    m=$(curl -s "127.0.0.1:$admin/metrics")
+    sum() { echo "$m" | grep "^$1" | grep -E "$2" | awk '{s+=$2} END {printf "%d", s}'; }
+    printf '%-11s %s  rss %5d MB (peak %4d MB)  shadow sent %6s error %6s timeout %5s | dropped queue_full %6s store %6s\n' \
+        "$mode" "$out" $((rss/1024)) $((hwm/1024)) \
+        "$(sum strangler_shadow_requests_total 'outcome="sent"')" "$(sum strangler_shadow_requests_total 'outcome="error"')" \
+        "$(sum strangler_shadow_requests_total 'outcome="timeout"')" \
+        "$(sum strangler_shadow_dropped_total 'reason="queue_full"')" "$(sum strangler_shadow_dropped_total 'reason="store"')"
+    echo "$mode $(echo "$out" | awk '{print $6}')" >> "$WORK/p99"
+    kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+SHADOW="    shadow: { percent: 100, noise_sample: 10, timeout: 5s }"
+SQLITE="sqlite://$WORK/diffs.db"
+echo "open-loop $RATE req/s for ${SECONDS_PER_MODE}s per mode, 32 connections; latencies in ms"
+run_mode off        "$NEW"  ""        "$SQLITE"
+run_mode healthy    "$NEW"  "$SHADOW" "$SQLITE"
+run_mode dead       "$DEAD" "$SHADOW" "$SQLITE"
+run_mode blackhole  "$HOLE" "$SHADOW" "$SQLITE"
+run_mode slow-10s   "$SLOW" "$SHADOW" "$SQLITE"
+run_mode store-down "$NEW"  "$SHADOW" "postgres://postgres@127.0.0.1:9/unreachable"
+python3 - "$WORK/p99" <<'PY'
+import sys
+rows = dict(l.split() for l in open(sys.argv[1]))
+base = float(rows["off"])
+print("p99 relative to shadowing off: " + ", ".join(f"{k} {float(v)/base:.2f}x" for k, v in rows.items() if k != "off"))
+PY

@@ -1,0 +1,220 @@
+//! The `strangler` command line: one subcommand per module here.
+
+pub mod admin_client;
+pub mod changes;
+pub mod check;
+pub mod explain;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strangler",
+    version,
+    about = "Strangler-fig migration proxy: route, canary, shadow, diff and roll back"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy and the admin server.
+    Serve(ServeArgs),
+    /// Validate configuration files; exit 0, or 1 with every error and its place.
+    Check(CheckArgs),
+    /// Show which route, backend and side a request would get, and why.
+    Explain(ExplainArgs),
+    /// The shadow diff report from the store: may each route move on?
+    Report(ReportArgs),
+    /// Set a route's canary share, live and in routes.yaml.
+    Canary(CanaryArgs),
+    /// Send routes' traffic back to legacy now, or restore a recorded version.
+    Rollback(RollbackArgs),
+    /// Configuration versions (and the audit log).
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    pub route: String,
+    /// Share of the route's traffic on the new side: 0 to 100, decimals allowed.
+    pub percent: String,
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// Why (recorded in history and audit).
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Routes to roll back.
+    pub routes: Vec<String>,
+    /// Every route.
+    #[arg(long, conflicts_with = "routes")]
+    pub all: bool,
+    /// Only this tenant: pin it to legacy.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Serve this recorded version again (see `strangler history`).
+    #[arg(long, conflicts_with_all = ["routes", "all", "tenant"])]
+    pub to: Option<i64>,
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// How long to wait for the new side to go quiet.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Do not wait for the metrics to confirm.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub store: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+    /// Also list the audit log.
+    #[arg(long)]
+    pub audit: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The config file: gives the store URL and each route's threshold.
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// Read this store instead of the config's (sqlite://FILE or postgres://...).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Only this route.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// How far back: 1h, 24h, 7d...
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// html, md or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// Listen here instead of the file's `listen` (to run several instances
+    /// from one file).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin listener instead of the file's `admin.listen`.
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Proxy workers, each a single-threaded event loop with its own upstream
+    /// connection pool (default: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run each worker on a work-stealing runtime instead of a single-threaded
+    /// one (measured slower here; kept for experiments).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub work_stealing: bool,
+    /// Take over the listening sockets of the running instance (zero-downtime
+    /// upgrade); then send SIGQUIT to the old process.
+    #[arg(long)]
+    pub upgrade: bool,
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long)]
+    pub upgrade_sock: Option<PathBuf>,
+    /// How often the config file is checked for changes.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub watch_interval: Duration,
+    /// Seconds in-flight requests get to finish once the process stops
+    /// accepting (after SIGTERM, or 5 s after an upgrade's SIGQUIT); requests
+    /// still running then are cut. Set it above the slowest request you serve.
+    #[arg(long, default_value_t = 5)]
+    pub grace_period: u64,
+    /// Seconds the final step waits for worker threads to stop.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout: u64,
+    /// Shadow jobs waiting to be sent; beyond this they are dropped (queue_full).
+    #[arg(long, default_value_t = 1024)]
+    pub shadow_queue: usize,
+    /// Shadow copies in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub shadow_concurrency: usize,
+    /// Memory for queued and in-flight shadow jobs (bodies included).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size_arg)]
+    pub shadow_memory: u64,
+    /// Diffs older than this are deleted from the store.
+    #[arg(long, default_value = "14d", value_parser = parse_duration_arg)]
+    pub retention: Duration,
+    /// At most this many diffs are kept in the store (the oldest go first).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub retention_rows: i64,
+    /// Time from a request's first byte to the end of its header; slower
+    /// clients get 408 and are disconnected.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub header_timeout: Duration,
+    /// Requests in flight (all workers) above which new ones get a fast 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_inflight: usize,
+    /// Diff records waiting for the store; beyond this they are dropped (store).
+    #[arg(long, default_value_t = 10_000)]
+    pub store_queue: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files to check.
+    #[arg(default_value = "routes.yaml")]
+    pub files: Vec<PathBuf>,
+    /// Also resolve every backend host name (as `serve` does).
+    #[arg(long)]
+    pub resolve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[arg(long, short, default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// Request method, e.g. GET.
+    pub method: String,
+    /// URL (http://host/path?query) or just a path.
+    pub url: String,
+    /// A request header, "Name: value"; repeat for more.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Client address, for `sticky: ip`.
+    #[arg(long)]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    crate::config::units::ByteSize::parse(text).map(|b| b.get())
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    crate::config::units::parse_duration(text)
+}

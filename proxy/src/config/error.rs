@@ -1,0 +1,195 @@
+//! Configuration errors: every problem found in a `routes.yaml`, each with the
+//! place it was found (`routes[2].canary`), collected so that one run of
+//! `strangler check` reports all of them.
+
+use std::fmt;
+
+/// One step of a [`Place`]: a key in a mapping or an index in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Where in the file a problem is, printed as `routes[2].shadow.timeout`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place(Vec<Step>);
+
+impl Place {
+    pub fn root() -> Place {
+        Place(Vec::new())
+    }
+
+    pub fn key(&self, key: impl Into<String>) -> Place {
+        let mut steps = self.0.clone();
+        steps.push(Step::Key(key.into()));
+        Place(steps)
+    }
+
+    pub fn index(&self, index: usize) -> Place {
+        let mut steps = self.0.clone();
+        steps.push(Step::Index(index));
+        Place(steps)
+    }
+
+    pub fn join(&self, other: &Place) -> Place {
+        let mut steps = self.0.clone();
+        steps.extend(other.0.iter().cloned());
+        Place(steps)
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.0
+    }
+
+    pub fn starts_with(&self, prefix: &Place) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn parent(&self) -> Option<Place> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(Place(self.0[..self.0.len() - 1].to_vec()))
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, step) in self.0.iter().enumerate() {
+            match step {
+                Step::Key(k) if i == 0 => f.write_str(k)?,
+                Step::Key(k) => write!(f, ".{k}")?,
+                Step::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub place: Place,
+    pub message: String,
+    /// 1-based line in the file, when it could be found.
+    pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn new(place: Place, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            place,
+            message: message.into(),
+            line: None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
+}
+
+/// All problems found in one file. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    pub source_name: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    pub fn single(source_name: &str, place: Place, message: impl Into<String>) -> ConfigErrors {
+        ConfigErrors {
+            source_name: source_name.to_string(),
+            errors: vec![ConfigError::new(place, message)],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(
+            f,
+            "{}: {n} error{}",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Accumulates errors while a configuration is compiled.
+#[derive(Debug, Default)]
+pub struct ErrorSink {
+    errors: Vec<ConfigError>,
+}
+
+impl ErrorSink {
+    pub fn push(&mut self, place: Place, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(place, message));
+    }
+
+    pub fn push_error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
+    /// Records `Err` results and hands back the `Ok` value.
+    pub fn check<T>(&mut self, place: &Place, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.push(place.clone(), message);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        self.errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_prints_like_a_path() {
+        let p = Place::root().key("routes").index(2).key("canary");
+        assert_eq!(p.to_string(), "routes[2].canary");
+        assert_eq!(
+            ConfigError::new(p, "130 is over 100").to_string(),
+            "routes[2].canary: 130 is over 100"
+        );
+    }
+}

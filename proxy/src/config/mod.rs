@@ -1,0 +1,144 @@
+//! `routes.yaml`: reading, validating and describing it.
+//!
+//! The file is read in two steps, as in River: [`raw`] mirrors the file format
+//! in serde types, [`compile`] checks it and builds the [`model`] the engine
+//! uses. All errors are collected, each with its place ([`error::Place`]).
+
+pub mod compile;
+pub mod error;
+pub mod model;
+pub mod raw;
+pub mod units;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, Place};
+pub use model::*;
+
+/// Parses and validates a configuration from text. `source_name` (usually the
+/// file path) heads the error report.
+pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    if text.trim().is_empty() {
+        return Err(ConfigErrors::single(
+            source_name,
+            Place::root(),
+            "the file is empty (expected version: 1, backends, default and routes)",
+        ));
+    }
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        let mut error = ConfigError::new(Place::root(), yaml_syntax_message(&e));
+        error.line = e.location().map(|l| l.line());
+        ConfigErrors {
+            source_name: source_name.to_string(),
+            errors: vec![error],
+        }
+    })?;
+    if !matches!(value, serde_yaml::Value::Mapping(_)) {
+        return Err(ConfigErrors::single(
+            source_name,
+            Place::root(),
+            "the file must be a mapping (version: 1, backends: ..., routes: ...)",
+        ));
+    }
+    let order = DocumentOrder::of(&value);
+    let decoded = raw::decode_collecting::<raw::RawConfig>(value);
+    let mut errors = decoded.errors;
+    let result = match decoded.value {
+        Some(raw) => compile::compile(raw),
+        None => Err(Vec::new()),
+    };
+    match result {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors {
+            source_name: source_name.to_string(),
+            errors: order.sort(errors),
+        }),
+        Err(more) => {
+            // A value with a shape error was set aside; the "missing" or
+            // "empty" that compiling then finds at the same place is not news.
+            let shape_places: Vec<Place> = errors.iter().map(|e| e.place.clone()).collect();
+            errors.extend(
+                more.into_iter()
+                    .filter(|e| !shape_places.contains(&e.place)),
+            );
+            Err(ConfigErrors {
+                source_name: source_name.to_string(),
+                errors: order.sort(errors),
+            })
+        }
+    }
+}
+
+/// The order in which places appear in the document, so errors are listed
+/// top to bottom as the file reads.
+struct DocumentOrder(Vec<Place>);
+
+impl DocumentOrder {
+    fn of(value: &serde_yaml::Value) -> DocumentOrder {
+        fn walk(value: &serde_yaml::Value, place: Place, out: &mut Vec<Place>) {
+            out.push(place.clone());
+            match value {
+                serde_yaml::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        if let Some(k) = k.as_str() {
+                            walk(v, place.key(k), out);
+                        }
+                    }
+                }
+                serde_yaml::Value::Sequence(s) => {
+                    for (i, v) in s.iter().enumerate() {
+                        walk(v, place.index(i), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(value, Place::root(), &mut out);
+        DocumentOrder(out)
+    }
+
+    /// Position of a place; a missing key sorts at the end of its parent's
+    /// part of the file. Stable for equal positions.
+    fn sort(&self, mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+        let position = |place: &Place| {
+            if let Some(i) = self.0.iter().position(|x| x == place) {
+                return 2 * i;
+            }
+            let mut p = place.parent();
+            while let Some(q) = p {
+                if let Some(last) = self.0.iter().rposition(|x| x.starts_with(&q)) {
+                    return 2 * last + 1;
+                }
+                p = q.parent();
+            }
+            0
+        };
+        errors.sort_by_cached_key(|e| position(&e.place));
+        errors
+    }
+}
+
+fn yaml_syntax_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    // serde_yaml appends "at line L column C"; the line is reported separately.
+    let text = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    format!("not valid YAML: {text}")
+}
+
+/// Reads and validates a file; returns the configuration and the exact text it
+/// came from (the text is what history records and what edits start from).
+pub fn load(path: &Path) -> Result<(Config, String), ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(&name, Place::root(), format!("cannot read the file: {e}"))
+    })?;
+    let config = parse(&text, &name)?;
+    Ok((config, text))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! The validated configuration. Every value here was checked by `compile`;
+//! the newtypes ([`RouteName`], [`BackendName`], [`Percent`]) cannot hold an
+//! invalid value, and backends are referred to by [`BackendId`], so an unknown
+//! backend cannot exist after validation.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use regex::Regex;
+
+pub use super::units::{ByteSize, Percent};
+
+/// Names of routes and backends: `[A-Za-z0-9._-]`, 1 to 64 characters. They
+/// become metric label values, so their alphabet is kept small.
+fn valid_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{kind} name is empty"));
+    }
+    if name.len() > 64 {
+        return Err(format!("{kind} name {name:?} is longer than 64 characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{kind} name {name:?} contains {c:?} (use letters, digits, '.', '_' and '-')"
+        ));
+    }
+    Ok(())
+}
+
+/// The label used for traffic no route matched. A route may not take it.
+pub const DEFAULT_ROUTE_LABEL: &str = "default";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteName(String);
+
+impl RouteName {
+    pub fn new(name: &str) -> Result<RouteName, String> {
+        valid_name("route", name)?;
+        if name == DEFAULT_ROUTE_LABEL {
+            return Err(format!(
+                "route name {name:?} is reserved for unmatched traffic in metrics and reports"
+            ));
+        }
+        Ok(RouteName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RouteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BackendName(String);
+
+impl BackendName {
+    pub fn new(name: &str) -> Result<BackendName, String> {
+        valid_name("backend", name)?;
+        Ok(BackendName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Index of a backend in [`Config::backends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendId(pub usize);
+
+/// Which side of a migration served (or is shadowed to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Legacy,
+    New,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Legacy => "legacy",
+            Side::New => "new",
+        }
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::Legacy => Side::New,
+            Side::New => Side::Legacy,
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Side, String> {
+        match text {
+            "legacy" => Ok(Side::Legacy),
+            "new" => Ok(Side::New),
+            other => Err(format!("{other:?} is not a side (use legacy or new)")),
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsListener>,
+    pub admin: AdminSettings,
+    pub store: StoreUrl,
+    pub backends: Vec<Backend>,
+    pub tenant: Vec<TenantSource>,
+    pub default_backend: BackendId,
+    /// In file order; the routing table orders them by specificity.
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    pub fn backend(&self, id: BackendId) -> &Backend {
+        &self.backends[id.0]
+    }
+
+    pub fn backend_id(&self, name: &str) -> Option<BackendId> {
+        self.backends
+            .iter()
+            .position(|b| b.name.as_str() == name)
+            .map(BackendId)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name.as_str() == name)
+    }
+
+    pub fn route_mut(&mut self, name: &str) -> Option<&mut Route> {
+        self.routes.iter_mut().find(|r| r.name.as_str() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// Name of the environment variable holding the bearer token for changes.
+    pub token_env: Option<String>,
+}
+
+/// Where diffs, history and audit records are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: &str) -> Result<StoreUrl, String> {
+        let ok = url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://");
+        if !ok {
+            return Err(format!(
+                "{url:?} is not a store URL (use sqlite://FILE or postgres://USER@HOST/DB)"
+            ));
+        }
+        Ok(StoreUrl(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: BackendName,
+    pub endpoints: Vec<Endpoint>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub tls_verify: bool,
+}
+
+/// One `scheme://host:port` of a backend. The host is resolved when the table
+/// is built for serving, not when a file is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How a request's tenant is found; the first source that yields one wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantSource {
+    Header(HeaderName),
+    /// Zero-based label of the Host: `0` of `acme.shop.example.com` is `acme`.
+    HostLabel(usize),
+    Cookie(String),
+    /// Read, not verified, from the payload of an `Authorization: Bearer` JWT.
+    JwtClaim(String),
+}
+
+impl fmt::Display for TenantSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TenantSource::Header(h) => write!(f, "header {h}"),
+            TenantSource::HostLabel(n) => write!(f, "host label {n}"),
+            TenantSource::Cookie(c) => write!(f, "cookie {c}"),
+            TenantSource::JwtClaim(c) => write!(f, "JWT claim {c}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: RouteName,
+    pub matcher: RouteMatch,
+    pub legacy: BackendId,
+    pub new: BackendId,
+    pub canary: Percent,
+    pub sticky: Sticky,
+    /// Tenants pinned to a side; they beat the percentage.
+    pub pins: Vec<(String, Side)>,
+    pub shadow: Option<ShadowPolicy>,
+    /// Automatic rollback when the new side misbehaves.
+    pub guard: Option<GuardPolicy>,
+    /// Largest request body accepted (413 above).
+    pub max_request_body: ByteSize,
+}
+
+pub use rollback::guard::GuardPolicy;
+
+impl Route {
+    pub fn pin_for(&self, tenant: &str) -> Option<Side> {
+        self.pins
+            .iter()
+            .find(|(t, _)| t == tenant)
+            .map(|(_, side)| *side)
+    }
+
+    pub fn backend_for(&self, side: Side) -> BackendId {
+        match side {
+            Side::Legacy => self.legacy,
+            Side::New => self.new,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// `None` matches every method.
+    pub methods: Option<Vec<Method>>,
+    pub host: Option<HostMatch>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// No path condition: the route is chosen by host, method or headers.
+    Any,
+    Exact(String),
+    /// Prefix on whole segments: `/api/orders` matches `/api/orders/7`, not
+    /// `/api/ordersX`. Stored without a trailing slash (except `/`).
+    Prefix(String),
+    Regex(Regex),
+}
+
+impl PathMatch {
+    pub fn describe(&self) -> String {
+        match self {
+            PathMatch::Any => "any path".to_string(),
+            PathMatch::Exact(p) => format!("path_exact {p}"),
+            PathMatch::Prefix(p) => format!("path {p}"),
+            PathMatch::Regex(r) => format!("path_regex {}", r.as_str()),
+        }
+    }
+}
+
+/// An exact host, or `*.example.com` for any subdomain of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Exact(String),
+    Suffix(String),
+}
+
+impl fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostMatch::Exact(h) => f.write_str(h),
+            HostMatch::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+/// What a sticky canary assignment hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    Tenant,
+    Header(HeaderName),
+    Cookie(String),
+    Ip,
+    /// Every request is drawn anew.
+    None,
+}
+
+impl fmt::Display for Sticky {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sticky::Tenant => f.write_str("tenant"),
+            Sticky::Header(h) => write!(f, "header:{h}"),
+            Sticky::Cookie(c) => write!(f, "cookie:{c}"),
+            Sticky::Ip => f.write_str("ip"),
+            Sticky::None => f.write_str("none"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShadowPolicy {
+    /// Share of the route's requests (by sticky key) that are copied.
+    pub percent: Percent,
+    pub methods: Vec<Method>,
+    /// Largest request or response body shadowed; larger ones are skipped.
+    pub max_body: ByteSize,
+    pub timeout: Duration,
+    /// Share of shadowed safe requests also sent a second time to legacy, to
+    /// learn which fields are noise.
+    pub noise_sample: Percent,
+    /// Extra header names and JSON Pointers removed before storing.
+    pub redact: Vec<String>,
+    /// When the diff report calls the route ready to move on.
+    pub threshold: Threshold,
+    pub compare: CompareRules,
+}
+
+pub use shadow_diff::report::Threshold;
+
+pub use shadow_diff::CompareRules;

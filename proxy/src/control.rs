@@ -1,0 +1,221 @@
+//! The control plane: what changes the live table outside a request. It runs
+//! on its own small runtime so that it works before, during and after
+//! Pingora's services: SIGHUP and file changes trigger a reload, and the
+//! server's execution phase drives readiness.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use log::{error, info, warn};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::broadcast;
+
+use crate::admin::Readiness;
+use crate::live::{Live, ReloadTrigger};
+use pingora::server::ExecutionPhase;
+use shadow_diff::StoreWriter;
+
+/// The control plane's runtime and its SIGHUP registration.
+#[derive(Debug)]
+pub struct ControlPlane {
+    runtime: tokio::runtime::Runtime,
+    sighup: Signal,
+}
+
+impl ControlPlane {
+    /// Registers the SIGHUP handler at once: from this call on, a SIGHUP (or a
+    /// storm of them) triggers reloads instead of killing the process.
+    pub fn start() -> std::io::Result<ControlPlane> {
+        // Multi-threaded (one worker) so that blocking code elsewhere can run
+        // store calls on it with `Handle::block_on`.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .thread_name("strangler-control")
+            .build()?;
+        let sighup = {
+            let _guard = runtime.enter();
+            signal(SignalKind::hangup())?
+        };
+        Ok(ControlPlane { runtime, sighup })
+    }
+
+    /// Enters the control runtime, so that tasks spawned now (the store
+    /// writer) run on it once [`ControlPlane::run`] starts its thread.
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
+    /// Runs the watchers on a thread of their own until the process exits.
+    pub fn run(
+        self,
+        live: Arc<Live>,
+        writer: StoreWriter,
+        watch_interval: Duration,
+        phases: broadcast::Receiver<ExecutionPhase>,
+        ready: Readiness,
+    ) {
+        let ControlPlane { runtime, sighup } = self;
+        std::thread::Builder::new()
+            .name("strangler-control".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::spawn(on_sighup(live.clone(), sighup));
+                    tokio::spawn(watch_file(live.clone(), watch_interval));
+                    tokio::spawn(fleet::run(live.clone(), writer));
+                    tokio::spawn(crate::guard::run(live.clone()));
+                    track_readiness(phases, ready).await;
+                    // Keep reloading until the process exits.
+                    std::future::pending::<()>().await;
+                })
+            })
+            .expect("spawn the control thread");
+    }
+}
+
+async fn reload(live: &Arc<Live>, trigger: ReloadTrigger) {
+    let live = live.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || live.reload(trigger)).await {
+        error!("reload task failed: {e}");
+    }
+}
+
+/// Signals that arrive while a reload runs are coalesced by the stream, so a
+/// storm costs at most one reload at a time.
+async fn on_sighup(live: Arc<Live>, mut sighup: Signal) {
+    while sighup.recv().await.is_some() {
+        reload(&live, ReloadTrigger::Signal).await;
+    }
+}
+
+/// What identifies a version of the file on disk without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    // Follow symlinks: Kubernetes config maps swap a link.
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode: meta.ino(),
+    })
+}
+
+/// Polls the file's metadata; robust to editors that replace the file and to
+/// symlink swaps, which inotify-based watching misses. A change whose content
+/// is the same as the served version does not create a version.
+async fn watch_file(live: Arc<Live>, interval: Duration) {
+    let path: PathBuf = live.config_path().to_path_buf();
+    let mut last = stamp(&path);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = stamp(&path);
+        if now != last {
+            if now.is_none() {
+                warn!(
+                    "{} is gone; still serving the loaded version",
+                    path.display()
+                );
+            } else {
+                reload(&live, ReloadTrigger::FileChanged).await;
+            }
+            last = now;
+        }
+    }
+}
+
+/// The history store and the fleet: once the store is connected, number the
+/// served configuration and catch up on changes made elsewhere; then apply
+/// new fleet changes as they are announced (PostgreSQL `LISTEN`), with a
+/// poll every two seconds as a safety net (and for SQLite).
+mod fleet {
+    use super::*;
+    use rollback::history::{CHANGES_CHANNEL, History};
+
+    pub async fn run(live: Arc<Live>, writer: StoreWriter) {
+        let store = loop {
+            if let Some(s) = writer.connected(Duration::from_secs(3600)).await {
+                break s;
+            }
+        };
+        let history = loop {
+            match History::open(&store).await {
+                Ok(h) => break h,
+                Err(e) => {
+                    warn!("history tables unavailable: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        };
+        let postgres = history.is_postgres();
+        let handle = tokio::runtime::Handle::current();
+        {
+            let live = live.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || live.connect_history(history, handle)).await;
+        }
+        let (wake_tx, mut wake) = tokio::sync::mpsc::channel::<()>(16);
+        if postgres {
+            let url = live.startup_config().store.as_str().to_string();
+            tokio::spawn(listen(url, wake_tx));
+        }
+        let mut poll = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {}
+                Some(()) = wake.recv() => {}
+            }
+            let live = live.clone();
+            let _ = tokio::task::spawn_blocking(move || live.sync_fleet()).await;
+        }
+    }
+
+    /// Wakes the sync loop on every announced change; reconnects if the
+    /// connection drops.
+    async fn listen(url: String, wake: tokio::sync::mpsc::Sender<()>) {
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                        warn!("LISTEN {CHANGES_CHANNEL} failed: {e}");
+                    } else {
+                        info!("listening for fleet changes");
+                        // Anything announced while not listening is caught now.
+                        let _ = wake.try_send(());
+                        while listener.recv().await.is_ok() {
+                            let _ = wake.try_send(());
+                        }
+                    }
+                }
+                Err(e) => warn!("fleet listener cannot connect: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+async fn track_readiness(mut phases: broadcast::Receiver<ExecutionPhase>, ready: Readiness) {
+    tokio::spawn(async move {
+        loop {
+            match phases.recv().await {
+                Ok(ExecutionPhase::Running) => {
+                    ready.set(true);
+                    info!("ready: serving (pid {})", std::process::id());
+                }
+                Ok(ExecutionPhase::Setup | ExecutionPhase::Bootstrap) => {}
+                Ok(_) => ready.set(false),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}

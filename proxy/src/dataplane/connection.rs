@@ -1,0 +1,224 @@
+//! The connection loop in front of Pingora's HTTP/1 handling. Pingora times
+//! out each read of a request header, not the header as a whole, so a client
+//! sending one byte every few seconds (slowloris) could hold a connection for
+//! ever. Here the header of every request must arrive whole within a deadline
+//! from its first byte; otherwise the connection gets 408 and is closed. The
+//! bytes read are handed to Pingora, which parses them as usual.
+//!
+//! HTTP/2 (h2c preface or TLS ALPN) is handed to Pingora unchanged: its
+//! frames have their own flow control and limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{ALPN, Stream};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::hygiene::{MAX_HEADER_BYTES, request_line_ok};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How the loop waits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From the first byte of a request to the end of its header.
+    pub header_deadline: Duration,
+    /// Idle time allowed between requests on a kept-alive connection.
+    pub keepalive: Duration,
+}
+
+/// Counters the loop keeps: `strangler_rejected_requests_total` with
+/// reasons `header_timeout`, `headers_too_large` and `bad_request_line`.
+#[derive(Debug, Clone)]
+pub struct ConnectionStats {
+    pub header_timeouts: prometheus::IntCounter,
+    pub headers_too_large: prometheus::IntCounter,
+    pub bad_request_lines: prometheus::IntCounter,
+}
+
+/// Wraps Pingora's HTTP application (`HttpProxy`) with the header deadline.
+pub struct GuardedApp<A> {
+    app: Arc<A>,
+    limits: ConnectionLimits,
+    h2c: bool,
+    stats: ConnectionStats,
+}
+
+impl<A> std::fmt::Debug for GuardedApp<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedApp")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> GuardedApp<A> {
+    pub fn new(
+        app: A,
+        limits: ConnectionLimits,
+        h2c: bool,
+        stats: ConnectionStats,
+    ) -> GuardedApp<A> {
+        GuardedApp {
+            app: Arc::new(app),
+            limits,
+            h2c,
+            stats,
+        }
+    }
+}
+
+/// What reading one request header gave.
+enum Head {
+    /// Bytes up to (and maybe beyond) the end of the header.
+    Complete(BytesMut),
+    /// The client closed (or stayed idle past keep-alive) between requests.
+    Gone,
+    /// The header did not arrive whole in time.
+    TimedOut,
+    TooLarge,
+}
+
+fn header_complete(buf: &[u8]) -> bool {
+    // httparse also accepts bare LF line ends: LF LF ends a header too.
+    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+}
+
+async fn read_head(stream: &mut Stream, limits: ConnectionLimits) -> Head {
+    let mut buf = BytesMut::with_capacity(4096);
+    // Idle between requests: the keep-alive timeout; nothing is lost.
+    match tokio::time::timeout(limits.keepalive, stream.read_buf(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Gone,
+        Ok(Ok(_)) => {}
+    }
+    let deadline = Instant::now() + limits.header_deadline;
+    loop {
+        if header_complete(&buf) {
+            return Head::Complete(buf);
+        }
+        if buf.len() > MAX_HEADER_BYTES + 1024 {
+            return Head::TooLarge;
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            // A close mid-header: let the parser see what there is.
+            Ok(Ok(0)) | Ok(Err(_)) => return Head::Complete(buf),
+            Ok(Ok(_)) => {}
+            Err(_) => return Head::TimedOut,
+        }
+    }
+}
+
+async fn refuse(stream: &mut Stream, status: &str) {
+    let response = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.flush().await;
+    })
+    .await;
+}
+
+#[async_trait]
+impl<A> ServerApp for GuardedApp<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let tls = stream.get_ssl_digest().is_some();
+        let mut h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        if !tls && self.h2c && !h2 {
+            let mut preface = [0u8; H2_PREFACE.len()];
+            if let Ok(true) = stream.try_peek(&mut preface).await {
+                h2 = preface == H2_PREFACE;
+            }
+        }
+        if h2 {
+            return ServerApp::process_new(&self.app, stream, shutdown).await;
+        }
+
+        let mut settings = None;
+        loop {
+            let head = read_head(&mut stream, self.limits).await;
+            let prefix = match head {
+                Head::Complete(b) if request_line_ok(&b) => b,
+                Head::Complete(_) => {
+                    self.stats.bad_request_lines.inc();
+                    refuse(&mut stream, "400 Bad Request").await;
+                    return None;
+                }
+                Head::Gone => return None,
+                Head::TimedOut => {
+                    self.stats.header_timeouts.inc();
+                    refuse(&mut stream, "408 Request Timeout").await;
+                    return None;
+                }
+                Head::TooLarge => {
+                    self.stats.headers_too_large.inc();
+                    refuse(&mut stream, "431 Request Header Fields Too Large").await;
+                    return None;
+                }
+            };
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                Some(s) => pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session),
+                None => {
+                    session.set_keepalive(Some(self.limits.keepalive.as_secs().max(1)));
+                    session.set_keepalive_reuses_remaining(
+                        self.app
+                            .server_options()
+                            .and_then(|o| o.keepalive_request_limit),
+                    );
+                }
+            }
+            if *shutdown.borrow() {
+                // Draining (upgrade or SIGTERM): answer this request, then
+                // close, so that the client's next request opens a connection
+                // to the new process instead of racing our exit.
+                session.set_keepalive(None);
+            }
+            session.set_pipelined_prefix(prefix);
+            let reused = self.app.process_new_http(session, shutdown).await?;
+            let (s, persistent) = reused.consume();
+            stream = s;
+            settings = persistent;
+        }
+    }
+
+    async fn cleanup(&self) {
+        ServerApp::cleanup(self.app.as_ref()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_ends() {
+        assert!(header_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(header_complete(b"GET / HTTP/1.1\nHost: x\n\n"));
+        assert!(!header_complete(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+    }
+
+    #[test]
+    fn request_lines() {
+        assert!(request_line_ok(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(request_line_ok(b"GET / HTTP/1.0\n\n"));
+        assert!(request_line_ok(b"GET /partial"));
+        assert!(!request_line_ok(b"GET /a b HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_ok(b"GET  /a HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_ok(b"GET /a\tb HTTP/1.1\r\n\r\n"));
+        assert!(!request_line_ok(b"GET /a\r\n\r\n"));
+        assert!(!request_line_ok(b"GET /a HTTP/1.1 \r\n\r\n"));
+        assert!(!request_line_ok(b"GET /a HTTP/1.10\r\n\r\n"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Per-request state carried through Pingora's phases.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{BackendId, Side};
+use crate::live::LiveTable;
+use crate::metrics::{RouteMetrics, UpstreamErrorKind};
+use crate::shadow::ShadowCapture;
+
+/// Everything one request needs between phases. The live table is loaded
+/// once, when the context is made, so a reload in the middle of a request
+/// does not change what it sees.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub table: Arc<LiveTable>,
+    pub started: Instant,
+    pub request_id: RequestId,
+    /// Index into `Config::routes`; `None` for unmatched traffic.
+    pub route: Option<usize>,
+    pub side: Side,
+    pub backend: BackendId,
+    /// Path and query for the upstream when normalization changed the path.
+    pub upstream_path: Option<String>,
+    pub connect_attempts: usize,
+    pub upstream_error: Option<UpstreamErrorKind>,
+    /// The request was answered by the proxy itself before routing.
+    pub rejected: bool,
+    /// Set when this request is shadowed: what is kept of it.
+    pub shadow: Option<Box<ShadowCapture>>,
+    /// Request body bytes seen so far (for the route's limit).
+    pub body_bytes: u64,
+    /// Why the proxy refused the request mid-way, if it did.
+    pub refused: Option<crate::dataplane::hygiene::Rejection>,
+    /// Holds a place in the in-flight count until the request is done.
+    pub inflight: Option<InflightSlot>,
+}
+
+/// One request's place in the in-flight count; released on drop.
+#[derive(Debug)]
+pub struct InflightSlot(pub Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InflightSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl RequestCtx {
+    pub fn new(table: Arc<LiveTable>) -> RequestCtx {
+        let backend = table.config().default_backend;
+        RequestCtx {
+            table,
+            started: Instant::now(),
+            request_id: RequestId::generate(),
+            route: None,
+            side: Side::Legacy,
+            backend,
+            upstream_path: None,
+            connect_attempts: 0,
+            upstream_error: None,
+            rejected: false,
+            shadow: None,
+            body_bytes: 0,
+            refused: None,
+            inflight: None,
+        }
+    }
+
+    /// The largest request body the request's route accepts.
+    pub fn body_limit(&self) -> u64 {
+        match self.route {
+            Some(i) => self.table.config().routes[i].max_request_body.get(),
+            None => crate::config::compile::DEFAULT_MAX_REQUEST_BODY.get(),
+        }
+    }
+
+    pub fn route_metrics(&self) -> &RouteMetrics {
+        match self.route {
+            Some(i) => &self.table.route_metrics[i],
+            None => &self.table.default_metrics,
+        }
+    }
+
+    pub fn route_name(&self) -> &str {
+        match self.route {
+            Some(i) => self.table.config().routes[i].name.as_str(),
+            None => crate::config::DEFAULT_ROUTE_LABEL,
+        }
+    }
+
+    pub fn backend_name(&self) -> &str {
+        self.table.config().backend(self.backend).name.as_str()
+    }
+}
+
+/// A 128-bit random request id, printed as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 32]);
+
+impl RequestId {
+    pub fn generate() -> RequestId {
+        let (a, b) = (fast_random(), fast_random());
+        let mut out = [0u8; 32];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, byte) in a
+            .to_be_bytes()
+            .iter()
+            .chain(b.to_be_bytes().iter())
+            .enumerate()
+        {
+            out[2 * i] = HEX[(byte >> 4) as usize];
+            out[2 * i + 1] = HEX[(byte & 15) as usize];
+        }
+        RequestId(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex is ASCII")
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        // Seeded from the OS-randomized hasher keys; never zero.
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(std::process::id() as u64);
+        h.finish() | 1
+    });
+}
+
+/// xorshift64*: fast, per thread, not for secrets. Used for request ids and
+/// for `sticky: none` draws.
+pub fn fast_random() -> u64 {
+    RNG.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_hex_and_distinct() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}

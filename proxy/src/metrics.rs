@@ -1,0 +1,378 @@
+//! The Prometheus registry and the metric families named in the design brief.
+//! Their names and labels are an interface: dashboards and alerts depend on
+//! them. Label values come only from config names and fixed enums.
+//!
+//! On the request path nothing is looked up by label: [`RouteMetrics`] holds
+//! the resolved counters of one route, built once per configuration version,
+//! so counting a request is a few atomic additions.
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::config::Side;
+
+/// Upper bounds of the request duration histogram, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Status classes used as the `status_class` label.
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
+/// Kinds of upstream failure, the `kind` label of `strangler_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    Connect,
+    Tls,
+    ReadTimeout,
+    WriteTimeout,
+    Reset,
+    Protocol,
+    Other,
+}
+
+impl UpstreamErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "connect_refused",
+            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
+            UpstreamErrorKind::Connect => "connect_error",
+            UpstreamErrorKind::Tls => "tls",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
+            UpstreamErrorKind::WriteTimeout => "write_timeout",
+            UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::Protocol => "protocol",
+            UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// Outcomes of a shadow copy (`strangler_shadow_requests_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowOutcome {
+    Sent,
+    Skipped,
+    Error,
+    Timeout,
+}
+
+impl ShadowOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowOutcome::Sent => "sent",
+            ShadowOutcome::Skipped => "skipped",
+            ShadowOutcome::Error => "error",
+            ShadowOutcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// Why a shadow copy or its diff was dropped (`strangler_shadow_dropped_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    QueueFull,
+    TooLarge,
+    Method,
+    Store,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::TooLarge => "too_large",
+            DropReason::Method => "method",
+            DropReason::Store => "store",
+        }
+    }
+}
+
+impl shadow_diff::WriterEvents for Metrics {
+    fn stored(&self, route: &str, n: u64) {
+        self.shadow_stored.with_label_values(&[route]).inc_by(n);
+    }
+
+    fn dropped(&self, route: &str, n: u64) {
+        self.shadow_dropped
+            .with_label_values(&[route, DropReason::Store.as_str()])
+            .inc_by(n);
+    }
+}
+
+/// All metric families of one process.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub canary_percent: GaugeVec,
+    pub shadow_requests: IntCounterVec,
+    pub shadow_dropped: IntCounterVec,
+    pub shadow_diffs: IntCounterVec,
+    pub shadow_stored: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_version: IntGauge,
+    pub rollbacks: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let requests = counter(
+            "strangler_requests_total",
+            "Requests answered, by route, backend, side and status class.",
+            &["route", "backend", "side", "status_class"],
+        );
+        let upstream_errors = counter(
+            "strangler_upstream_errors_total",
+            "Failures talking to a backend, by route, side and kind.",
+            &["route", "side", "kind"],
+        );
+        let shadow_requests = counter(
+            "strangler_shadow_requests_total",
+            "Shadow copies, by route and outcome.",
+            &["route", "outcome"],
+        );
+        let shadow_dropped = counter(
+            "strangler_shadow_dropped_total",
+            "Shadow copies or diffs dropped, by route and reason.",
+            &["route", "reason"],
+        );
+        let shadow_diffs = counter(
+            "strangler_shadow_diffs_total",
+            "Compared shadow pairs, by route and verdict.",
+            &["route", "verdict"],
+        );
+        let shadow_stored = counter(
+            "strangler_shadow_stored_total",
+            "Compared shadow pairs written to the diff store, by route.",
+            &["route"],
+        );
+        let config_reloads = counter(
+            "strangler_config_reloads_total",
+            "Configuration reloads, by result.",
+            &["result"],
+        );
+        let rollbacks = counter(
+            "strangler_rollbacks_total",
+            "Rollbacks, by route and trigger.",
+            &["route", "trigger"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "strangler_request_duration_seconds",
+                "Time from request start to the end of the response, by route and side.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "side"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("unique metric");
+        let canary_percent = GaugeVec::new(
+            Opts::new(
+                "strangler_canary_percent",
+                "Share of a route's traffic served by the new side, in percent.",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(canary_percent.clone()))
+            .expect("unique metric");
+        let config_version = IntGauge::new(
+            "strangler_config_version",
+            "Version of the configuration being served.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(config_version.clone()))
+            .expect("unique metric");
+        // Reload results are shown as zero before the first reload, so an
+        // alert on the error rate has a series to evaluate.
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            upstream_errors,
+            canary_percent,
+            shadow_requests,
+            shadow_dropped,
+            shadow_diffs,
+            shadow_stored,
+            config_reloads,
+            config_version,
+            rollbacks,
+        }
+    }
+
+    /// Registers a family owned by another part of the proxy.
+    pub fn register_extra(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            log::warn!("metric registered twice: {e}");
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding does not fail");
+        out
+    }
+
+    /// Resolves the handles one route uses on the request path.
+    pub fn route(&self, route: &str, legacy_backend: &str, new_backend: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            sides: [
+                SideMetrics::new(self, route, legacy_backend, Side::Legacy),
+                SideMetrics::new(self, route, new_backend, Side::New),
+            ],
+        }
+    }
+}
+
+/// The counters of one route, resolved once per configuration version.
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    pub route: String,
+    sides: [SideMetrics; 2],
+}
+
+impl RouteMetrics {
+    pub fn side(&self, side: Side) -> &SideMetrics {
+        match side {
+            Side::Legacy => &self.sides[0],
+            Side::New => &self.sides[1],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SideMetrics {
+    by_status_class: [IntCounter; 6],
+    duration: Histogram,
+    upstream_errors: IntCounterVec,
+    route: String,
+    side: Side,
+}
+
+impl SideMetrics {
+    fn new(metrics: &Metrics, route: &str, backend: &str, side: Side) -> SideMetrics {
+        let by_status_class = STATUS_CLASSES.map(|class| {
+            metrics
+                .requests
+                .with_label_values(&[route, backend, side.as_str(), class])
+        });
+        SideMetrics {
+            by_status_class,
+            duration: metrics.duration.with_label_values(&[route, side.as_str()]),
+            upstream_errors: metrics.upstream_errors.clone(),
+            route: route.to_string(),
+            side,
+        }
+    }
+
+    pub fn observe(&self, status: u16, seconds: f64) {
+        self.by_status_class[status_class_index(status)].inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Requests answered and those with a 5xx status, since start.
+    pub fn totals(&self) -> (u64, u64) {
+        let all = self.by_status_class.iter().map(|c| c.get()).sum();
+        (all, self.by_status_class[4].get())
+    }
+
+    /// The duration histogram's cumulative bucket counts: (upper bound, count).
+    pub fn latency_buckets(&self) -> Vec<(f64, u64)> {
+        use prometheus::core::Metric;
+        let m = self.duration.metric();
+        let h = m.get_histogram();
+        let mut out: Vec<(f64, u64)> = h
+            .get_bucket()
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .collect();
+        out.push((f64::INFINITY, h.get_sample_count()));
+        out
+    }
+
+    /// Rare, so resolved by label when it happens.
+    pub fn upstream_error(&self, kind: UpstreamErrorKind) {
+        self.upstream_errors
+            .with_label_values(&[&self.route, self.side.as_str(), kind.as_str()])
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_names_match_the_brief() {
+        let m = Metrics::new();
+        let r = m.route("orders-read", "monolith", "orders");
+        r.side(Side::New).observe(200, 0.01);
+        r.side(Side::Legacy)
+            .upstream_error(UpstreamErrorKind::ConnectRefused);
+        m.canary_percent
+            .with_label_values(&["orders-read"])
+            .set(12.5);
+        m.config_version.set(3);
+        let text = String::from_utf8(m.render()).unwrap();
+        for needle in [
+            r#"strangler_requests_total{backend="orders",route="orders-read",side="new",status_class="2xx"} 1"#,
+            r#"strangler_request_duration_seconds_count{route="orders-read",side="new"} 1"#,
+            r#"strangler_upstream_errors_total{kind="connect_refused",route="orders-read",side="legacy"} 1"#,
+            r#"strangler_canary_percent{route="orders-read"} 12.5"#,
+            r#"strangler_config_reloads_total{result="error"} 0"#,
+            "strangler_config_version 3",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(STATUS_CLASSES[status_class_index(204)], "2xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(504)], "5xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(0)], "none");
+    }
+}

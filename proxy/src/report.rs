@@ -1,0 +1,186 @@
+//! Glue between the configuration, the store and `shadow_diff::report`: the
+//! thresholds of each route and the filters of a report request, shared by
+//! `strangler report` and the admin server's `/report` and `/api/` pages.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use shadow_diff::report::{self, Report, ReportFilter, ReportLimits, Threshold};
+use shadow_diff::{DiffStore, StoreError};
+
+use crate::config::Config;
+use crate::config::units::parse_duration;
+
+pub const DEFAULT_WINDOW: &str = "24h";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Each shadowed route's threshold from the configuration.
+pub fn thresholds(config: &Config) -> HashMap<String, Threshold> {
+    config
+        .routes
+        .iter()
+        .filter_map(|r| r.shadow.as_ref().map(|s| (r.name.to_string(), s.threshold)))
+        .collect()
+}
+
+/// Routes that shadow, in file order (for the filter form).
+pub fn shadowed_routes(config: &Config) -> Vec<String> {
+    config
+        .routes
+        .iter()
+        .filter(|r| r.shadow.is_some())
+        .map(|r| r.name.to_string())
+        .collect()
+}
+
+/// A report request as a person types it: route, tenant, window (`24h`).
+#[derive(Debug, Clone, Default)]
+pub struct ReportRequest {
+    pub route: Option<String>,
+    pub tenant: Option<String>,
+    pub since: Option<String>,
+    pub page: i64,
+}
+
+impl ReportRequest {
+    /// Reads `route`, `tenant`, `since` and `page` from a URL query.
+    pub fn from_query(query: &str) -> ReportRequest {
+        let mut r = ReportRequest::default();
+        for (k, v) in parse_query(query) {
+            let v = Some(v).filter(|v| !v.is_empty());
+            match k.as_str() {
+                "route" => r.route = v,
+                "tenant" => r.tenant = v,
+                "since" => r.since = v,
+                "page" => r.page = v.and_then(|p| p.parse().ok()).unwrap_or(0).max(0),
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// The same filters as a query string (for links), without the page.
+    pub fn query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.route {
+            parts.push(format!("route={}", encode(r)));
+        }
+        if let Some(t) = &self.tenant {
+            parts.push(format!("tenant={}", encode(t)));
+        }
+        if let Some(s) = &self.since {
+            parts.push(format!("since={}", encode(s)));
+        }
+        parts.join("&")
+    }
+
+    pub fn window(&self) -> Result<Duration, String> {
+        parse_duration(self.since.as_deref().unwrap_or(DEFAULT_WINDOW))
+    }
+
+    pub fn filter(&self, now: i64) -> Result<ReportFilter, String> {
+        let window = self.window()?;
+        Ok(ReportFilter {
+            route: self.route.clone(),
+            tenant: self.tenant.clone(),
+            since_ms: now - window.as_millis() as i64,
+            until_ms: now + 1,
+        })
+    }
+}
+
+pub async fn build(
+    store: &DiffStore,
+    request: &ReportRequest,
+    thresholds: &HashMap<String, Threshold>,
+) -> Result<Report, ReportError> {
+    let now = now_ms();
+    let filter = request.filter(now).map_err(ReportError::Request)?;
+    let limits = ReportLimits {
+        examples_offset: request.page * 10,
+        ..ReportLimits::default()
+    };
+    Ok(report::build(store, &filter, thresholds, limits, now).await?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Request(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `application/x-www-form-urlencoded` pairs.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_round_trip() {
+        let r =
+            ReportRequest::from_query("route=orders-read&tenant=acme%20corp&since=7d&page=2&x=1");
+        assert_eq!(r.route.as_deref(), Some("orders-read"));
+        assert_eq!(r.tenant.as_deref(), Some("acme corp"));
+        assert_eq!(r.page, 2);
+        assert_eq!(r.query(), "route=orders-read&tenant=acme%20corp&since=7d");
+        assert_eq!(r.window().unwrap(), Duration::from_secs(7 * 86_400));
+        assert!(ReportRequest::from_query("since=soon").window().is_err());
+        assert_eq!(parse_query("a=%zz&b=%41")[1].1, "A");
+        assert_eq!(parse_query("a=%zz")[0].1, "%zz");
+        assert_eq!(parse_query("a=%4")[0].1, "%4");
+    }
+}

@@ -1,0 +1,381 @@
+//! The route table: which route a request matches, which side serves it, and
+//! whether a copy is shadowed to the other side. Pure: no I/O, no clock, no
+//! randomness of its own (the caller passes entropy for `sticky: none`), so
+//! the proxy, `strangler explain` and the tests all share this one decision.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::net::IpAddr;
+
+use http::{HeaderMap, Method};
+
+use super::canary::{selected, stable_hash};
+use super::tenant::{Tenant, cookie, find_tenant, host_without_port};
+use crate::config::{
+    BackendId, Config, HostMatch, PathMatch, Percent, Route, RouteMatch, Side, Sticky,
+};
+
+/// What the routing decision needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    pub method: &'a Method,
+    /// `Host` header or `:authority`, port included or not.
+    pub host: Option<&'a str>,
+    /// The normalized path (see [`super::path::normalize_path`]).
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub client_ip: Option<IpAddr>,
+    /// Any number that differs between requests; used only by `sticky: none`
+    /// and when a request has no sticky key at all.
+    pub entropy: u64,
+}
+
+/// The sticky key that decided a canary draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Tenant,
+    Header,
+    Cookie,
+    Ip,
+    /// `sticky: none`: drawn per request.
+    Random,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Tenant => "tenant",
+            KeyKind::Header => "header",
+            KeyKind::Cookie => "cookie",
+            KeyKind::Ip => "client ip",
+            KeyKind::Random => "random draw",
+        }
+    }
+}
+
+/// Why the request went to its side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason {
+    /// No route matched: the `default` backend serves it.
+    NoRouteMatched,
+    /// The tenant is pinned to a side in the route's `tenants`.
+    TenantPinned,
+    /// The canary draw decided. `fallback` is true when the configured sticky
+    /// key was absent and the client address (or a random draw) stood in.
+    Canary {
+        key: KeyKind,
+        fallback: bool,
+        hash: u64,
+        percent: Percent,
+    },
+}
+
+/// Whether a copy of the request goes to the side that did not serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowDecision {
+    /// The route has no `shadow` block (or no route matched).
+    Off,
+    /// The method is not in the route's shadow methods.
+    MethodNotShadowed,
+    /// This key falls outside the shadow percentage.
+    NotSampled,
+    /// Copy to this side and backend.
+    Copy { side: Side, backend: BackendId },
+}
+
+/// The routing decision for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'r> {
+    /// Index of the route in [`Config::routes`].
+    pub route: Option<usize>,
+    pub side: Side,
+    pub backend: BackendId,
+    pub reason: Reason,
+    pub tenant: Option<Tenant<'r>>,
+    pub shadow: ShadowDecision,
+}
+
+/// The compiled table. Built once per configuration version; deciding never
+/// allocates except to decode a JWT tenant claim.
+#[derive(Debug)]
+pub struct RouteTable {
+    config: Config,
+    /// Route indices, most specific first.
+    order: Vec<usize>,
+    /// Per route: the salt of its canary draw (the `new` backend's name, so
+    /// that routes moving to one service move the same users together).
+    canary_salt: Vec<Vec<u8>>,
+    /// Per route: the salt of its shadow sampling.
+    shadow_salt: Vec<Vec<u8>>,
+}
+
+impl RouteTable {
+    pub fn new(config: Config) -> RouteTable {
+        let order = priority_order(&config.routes);
+        let canary_salt = config
+            .routes
+            .iter()
+            .map(|r| config.backend(r.new).name.as_str().as_bytes().to_vec())
+            .collect();
+        let shadow_salt = config
+            .routes
+            .iter()
+            .map(|r| format!("shadow:{}", r.name).into_bytes())
+            .collect();
+        RouteTable {
+            config,
+            order,
+            canary_salt,
+            shadow_salt,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Route indices, most specific first: the order in which they are tried.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// The first route, in priority order, whose conditions all hold.
+    pub fn match_route(&self, req: &RequestInfo<'_>) -> Option<usize> {
+        let host = req.host.map(host_without_port);
+        self.order
+            .iter()
+            .copied()
+            .find(|&i| route_matches(&self.config.routes[i].matcher, req, host))
+    }
+
+    pub fn decide<'r>(&self, req: &RequestInfo<'r>) -> Decision<'r> {
+        let Some(index) = self.match_route(req) else {
+            return Decision {
+                route: None,
+                side: Side::Legacy,
+                backend: self.config.default_backend,
+                reason: Reason::NoRouteMatched,
+                tenant: None,
+                shadow: ShadowDecision::Off,
+            };
+        };
+        let route = &self.config.routes[index];
+        let needs_tenant =
+            !route.pins.is_empty() || route.sticky == Sticky::Tenant || route.shadow.is_some();
+        let tenant = if needs_tenant {
+            find_tenant(&self.config.tenant, req.host, req.headers)
+        } else {
+            None
+        };
+
+        let pinned = tenant.as_ref().and_then(|t| route.pin_for(&t.id));
+        let (side, reason, key_hash) = match pinned {
+            Some(side) => (side, Reason::TenantPinned, None),
+            None => {
+                let (key, fallback, hash) = self.sticky_hash(index, route, req, tenant.as_ref());
+                let side = if selected(hash, route.canary) {
+                    Side::New
+                } else {
+                    Side::Legacy
+                };
+                let reason = Reason::Canary {
+                    key,
+                    fallback,
+                    hash,
+                    percent: route.canary,
+                };
+                (side, reason, Some((key, hash)))
+            }
+        };
+
+        let shadow = match &route.shadow {
+            None => ShadowDecision::Off,
+            Some(policy) if !policy.methods.contains(req.method) => {
+                ShadowDecision::MethodNotShadowed
+            }
+            Some(policy) => {
+                // Sampled on the same key as the canary, salted apart, so a
+                // given user is either always or never shadowed.
+                let key_bytes = match key_hash {
+                    Some((KeyKind::Random, _)) => req.entropy.to_le_bytes().to_vec(),
+                    Some((_, h)) => h.to_le_bytes().to_vec(),
+                    None => tenant
+                        .as_ref()
+                        .map(|t| t.id.as_bytes().to_vec())
+                        .unwrap_or_default(),
+                };
+                let h = stable_hash(&self.shadow_salt[index], &key_bytes);
+                if selected(h, policy.percent) {
+                    let other = side.other();
+                    ShadowDecision::Copy {
+                        side: other,
+                        backend: route.backend_for(other),
+                    }
+                } else {
+                    ShadowDecision::NotSampled
+                }
+            }
+        };
+
+        Decision {
+            route: Some(index),
+            side,
+            backend: route.backend_for(side),
+            reason,
+            tenant,
+            shadow,
+        }
+    }
+
+    fn sticky_hash(
+        &self,
+        index: usize,
+        route: &Route,
+        req: &RequestInfo<'_>,
+        tenant: Option<&Tenant<'_>>,
+    ) -> (KeyKind, bool, u64) {
+        let salt = &self.canary_salt[index];
+        let configured: Option<(KeyKind, Cow<'_, [u8]>)> = match &route.sticky {
+            Sticky::Tenant => tenant.map(|t| (KeyKind::Tenant, Cow::Borrowed(t.id.as_bytes()))),
+            Sticky::Header(name) => req
+                .headers
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (KeyKind::Header, Cow::Borrowed(v.as_bytes()))),
+            Sticky::Cookie(name) => cookie(req.headers, name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (KeyKind::Cookie, Cow::Borrowed(v.as_bytes()))),
+            Sticky::Ip => req.client_ip.map(|ip| (KeyKind::Ip, ip_bytes(ip))),
+            Sticky::None => {
+                return (
+                    KeyKind::Random,
+                    false,
+                    stable_hash(salt, &req.entropy.to_le_bytes()),
+                );
+            }
+        };
+        match configured {
+            Some((kind, bytes)) => (kind, false, stable_hash(salt, &bytes)),
+            // Requests without the key still stay on one side per client.
+            None => match req.client_ip {
+                Some(ip) => (KeyKind::Ip, true, stable_hash(salt, &ip_bytes(ip))),
+                None => (
+                    KeyKind::Random,
+                    true,
+                    stable_hash(salt, &req.entropy.to_le_bytes()),
+                ),
+            },
+        }
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> Cow<'static, [u8]> {
+    match ip {
+        IpAddr::V4(v4) => Cow::Owned(v4.octets().to_vec()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Cow::Owned(v4.octets().to_vec()),
+            None => Cow::Owned(v6.octets().to_vec()),
+        },
+    }
+}
+
+fn route_matches(m: &RouteMatch, req: &RequestInfo<'_>, host: Option<&str>) -> bool {
+    if !path_matches(&m.path, req.path) {
+        return false;
+    }
+    if let Some(methods) = &m.methods {
+        if !methods.contains(req.method) {
+            return false;
+        }
+    }
+    if let Some(expected) = &m.host {
+        let Some(host) = host else { return false };
+        let ok = match expected {
+            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len()
+                    && host.is_char_boundary(host.len() - s.len())
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    m.headers.iter().all(|(name, value)| {
+        req.headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.as_bytes() == value.as_bytes())
+    })
+}
+
+pub fn path_matches(p: &PathMatch, path: &str) -> bool {
+    match p {
+        PathMatch::Any => true,
+        PathMatch::Exact(e) => path == e,
+        PathMatch::Prefix(prefix) => {
+            prefix == "/"
+                || (path.starts_with(prefix.as_str())
+                    && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+        }
+        PathMatch::Regex(re) => re.is_match(path),
+    }
+}
+
+/// How specific a route is; larger sorts first.
+fn specificity(m: &RouteMatch) -> (u8, usize, usize) {
+    let (rank, len) = match &m.path {
+        PathMatch::Exact(p) => (3, p.len()),
+        PathMatch::Prefix(p) => (2, p.len()),
+        PathMatch::Regex(_) => (1, 0),
+        PathMatch::Any => (0, 0),
+    };
+    let conditions = m.methods.is_some() as usize + m.host.is_some() as usize + m.headers.len();
+    (rank, len, conditions)
+}
+
+/// Route indices, most specific first: exact before prefix before regex,
+/// longer prefixes first, then routes with more conditions (host, methods,
+/// headers); ties keep file order.
+pub fn priority_order(routes: &[Route]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..routes.len()).collect();
+    // Stable sort: equal keys keep file order.
+    order.sort_by_key(|&i| Reverse(specificity(&routes[i].matcher)));
+    order
+}
+
+/// True when `earlier` (tried first) matches every request `later` would
+/// match, so `later` can never be chosen. Conservative for regexes: only an
+/// identical regex is known to cover another.
+pub fn shadowed_by(later: &Route, earlier: &Route) -> bool {
+    let (l, e) = (&later.matcher, &earlier.matcher);
+    let path_covered = match (&e.path, &l.path) {
+        (PathMatch::Any, _) => true,
+        (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+        (PathMatch::Prefix(p), PathMatch::Exact(x))
+        | (PathMatch::Prefix(p), PathMatch::Prefix(x)) => {
+            path_matches(&PathMatch::Prefix(p.clone()), x)
+        }
+        (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
+        _ => false,
+    };
+    let methods_covered = match (&e.methods, &l.methods) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(em), Some(lm)) => lm.iter().all(|m| em.contains(m)),
+    };
+    let host_covered = match (&e.host, &l.host) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(HostMatch::Exact(a)), Some(HostMatch::Exact(b))) => a == b,
+        (Some(HostMatch::Suffix(s)), Some(HostMatch::Exact(b))) => b.ends_with(s.as_str()),
+        (Some(HostMatch::Suffix(a)), Some(HostMatch::Suffix(b))) => b.ends_with(a.as_str()),
+        (Some(HostMatch::Exact(_)), Some(HostMatch::Suffix(_))) => false,
+    };
+    let headers_covered = e.headers.iter().all(|h| l.headers.contains(h));
+    path_covered && methods_covered && host_covered && headers_covered
+}
+
+#[cfg(test)]
+mod tests;

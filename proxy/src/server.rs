@@ -1,0 +1,233 @@
+//! Assembles the process: the live table, the Pingora server with the proxy
+//! and admin services, and the control plane. `strangler serve` calls
+//! [`serve`], which runs until a shutdown signal.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use log::info;
+use pingora::apps::HttpServerOptions;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::services::listening::Service;
+
+use crate::admin::{AdminApp, Readiness};
+use crate::control::ControlPlane;
+use crate::dataplane::StranglerProxy;
+use crate::dataplane::connection::{ConnectionLimits, ConnectionStats, GuardedApp};
+use crate::dataplane::hygiene::Rejection;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::shadow::{ShadowEngine, ShadowQueue, ShadowService, ShadowSettings};
+use pingora::services::background::background_service;
+use shadow_diff::{StoreWriter, WriterSettings};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+/// Settings of `strangler serve` that are not in `routes.yaml`: they belong to
+/// the process, not to the routing.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    pub work_stealing: bool,
+    /// Take over the listening sockets of a running instance (zero-downtime
+    /// upgrade: start the new binary with this, then SIGQUIT the old one).
+    pub upgrade: bool,
+    pub pid_file: Option<PathBuf>,
+    pub upgrade_sock: Option<PathBuf>,
+    pub watch_interval: Duration,
+    /// Seconds between a SIGTERM and the final shutdown step.
+    pub grace_period: u64,
+    pub shutdown_timeout: u64,
+    pub shadow: ShadowSettings,
+    pub store: WriterSettings,
+    pub listeners: crate::live::ListenerOverrides,
+    /// From a request's first byte to the end of its header.
+    pub header_timeout: Duration,
+    /// Requests in flight above which new ones get a fast 503.
+    pub max_inflight: usize,
+}
+
+/// Where the pid file and upgrade socket go by default: derived from the
+/// config file's absolute path, so two proxies on one machine do not collide
+/// and an upgrade of the same instance finds its predecessor.
+fn runtime_paths(config: &Path) -> (PathBuf, PathBuf) {
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let key = crate::live::digest(&absolute.display().to_string());
+    let dir = std::env::temp_dir();
+    (
+        dir.join(format!("strangler-{}.pid", &key[..12])),
+        dir.join(format!("strangler-{}.sock", &key[..12])),
+    )
+}
+
+/// This process in diff records: host name and proxy port.
+fn instance_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("{host}:{port}")
+}
+
+pub fn serve(options: ServeOptions) -> Result<()> {
+    // First, so that a SIGHUP from now on reloads instead of killing us.
+    let control = ControlPlane::start().context("starting the control plane")?;
+
+    let metrics = Metrics::new();
+    let listen_port = options
+        .listeners
+        .listen
+        .map(|l| l.port())
+        .unwrap_or_else(|| {
+            crate::config::load(&options.config)
+                .map(|(c, _)| c.listen.port())
+                .unwrap_or(0)
+        });
+    let live = Live::load(
+        &options.config,
+        metrics,
+        instance_name(listen_port),
+        options.listeners,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let startup = live.startup_config().clone();
+    let current = live.current();
+    info!(
+        "configuration version {} from {}: {} routes, {} backends",
+        current.version,
+        options.config.display(),
+        current.config().routes.len(),
+        current.config().backends.len()
+    );
+
+    let (default_pid, default_sock) = runtime_paths(&options.config);
+    let conf = ServerConf {
+        threads: options.threads.max(1),
+        work_stealing: options.work_stealing,
+        pid_file: options
+            .pid_file
+            .clone()
+            .unwrap_or(default_pid)
+            .display()
+            .to_string(),
+        upgrade_sock: options
+            .upgrade_sock
+            .clone()
+            .unwrap_or(default_sock)
+            .display()
+            .to_string(),
+        grace_period_seconds: Some(options.grace_period),
+        graceful_shutdown_timeout_seconds: Some(options.shutdown_timeout),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: options.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+
+    // One single-threaded proxy service per worker, all on the same listening
+    // socket, like nginx workers: each has its own runtime and its own
+    // upstream connection pool, so a request, its upstream connection and the
+    // pool's idle watcher stay on one thread (no cross-thread wake-ups, which
+    // were the largest cost in a shared multi-threaded runtime).
+    // The diff store writer runs on the control runtime; the shadow engine
+    // on a service thread of its own. Neither is on the request path.
+    let writer = {
+        let _runtime = control.enter();
+        let events: Arc<dyn shadow_diff::WriterEvents> = Arc::new(live.metrics().clone());
+        StoreWriter::spawn(
+            startup.store.as_str().to_string(),
+            options.store.clone(),
+            events,
+        )
+    };
+    let (shadow_queue, shadow_jobs, shadow_budget) =
+        ShadowQueue::new(options.shadow.queue, options.shadow.memory);
+    let engine = Arc::new(ShadowEngine::new(
+        shadow_jobs,
+        shadow_budget,
+        options.shadow.clone(),
+        live.metrics().clone(),
+        writer.clone(),
+        live.instance.clone(),
+    ));
+    let mut shadow_service = background_service("strangler shadow", ShadowService(engine));
+    shadow_service.threads = Some(1);
+
+    let rejected = StranglerProxy::rejected_counter(live.metrics());
+    let connection_stats = ConnectionStats {
+        header_timeouts: rejected.with_label_values(&[Rejection::HeaderTimeout.as_str()]),
+        headers_too_large: rejected.with_label_values(&[Rejection::HeadersTooLarge.as_str()]),
+        bad_request_lines: rejected.with_label_values(&[Rejection::BadRequestLine.as_str()]),
+    };
+    let limits = ConnectionLimits {
+        header_deadline: options.header_timeout,
+        keepalive: Duration::from_secs(60),
+    };
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for n in 0..options.threads.max(1) {
+        let mut http = pingora::proxy::http_proxy(
+            &conf,
+            StranglerProxy::new(
+                live.clone(),
+                rejected.clone(),
+                shadow_queue.clone(),
+                inflight.clone(),
+                options.max_inflight,
+            ),
+        );
+        http.server_options = Some({
+            let mut o = HttpServerOptions::default();
+            o.h2c = true;
+            o
+        });
+        let app = GuardedApp::new(http, limits, true, connection_stats.clone());
+        let mut proxy = Service::new(format!("strangler proxy {n}"), app);
+        proxy.threads = Some(1);
+        proxy.add_tcp(&startup.listen.to_string());
+        if let Some(tls) = &startup.tls {
+            let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
+                &tls.cert, &tls.key,
+            )
+            .map_err(|e| anyhow::anyhow!("tls: cannot load {} / {}: {e}", tls.cert, tls.key))?;
+            settings.enable_h2();
+            proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        }
+        workers.push(proxy);
+    }
+
+    let ready = Readiness::default();
+    let mut admin = Service::new(
+        "strangler admin".to_string(),
+        HttpServer::new_app(AdminApp::new(live.clone(), ready.clone(), writer.clone())),
+    );
+    admin.threads = Some(1);
+    admin.add_tcp(&startup.admin.listen.to_string());
+
+    for proxy in workers {
+        server.add_service(proxy);
+    }
+    server.add_service(admin);
+    server.add_service(shadow_service);
+
+    control.run(
+        live.clone(),
+        writer.clone(),
+        options.watch_interval,
+        server.watch_execution_phase(),
+        ready,
+    );
+    info!(
+        "listening on {} (admin {})",
+        startup.listen, startup.admin.listen
+    );
+    server.run_forever();
+}

@@ -1,0 +1,127 @@
+//! What the request path keeps of a shadowed request: its body and the
+//! primary answer, each up to the route's `max_body`. Anything larger is
+//! dropped at once (and counted `too_large`); nothing here can delay or
+//! change what the client gets.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Method};
+use pingora::http::ResponseHeader;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::job::{CapturedResponse, ShadowJob, ShadowRuntime};
+use crate::config::{BackendId, Side};
+
+#[derive(Debug)]
+pub struct ShadowCapture {
+    pub runtime: Arc<ShadowRuntime>,
+    pub target_side: Side,
+    pub target_backend: BackendId,
+    pub tenant: Option<String>,
+    pub noise_probe: bool,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub path: String,
+    body: BytesMut,
+    response: Option<(u16, Vec<(String, String)>)>,
+    response_body: BytesMut,
+    pub too_large: bool,
+}
+
+impl ShadowCapture {
+    pub fn new(
+        runtime: Arc<ShadowRuntime>,
+        target_side: Side,
+        target_backend: BackendId,
+        tenant: Option<String>,
+        noise_probe: bool,
+    ) -> ShadowCapture {
+        ShadowCapture {
+            runtime,
+            target_side,
+            target_backend,
+            tenant,
+            noise_probe,
+            headers: Vec::new(),
+            path: String::new(),
+            body: BytesMut::new(),
+            response: None,
+            response_body: BytesMut::new(),
+            too_large: false,
+        }
+    }
+
+    fn fits(&mut self, have: usize, more: usize) -> bool {
+        if have + more > self.runtime.max_body {
+            self.too_large = true;
+            self.body = BytesMut::new();
+            self.response_body = BytesMut::new();
+        }
+        !self.too_large
+    }
+
+    pub fn request_chunk(&mut self, chunk: &Bytes) {
+        if self.fits(self.body.len(), chunk.len()) {
+            self.body.extend_from_slice(chunk);
+        }
+    }
+
+    pub fn response_head(&mut self, header: &ResponseHeader) {
+        let headers = header
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        self.response = Some((header.status.as_u16(), headers));
+    }
+
+    pub fn response_chunk(&mut self, chunk: &Bytes) {
+        if self.fits(self.response_body.len(), chunk.len()) {
+            self.response_body.extend_from_slice(chunk);
+        }
+    }
+
+    pub fn has_response(&self) -> bool {
+        self.response.is_some()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn into_job(
+        self,
+        method: Method,
+        request_id: String,
+        config_version: u64,
+        primary_side: Side,
+        latency: Duration,
+        target: HttpPeer,
+        legacy: HttpPeer,
+    ) -> Option<ShadowJob> {
+        let (status, headers) = self.response?;
+        Some(ShadowJob {
+            runtime: self.runtime,
+            config_version,
+            request_id,
+            tenant: self.tenant,
+            received_at: SystemTime::now() - latency,
+            method,
+            path: self.path,
+            headers: self.headers,
+            body: self.body.freeze(),
+            primary_side,
+            primary: CapturedResponse {
+                status,
+                headers,
+                body: self.response_body.freeze(),
+                latency,
+            },
+            target,
+            noise_probe: self.noise_probe.then_some(legacy),
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! The shadow engine: a background service on its own thread that takes
+//! jobs from the queue, sends copies (and noise probes) with a concurrency
+//! cap and a timeout, compares, learns noise, counts verdicts and hands
+//! redacted records to the store writer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use log::debug;
+use pingora::connectors::http::Connector;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use shadow_diff::{
+    ComparisonRecord, Exchange, NoiseDelta, NoiseModel, StoreItem, StoreWriter, StoredDifference,
+    StoredRequest, StoredResponse, compare, decode::decode_body,
+};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::client::{SendError, exchange, request_for};
+use super::job::{CapturedResponse, ShadowJob};
+use super::queue::Budget;
+use crate::config::Side;
+use crate::metrics::{DropReason, Metrics, ShadowOutcome};
+
+/// Process-wide limits of the shadow path (`strangler serve` flags).
+#[derive(Debug, Clone)]
+pub struct ShadowSettings {
+    pub queue: usize,
+    pub concurrency: usize,
+    pub memory: usize,
+}
+
+impl Default for ShadowSettings {
+    fn default() -> Self {
+        ShadowSettings {
+            queue: 1024,
+            concurrency: 64,
+            memory: 64 << 20,
+        }
+    }
+}
+
+/// Noise knowledge: totals (from the store, plus what this process learned)
+/// and what was learned since the last flush.
+#[derive(Debug, Default)]
+struct Noise {
+    totals: HashMap<String, NoiseModel>,
+    pending: HashMap<String, NoiseModel>,
+}
+
+pub struct ShadowEngine {
+    jobs: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
+    budget: Arc<Budget>,
+    settings: ShadowSettings,
+    metrics: Metrics,
+    writer: StoreWriter,
+    instance: String,
+    noise: Arc<Mutex<Noise>>,
+}
+
+impl std::fmt::Debug for ShadowEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShadowEngine")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(t: std::time::SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn decoded(r: &CapturedResponse) -> Exchange {
+    let encoding = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-encoding")
+        .map(|(_, v)| v.as_str());
+    // A body that does not decode is compared as it came.
+    let body = decode_body(encoding, &r.body).unwrap_or_else(|_| r.body.to_vec());
+    Exchange {
+        status: r.status,
+        headers: r.headers.clone(),
+        body,
+    }
+}
+
+impl ShadowEngine {
+    pub fn new(
+        jobs: mpsc::Receiver<ShadowJob>,
+        budget: Arc<Budget>,
+        settings: ShadowSettings,
+        metrics: Metrics,
+        writer: StoreWriter,
+        instance: String,
+    ) -> ShadowEngine {
+        ShadowEngine {
+            jobs: Mutex::new(Some(jobs)),
+            budget,
+            settings,
+            metrics,
+            writer,
+            instance,
+            noise: Arc::new(Mutex::new(Noise::default())),
+        }
+    }
+
+    fn outcome(&self, route: &str, outcome: ShadowOutcome) {
+        self.metrics
+            .shadow_requests
+            .with_label_values(&[route, outcome.as_str()])
+            .inc();
+    }
+
+    async fn process(self: Arc<Self>, connector: Arc<Connector>, job: ShadowJob) {
+        let rt = job.runtime.clone();
+        let route = rt.route.as_str();
+        let copy = async {
+            let req = request_for(&job, "1")?;
+            match tokio::time::timeout(
+                rt.timeout,
+                exchange(&connector, &job.target, req, job.body.clone(), rt.max_body),
+            )
+            .await
+            {
+                Ok(r) => r.map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        let probe = async {
+            let Some(peer) = &job.noise_probe else {
+                return None;
+            };
+            let req = request_for(&job, "noise").ok()?;
+            tokio::time::timeout(
+                rt.timeout,
+                exchange(&connector, peer, req, job.body.clone(), rt.max_body),
+            )
+            .await
+            .ok()?
+            .ok()
+        };
+        let (copy, probe) = tokio::join!(copy, probe);
+        let copy = match copy {
+            Ok(Some(r)) => {
+                self.outcome(route, ShadowOutcome::Sent);
+                r
+            }
+            Ok(None) => {
+                self.outcome(route, ShadowOutcome::Timeout);
+                return;
+            }
+            Err(SendError::TooLarge) => {
+                self.outcome(route, ShadowOutcome::Skipped);
+                self.metrics
+                    .shadow_dropped
+                    .with_label_values(&[route, DropReason::TooLarge.as_str()])
+                    .inc();
+                return;
+            }
+            Err(SendError::Failed(e)) => {
+                debug!("shadow copy for {route} failed: {e}");
+                self.outcome(route, ShadowOutcome::Error);
+                return;
+            }
+        };
+
+        let primary = decoded(&job.primary);
+        let other = decoded(&copy);
+        let (legacy, new, legacy_raw, new_raw) = match job.primary_side {
+            Side::Legacy => (&primary, &other, &job.primary, &copy),
+            Side::New => (&other, &primary, &copy, &job.primary),
+        };
+        let comparison = compare(&rt.compare, legacy, new);
+        let (verdict, differences) = {
+            let mut noise = self.noise.lock().unwrap_or_else(|e| e.into_inner());
+            let noise = &mut *noise;
+            if let Some(second) = probe.as_ref().map(decoded) {
+                let pair = compare(&rt.compare, legacy, &second);
+                noise
+                    .totals
+                    .entry(route.to_string())
+                    .or_default()
+                    .learn_legacy_pair(&pair.differences);
+                noise
+                    .pending
+                    .entry(route.to_string())
+                    .or_default()
+                    .learn_legacy_pair(&pair.differences);
+            }
+            noise
+                .totals
+                .entry(route.to_string())
+                .or_default()
+                .record_comparison(&comparison.differences);
+            noise
+                .pending
+                .entry(route.to_string())
+                .or_default()
+                .record_comparison(&comparison.differences);
+            let model = &noise.totals[route];
+            let verdict = model.verdict(&comparison.differences);
+            let differences: Vec<StoredDifference> = comparison
+                .differences
+                .iter()
+                .map(|d| {
+                    let key = d.field_key();
+                    StoredDifference {
+                        difference: rt.redactor.difference(d),
+                        class: model.class_of(&key),
+                        key,
+                    }
+                })
+                .collect();
+            (verdict, differences)
+        };
+        self.metrics
+            .shadow_diffs
+            .with_label_values(&[route, verdict.as_str()])
+            .inc();
+
+        let stored = |r: &CapturedResponse, e: &Exchange| StoredResponse {
+            status: r.status,
+            headers: rt.redactor.headers(&r.headers),
+            body: rt.redactor.body(&e.body),
+            latency_ms: r.latency.as_secs_f64() * 1000.0,
+        };
+        let record = ComparisonRecord {
+            id: job.request_id.clone(),
+            created_at_ms: millis(job.received_at),
+            route: route.to_string(),
+            config_version: job.config_version as i64,
+            tenant: job.tenant.clone(),
+            instance: self.instance.clone(),
+            request: StoredRequest {
+                method: job.method.to_string(),
+                path: rt.redactor.path(&job.path),
+                headers: rt.redactor.headers(
+                    &job.headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                body: rt.redactor.body(&job.body),
+            },
+            primary_side: job.primary_side.as_str().to_string(),
+            verdict,
+            legacy: stored(legacy_raw, legacy),
+            new: stored(new_raw, new),
+            differences,
+            more_differences: comparison.more,
+        };
+        self.writer.submit(StoreItem::Comparison(Box::new(record)));
+    }
+
+    fn flush_noise(&self) {
+        let pending = {
+            let mut noise = self.noise.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut noise.pending)
+        };
+        for (route, model) in pending {
+            if !model.is_empty() {
+                self.writer
+                    .submit(StoreItem::Noise(NoiseDelta { route, model }));
+            }
+        }
+    }
+
+    /// Totals from the store (shared by a fleet), plus what is not flushed.
+    async fn refresh_noise(&self) {
+        let Some(store) = self.writer.store() else {
+            return;
+        };
+        let Ok(Ok(stored)) =
+            tokio::time::timeout(Duration::from_secs(5), store.noise_models()).await
+        else {
+            return;
+        };
+        let mut noise = self.noise.lock().unwrap_or_else(|e| e.into_inner());
+        let mut totals = stored;
+        for (route, model) in &noise.pending {
+            totals.entry(route.clone()).or_default().merge(model);
+        }
+        noise.totals = totals;
+    }
+}
+
+/// A job and a concurrency permit for it. Cancel-safe: dropping it returns
+/// the permit and loses no job.
+async fn next_job(
+    jobs: &mut mpsc::Receiver<ShadowJob>,
+    permits: &Arc<Semaphore>,
+) -> Option<(ShadowJob, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.ok()?;
+    let job = jobs.recv().await?;
+    Some((job, permit))
+}
+
+/// The engine as a Pingora background service (its own runtime thread).
+#[derive(Debug)]
+pub struct ShadowService(pub Arc<ShadowEngine>);
+
+#[async_trait]
+impl BackgroundService for ShadowService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.0.clone().run(shutdown).await
+    }
+}
+
+impl ShadowEngine {
+    async fn run(self: Arc<Self>, mut shutdown: ShutdownWatch) {
+        let Some(mut jobs) = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let connector = Arc::new(Connector::new(None));
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut flush = tokio::time::interval(Duration::from_secs(2));
+        let mut refresh = tokio::time::interval(Duration::from_secs(30));
+        let mut refreshed_after_connect = false;
+        let started = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    self.flush_noise();
+                    return;
+                }
+                _ = flush.tick() => {
+                    self.flush_noise();
+                    if !refreshed_after_connect && self.writer.store().is_some() {
+                        refreshed_after_connect = true;
+                        self.refresh_noise().await;
+                    }
+                }
+                _ = refresh.tick() => {
+                    if started.elapsed() > Duration::from_secs(1) {
+                        self.refresh_noise().await;
+                    }
+                }
+                next = next_job(&mut jobs, &permits) => {
+                    let Some((job, permit)) = next else { return };
+                    let engine = self.clone();
+                    let connector = connector.clone();
+                    let budget = self.budget.clone();
+                    tokio::spawn(async move {
+                        let weight = job.weight();
+                        engine.process(connector, job).await;
+                        budget.release(weight);
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+}

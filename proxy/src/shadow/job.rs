@@ -1,0 +1,73 @@
+//! A shadow job: everything the engine needs to send a copy and compare,
+//! detached from the request that produced it.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use pingora::upstreams::peer::HttpPeer;
+use shadow_diff::{CompareRules, Redactor};
+
+use crate::config::{Percent, Route, ShadowPolicy, Side};
+
+/// A route's shadow settings, compiled once per configuration version.
+#[derive(Debug)]
+pub struct ShadowRuntime {
+    pub route: String,
+    pub compare: CompareRules,
+    pub redactor: Redactor,
+    pub timeout: Duration,
+    pub max_body: usize,
+    pub noise_sample: Percent,
+}
+
+impl ShadowRuntime {
+    pub fn new(route: &Route, policy: &ShadowPolicy) -> ShadowRuntime {
+        ShadowRuntime {
+            route: route.name.to_string(),
+            compare: policy.compare.clone(),
+            // Validated when the config was compiled.
+            redactor: Redactor::new(&policy.redact).unwrap_or_default(),
+            timeout: policy.timeout,
+            max_body: policy.max_body.get() as usize,
+            noise_sample: policy.noise_sample,
+        }
+    }
+}
+
+/// One primary answer, as the client received it (body not yet decoded).
+#[derive(Debug, Clone, Default)]
+pub struct CapturedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub latency: Duration,
+}
+
+#[derive(Debug)]
+pub struct ShadowJob {
+    pub runtime: std::sync::Arc<ShadowRuntime>,
+    pub config_version: u64,
+    pub request_id: String,
+    pub tenant: Option<String>,
+    pub received_at: SystemTime,
+    pub method: Method,
+    /// Path and query exactly as the primary upstream received them.
+    pub path: String,
+    /// Request headers as the primary upstream received them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    pub primary_side: Side,
+    pub primary: CapturedResponse,
+    /// Where the copy goes (the side that did not serve).
+    pub target: HttpPeer,
+    /// A legacy peer for the noise probe, when this job is sampled for it.
+    pub noise_probe: Option<HttpPeer>,
+}
+
+impl ShadowJob {
+    /// Bytes this job holds, charged against the shadow memory budget.
+    pub fn weight(&self) -> usize {
+        1024 + self.body.len() + self.primary.body.len()
+    }
+}

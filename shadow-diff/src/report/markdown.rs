@@ -1,0 +1,105 @@
+//! The report in Markdown, to paste into a change ticket: the verdict per
+//! route with its numbers, the fields that differ, and the lines to add to
+//! routes.yaml for noise.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::html::format_time;
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+/// Escapes what would break a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(report: &Report) -> String {
+    let f = &report.filter;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Shadow diff report\n");
+    let _ = writeln!(
+        out,
+        "Comparisons from {} to {}{}{}; generated {}.\n",
+        format_time(f.since_ms),
+        format_time(f.until_ms),
+        f.route
+            .as_ref()
+            .map(|r| format!(", route `{r}`"))
+            .unwrap_or_default(),
+        f.tenant
+            .as_ref()
+            .map(|t| format!(", tenant `{t}`"))
+            .unwrap_or_default(),
+        format_time(report.generated_at_ms)
+    );
+    if report.routes.is_empty() {
+        out.push_str("No shadow comparisons in this window.\n");
+        return out;
+    }
+    out.push_str(
+        "| Route | Verdict | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n",
+    );
+    out.push_str("|---|---|---:|---:|---:|---|\n");
+    for r in &report.routes {
+        let _ = writeln!(
+            out,
+            "| `{}` | **{}** | {} | {} ({}–{}) | {} | {} |",
+            r.route,
+            r.verdict.label(),
+            r.compared,
+            pct(r.real_diff_rate),
+            pct(r.real_diff_rate_ci95[0]),
+            pct(r.real_diff_rate_ci95[1]),
+            pct(r.noise_rate),
+            r.config_versions
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for r in &report.routes {
+        let _ = writeln!(out, "\n### `{}`: {}\n", r.route, r.verdict.label());
+        let _ = writeln!(out, "{}.\n", r.verdict_reason);
+        if r.fields.is_empty() {
+            out.push_str("No differing fields.\n");
+            continue;
+        }
+        out.push_str("| Field | Class | Count | Share | Example (legacy → new) | Why |\n|---|---|---:|---:|---|---|\n");
+        for field in &r.fields {
+            let example = field
+                .examples
+                .first()
+                .map(|e| {
+                    format!(
+                        "`{}` → `{}`",
+                        cell(e.legacy.as_deref().unwrap_or("(absent)")),
+                        cell(e.new.as_deref().unwrap_or("(absent)"))
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                cell(&field.field),
+                field.class.as_str(),
+                field.count,
+                pct(field.share),
+                example,
+                cell(&field.why)
+            );
+        }
+        let noise = super::merged_suggestions(&r.fields);
+        if !noise.is_empty() {
+            out.push_str("\nNoise to ignore (add to the route's `shadow.compare`):\n\n```yaml\n");
+            for s in noise {
+                let _ = writeln!(out, "{s}");
+            }
+            out.push_str("```\n");
+        }
+    }
+    out
+}

@@ -1,0 +1,553 @@
+//! Diff reports: may this route move on? Built from the store for a time
+//! window (and optionally a route and a tenant): per route, the comparisons,
+//! the real-diff rate with a 95% confidence interval, the noise rate, a
+//! verdict against the route's threshold, the trend, the config versions
+//! covered, the fields that differ most (real or noise, and why) and
+//! examples. Rendered as JSON (the [`Report`] itself, a stable shape), as
+//! HTML ([`html`]) and as Markdown ([`markdown`]).
+
+pub mod html;
+pub mod markdown;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::noise::{FieldClass, NoiseModel};
+use crate::record::ComparisonRecord;
+use crate::store::{DiffQuery, DiffStore, StoreError};
+
+/// Version of the JSON shape; bumped only on incompatible changes.
+pub const REPORT_VERSION: u32 = 1;
+
+/// When a route is ready to move on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Largest acceptable real-diff rate, as a fraction (0.01 = 1%).
+    pub max_diff_rate: f64,
+    /// Fewest comparisons a verdict is based on.
+    pub min_samples: u64,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        }
+    }
+}
+
+/// What the report covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportFilter {
+    pub route: Option<String>,
+    pub tenant: Option<String>,
+    /// Unix milliseconds; the window is `[since, until)`.
+    pub since_ms: i64,
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteVerdict {
+    Ready,
+    NotReady,
+    NotEnoughData,
+}
+
+impl RouteVerdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteVerdict::Ready => "ready",
+            RouteVerdict::NotReady => "not ready",
+            RouteVerdict::NotEnoughData => "not enough data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub generated_at_ms: i64,
+    pub filter: ReportFilter,
+    pub routes: Vec<RouteReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteReport {
+    pub route: String,
+    /// Comparisons made in the window.
+    pub compared: u64,
+    /// Comparisons with at least one real difference.
+    pub real_diffs: u64,
+    /// Comparisons whose differences are all noise.
+    pub noise_only: u64,
+    pub real_diff_rate: f64,
+    /// Wilson score interval, 95%.
+    pub real_diff_rate_ci95: [f64; 2],
+    pub noise_rate: f64,
+    pub threshold: Threshold,
+    pub verdict: RouteVerdict,
+    pub verdict_reason: String,
+    pub config_versions: Vec<i64>,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    pub trend: Vec<TrendPoint>,
+    pub fields: Vec<FieldReport>,
+    /// Newest comparisons that differed (a page of them).
+    pub examples: Vec<ComparisonRecord>,
+    /// All stored differing comparisons in the window (for paging).
+    pub stored_diffs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    /// Start of the bucket, unix milliseconds.
+    pub start_ms: i64,
+    pub compared: u64,
+    pub real_diffs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldReport {
+    /// Generalized field: `/items/*/price`, `header:etag`, `status`.
+    pub field: String,
+    pub class: FieldClass,
+    /// Why it is in its class (noise evidence counts).
+    pub why: String,
+    /// Stored comparisons in which it differed.
+    pub count: u64,
+    /// `count` over all comparisons in the window.
+    pub share: f64,
+    pub examples: Vec<FieldExample>,
+    /// For noise: the line to paste into the route's `shadow.compare`.
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldExample {
+    pub id: String,
+    pub legacy: Option<String>,
+    pub new: Option<String>,
+}
+
+/// 95% Wilson score interval for `x` successes in `n` trials.
+pub fn wilson(x: u64, n: u64) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (x, n) = (x as f64, n as f64);
+    let z = 1.959_963_984_540_054_f64;
+    let p = x / n;
+    let denom = 1.0 + z * z / n;
+    let center = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    let low = if x == 0.0 {
+        0.0
+    } else {
+        (center - half).max(0.0)
+    };
+    let high = if x == n {
+        1.0
+    } else {
+        (center + half).min(1.0)
+    };
+    [low, high]
+}
+
+/// Ready when the interval lies under the threshold, not ready when it lies
+/// above it, and not enough data otherwise (or below the minimum sample).
+pub fn route_verdict(compared: u64, real: u64, t: &Threshold) -> (RouteVerdict, String) {
+    let [low, high] = wilson(real, compared);
+    let pct = |x: f64| format!("{:.2}%", x * 100.0);
+    if compared < t.min_samples {
+        return (
+            RouteVerdict::NotEnoughData,
+            format!(
+                "{compared} comparisons; at least {} are needed",
+                t.min_samples
+            ),
+        );
+    }
+    if high <= t.max_diff_rate {
+        (
+            RouteVerdict::Ready,
+            format!(
+                "real-diff rate {} (95% CI {}–{}) is under the {} threshold",
+                pct(real as f64 / compared as f64),
+                pct(low),
+                pct(high),
+                pct(t.max_diff_rate)
+            ),
+        )
+    } else if low > t.max_diff_rate {
+        (
+            RouteVerdict::NotReady,
+            format!(
+                "real-diff rate {} (95% CI {}–{}) is over the {} threshold",
+                pct(real as f64 / compared as f64),
+                pct(low),
+                pct(high),
+                pct(t.max_diff_rate)
+            ),
+        )
+    } else {
+        (
+            RouteVerdict::NotEnoughData,
+            format!(
+                "real-diff rate {} (95% CI {}–{}) straddles the {} threshold; more comparisons will decide",
+                pct(real as f64 / compared as f64),
+                pct(low),
+                pct(high),
+                pct(t.max_diff_rate)
+            ),
+        )
+    }
+}
+
+/// The `shadow.compare` line that would silence a noise field.
+pub fn suggestion(field: &str) -> Option<String> {
+    if let Some(h) = field.strip_prefix("header:") {
+        Some(format!("ignore_headers: [{h}]"))
+    } else if field.starts_with('/') {
+        Some(format!("ignore_fields: [{field}]"))
+    } else {
+        None
+    }
+}
+
+/// The noise fields' suggestions merged into one line per key, ready to
+/// paste: `ignore_fields: [/a, /b]`, `ignore_headers: [etag]`.
+pub fn merged_suggestions(fields: &[FieldReport]) -> Vec<String> {
+    let mut pointers = Vec::new();
+    let mut headers = Vec::new();
+    for f in fields.iter().filter(|f| f.class == FieldClass::Noise) {
+        if let Some(h) = f.field.strip_prefix("header:") {
+            headers.push(h.to_string());
+        } else if f.field.starts_with('/') {
+            pointers.push(f.field.clone());
+        }
+    }
+    let mut out = Vec::new();
+    if !pointers.is_empty() {
+        out.push(format!("ignore_fields: [{}]", pointers.join(", ")));
+    }
+    if !headers.is_empty() {
+        out.push(format!("ignore_headers: [{}]", headers.join(", ")));
+    }
+    out
+}
+
+/// How many examples per route and per field a report carries.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportLimits {
+    pub fields: usize,
+    pub examples_per_field: usize,
+    pub examples: i64,
+    pub examples_offset: i64,
+    /// Trend bucket width.
+    pub bucket_ms: i64,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        ReportLimits {
+            fields: 25,
+            examples_per_field: 3,
+            examples: 10,
+            examples_offset: 0,
+            bucket_ms: 3_600_000,
+        }
+    }
+}
+
+/// Builds the report. `thresholds` gives each route's threshold (routes not
+/// in it get the default).
+pub async fn build(
+    store: &DiffStore,
+    filter: &ReportFilter,
+    thresholds: &HashMap<String, Threshold>,
+    limits: ReportLimits,
+    now_ms: i64,
+) -> Result<Report, StoreError> {
+    let noise = store.noise_models().await?;
+    let counts = store
+        .counts(
+            filter.route.as_deref(),
+            filter.tenant.as_deref(),
+            Some(filter.since_ms),
+        )
+        .await?;
+    let mut by_route: BTreeMap<String, Vec<&crate::store::CountRow>> = BTreeMap::new();
+    for c in counts
+        .iter()
+        .filter(|c| c.minute * 60_000 < filter.until_ms)
+    {
+        by_route.entry(c.route.clone()).or_default().push(c);
+    }
+    let mut routes = Vec::new();
+    for (route, rows) in by_route {
+        let model = noise.get(&route).cloned().unwrap_or_default();
+        let threshold = thresholds.get(&route).copied().unwrap_or_default();
+        routes.push(route_report(store, filter, &route, &rows, &model, threshold, limits).await?);
+    }
+    Ok(Report {
+        report_version: REPORT_VERSION,
+        generated_at_ms: now_ms,
+        filter: filter.clone(),
+        routes,
+    })
+}
+
+/// Binds a `Vec` of text parameters after `first` numbered ones.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn route_report(
+    store: &DiffStore,
+    filter: &ReportFilter,
+    route: &str,
+    rows: &[&crate::store::CountRow],
+    model: &NoiseModel,
+    threshold: Threshold,
+    limits: ReportLimits,
+) -> Result<RouteReport, StoreError> {
+    let compared: u64 = rows.iter().map(|r| r.n as u64).sum();
+    let mut versions: Vec<i64> = rows.iter().map(|r| r.config_version).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let first_ms = rows.iter().map(|r| r.minute * 60_000).min();
+    let last_ms = rows.iter().map(|r| r.minute * 60_000 + 59_999).max();
+
+    // Fields of stored diffs in the window, classed with today's knowledge.
+    let tenant_clause = if filter.tenant.is_some() {
+        " AND tenant = $4"
+    } else {
+        ""
+    };
+    let field_sql = format!(
+        "SELECT field, CAST(COUNT(*) AS BIGINT) FROM diff_fields WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause} \
+         GROUP BY field ORDER BY COUNT(*) DESC, field"
+    );
+    let mut q = sqlx::query(&field_sql)
+        .bind(route)
+        .bind(filter.since_ms)
+        .bind(filter.until_ms);
+    if let Some(t) = &filter.tenant {
+        q = q.bind(t.as_str());
+    }
+    let field_rows = q.fetch_all(store.pool()).await?;
+    let fields_all: Vec<(String, u64)> = field_rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)? as u64)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let noise_fields: Vec<&str> = fields_all
+        .iter()
+        .filter(|(f, _)| model.class_of(f) == FieldClass::Noise)
+        .map(|(f, _)| f.as_str())
+        .collect();
+
+    // A stored comparison is a real diff if any of its fields is real now.
+    let base = if filter.tenant.is_some() { 5 } else { 4 };
+    let not_noise = if noise_fields.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND field NOT IN ({})",
+            placeholders(base, noise_fields.len())
+        )
+    };
+    let stored_sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM diffs WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}"
+    );
+    let mut q = sqlx::query(&stored_sql)
+        .bind(route)
+        .bind(filter.since_ms)
+        .bind(filter.until_ms);
+    if let Some(t) = &filter.tenant {
+        q = q.bind(t.as_str());
+    }
+    let stored_diffs = q.fetch_one(store.pool()).await?.try_get::<i64, _>(0)? as u64;
+
+    let bucket = limits.bucket_ms.max(60_000);
+    let real_sql = format!(
+        "SELECT (created_at / {bucket}) * {bucket} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
+         WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}{not_noise} GROUP BY b ORDER BY b"
+    );
+    let mut q = sqlx::query(&real_sql)
+        .bind(route)
+        .bind(filter.since_ms)
+        .bind(filter.until_ms);
+    if let Some(t) = &filter.tenant {
+        q = q.bind(t.as_str());
+    }
+    for f in &noise_fields {
+        q = q.bind(*f);
+    }
+    let mut real_by_bucket: BTreeMap<i64, u64> = BTreeMap::new();
+    for r in q.fetch_all(store.pool()).await? {
+        real_by_bucket.insert(r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? as u64);
+    }
+    let real_diffs: u64 = real_by_bucket.values().sum();
+    let noise_only = stored_diffs.saturating_sub(real_diffs);
+
+    let mut compared_by_bucket: BTreeMap<i64, u64> = BTreeMap::new();
+    for r in rows {
+        *compared_by_bucket
+            .entry((r.minute * 60_000) / bucket * bucket)
+            .or_default() += r.n as u64;
+    }
+    let trend = compared_by_bucket
+        .iter()
+        .map(|(start, n)| TrendPoint {
+            start_ms: *start,
+            compared: *n,
+            real_diffs: real_by_bucket.get(start).copied().unwrap_or(0),
+        })
+        .collect();
+
+    let mut fields = Vec::new();
+    for (field, count) in fields_all.iter().take(limits.fields) {
+        let examples =
+            field_examples(store, filter, route, field, limits.examples_per_field).await?;
+        let class = model.class_of(field);
+        fields.push(FieldReport {
+            field: field.clone(),
+            class,
+            why: model.evidence(field),
+            count: *count,
+            share: if compared == 0 {
+                0.0
+            } else {
+                *count as f64 / compared as f64
+            },
+            examples,
+            suggestion: (class == FieldClass::Noise)
+                .then(|| suggestion(field))
+                .flatten(),
+        });
+    }
+
+    let examples = store
+        .diffs(&DiffQuery {
+            route: Some(route.to_string()),
+            tenant: filter.tenant.clone(),
+            since_ms: Some(filter.since_ms),
+            until_ms: Some(filter.until_ms),
+            limit: limits.examples,
+            offset: limits.examples_offset,
+            ..Default::default()
+        })
+        .await?;
+
+    let (verdict, verdict_reason) = route_verdict(compared, real_diffs.min(compared), &threshold);
+    let rate = |x: u64| {
+        if compared == 0 {
+            0.0
+        } else {
+            x as f64 / compared as f64
+        }
+    };
+    Ok(RouteReport {
+        route: route.to_string(),
+        compared,
+        real_diffs,
+        noise_only,
+        real_diff_rate: rate(real_diffs),
+        real_diff_rate_ci95: wilson(real_diffs.min(compared), compared),
+        noise_rate: rate(noise_only),
+        threshold,
+        verdict,
+        verdict_reason,
+        config_versions: versions,
+        first_ms,
+        last_ms,
+        trend,
+        fields,
+        examples,
+        stored_diffs,
+    })
+}
+
+async fn field_examples(
+    store: &DiffStore,
+    filter: &ReportFilter,
+    route: &str,
+    field: &str,
+    limit: usize,
+) -> Result<Vec<FieldExample>, StoreError> {
+    let rows = store
+        .diffs(&DiffQuery {
+            route: Some(route.to_string()),
+            tenant: filter.tenant.clone(),
+            since_ms: Some(filter.since_ms),
+            until_ms: Some(filter.until_ms),
+            field: Some(field.to_string()),
+            limit: limit as i64,
+            ..Default::default()
+        })
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let d = r.differences.iter().find(|d| d.key == field)?;
+            Some(FieldExample {
+                id: r.id.clone(),
+                legacy: d.difference.legacy.clone(),
+                new: d.difference.new.clone(),
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_reflects_the_sample_size() {
+        let small = wilson(3, 10);
+        let large = wilson(3_000, 10_000);
+        assert!(small[1] - small[0] > 0.4, "{small:?}");
+        assert!(large[1] - large[0] < 0.02, "{large:?}");
+        assert!(small[0] < 0.3 && 0.3 < small[1]);
+        assert_eq!(wilson(0, 0), [0.0, 1.0]);
+        let zero = wilson(0, 1000);
+        assert_eq!(zero[0], 0.0);
+        assert!(zero[1] < 0.004);
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        };
+        assert_eq!(route_verdict(50, 0, &t).0, RouteVerdict::NotEnoughData);
+        assert_eq!(route_verdict(2000, 2, &t).0, RouteVerdict::Ready);
+        assert_eq!(route_verdict(2000, 100, &t).0, RouteVerdict::NotReady);
+        // 1 in 100 is consistent with both sides of 1%.
+        let (v, why) = route_verdict(100, 1, &t);
+        assert_eq!(v, RouteVerdict::NotEnoughData);
+        assert!(why.contains("straddles"), "{why}");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            suggestion("/meta/*/id").as_deref(),
+            Some("ignore_fields: [/meta/*/id]")
+        );
+        assert_eq!(
+            suggestion("header:etag").as_deref(),
+            Some("ignore_headers: [etag]")
+        );
+        assert_eq!(suggestion("status"), None);
+    }
+}

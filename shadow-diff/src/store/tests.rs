@@ -1,0 +1,392 @@
+//! The same store tests on SQLite (a temporary file) and on the PostgreSQL
+//! server of this machine (a fresh schema per test). Neither is skipped: a
+//! missing PostgreSQL fails the test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+use crate::compare::{DiffKind, Difference};
+use crate::noise::FieldClass;
+use crate::record::{NoiseDelta, StoredRequest, StoredResponse};
+use crate::store::writer::{StoreWriter, WriterEvents, WriterSettings};
+
+use super::testing::{fresh_postgres_url, system_time_nanos};
+
+async fn both(tag: &str) -> Vec<(String, DiffStore, tempfile_dir::Dir)> {
+    let dir = tempfile_dir::Dir::new(tag);
+    let sqlite_url = format!("sqlite://{}/diffs.db", dir.path.display());
+    let sqlite = DiffStore::connect(&sqlite_url).await.expect("sqlite store");
+    let pg_url = fresh_postgres_url(tag).await;
+    let pg = DiffStore::connect(&pg_url).await.expect("postgres store");
+    vec![
+        ("sqlite".to_string(), sqlite, dir),
+        ("postgres".to_string(), pg, tempfile_dir::Dir::new("unused")),
+    ]
+}
+
+/// A temporary directory without another dependency.
+mod tempfile_dir {
+    #[derive(Debug)]
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let path = std::env::temp_dir().join(format!(
+                "shadow-diff-{tag}-{}-{}",
+                std::process::id(),
+                super::system_time_nanos()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn record(
+    id: &str,
+    route: &str,
+    at: i64,
+    verdict: Verdict,
+    fields: &[(&str, FieldClass)],
+) -> ComparisonRecord {
+    ComparisonRecord {
+        id: id.into(),
+        created_at_ms: at,
+        route: route.into(),
+        config_version: 3,
+        tenant: Some("acme".into()),
+        instance: "test".into(),
+        request: StoredRequest {
+            method: "GET".into(),
+            path: "/api/orders/1".into(),
+            headers: vec![("authorization".into(), "[redacted]".into())],
+            body: String::new(),
+        },
+        primary_side: "legacy".into(),
+        verdict,
+        legacy: StoredResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"status":"shipped"}"#.into(),
+            latency_ms: 1.5,
+        },
+        new: StoredResponse {
+            status: 404,
+            headers: vec![],
+            body: r#"{"state":"shipped"}"#.into(),
+            latency_ms: 2.5,
+        },
+        differences: fields
+            .iter()
+            .map(|(f, class)| StoredDifference {
+                difference: Difference {
+                    field: f.to_string(),
+                    kind: DiffKind::Changed,
+                    legacy: Some("1".into()),
+                    new: Some("2".into()),
+                },
+                key: crate::compare::field_key(f),
+                class: *class,
+            })
+            .collect(),
+        more_differences: 0,
+    }
+}
+
+#[tokio::test]
+async fn comparisons_are_stored_and_read_back() {
+    for (name, store, _dir) in both("rw").await {
+        let t0 = 1_800_000_000_000;
+        store
+            .write(&[
+                StoreItem::Comparison(Box::new(record(
+                    "a",
+                    "orders",
+                    t0,
+                    Verdict::Diff,
+                    &[
+                        ("status", FieldClass::Real),
+                        ("/items/3/price", FieldClass::Real),
+                    ],
+                ))),
+                StoreItem::Comparison(Box::new(record("b", "orders", t0 + 1, Verdict::Match, &[]))),
+                StoreItem::Comparison(Box::new(record(
+                    "c",
+                    "orders",
+                    t0 + 2,
+                    Verdict::Noise,
+                    &[("/id", FieldClass::Noise)],
+                ))),
+                StoreItem::Comparison(Box::new(record("d", "users", t0 + 3, Verdict::Match, &[]))),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The same id again is not stored twice.
+        store
+            .write(&[StoreItem::Comparison(Box::new(record(
+                "a",
+                "orders",
+                t0,
+                Verdict::Diff,
+                &[("status", FieldClass::Real)],
+            )))])
+            .await
+            .unwrap();
+
+        let all = store
+            .diffs(&DiffQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["c", "a"],
+            "{name}: only differing comparisons are rows"
+        );
+        let a = &all[1];
+        assert_eq!(
+            *a,
+            record(
+                "a",
+                "orders",
+                t0,
+                Verdict::Diff,
+                &[
+                    ("status", FieldClass::Real),
+                    ("/items/3/price", FieldClass::Real)
+                ]
+            ),
+            "{name}"
+        );
+        assert_eq!(a.differences[1].key, "/items/*/price");
+
+        let by_field = store
+            .diffs(&DiffQuery {
+                field: Some("/items/*/price".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_field.len(), 1, "{name}");
+        let noise = store
+            .diffs(&DiffQuery {
+                verdict: Some(Verdict::Noise),
+                route: Some("orders".into()),
+                tenant: Some("acme".into()),
+                since_ms: Some(t0),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(noise.len(), 1, "{name}");
+        assert!(
+            store
+                .diffs(&DiffQuery {
+                    tenant: Some("other".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let counts = store.counts(Some("orders"), None, None).await.unwrap();
+        let total: i64 = counts.iter().map(|c| c.n).sum();
+        assert_eq!(
+            total, 4,
+            "{name}: every comparison is counted, the repeat too: {counts:?}"
+        );
+        assert!(counts.iter().all(|c| c.config_version == 3));
+        let matches: i64 = counts
+            .iter()
+            .filter(|c| c.verdict == Verdict::Match)
+            .map(|c| c.n)
+            .sum();
+        assert_eq!(matches, 1);
+    }
+}
+
+#[tokio::test]
+async fn noise_evidence_adds_up() {
+    for (name, store, _dir) in both("noise").await {
+        let mut model = NoiseModel::default();
+        model.learn_legacy_pair(&[Difference {
+            field: "/id".into(),
+            kind: DiffKind::Changed,
+            legacy: None,
+            new: None,
+        }]);
+        model.record_comparison(&[Difference {
+            field: "/name".into(),
+            kind: DiffKind::Changed,
+            legacy: None,
+            new: None,
+        }]);
+        let delta = StoreItem::Noise(NoiseDelta {
+            route: "orders".into(),
+            model: model.clone(),
+        });
+        store.write(std::slice::from_ref(&delta)).await.unwrap();
+        store.write(&[delta]).await.unwrap();
+        let models = store.noise_models().await.unwrap();
+        let m = &models["orders"];
+        assert_eq!((m.legacy_pairs, m.comparisons), (2, 2), "{name}");
+        assert_eq!(m.fields["/id"].legacy_differed, 2);
+        assert_eq!(m.fields["/name"].new_differed, 2);
+        assert_eq!(m.class_of("/id"), FieldClass::Noise);
+    }
+}
+
+#[tokio::test]
+async fn retention_by_age_and_row_count() {
+    for (name, store, _dir) in both("prune").await {
+        let now = 1_800_000_000_000i64;
+        let day = 86_400_000i64;
+        let mut items = Vec::new();
+        for i in 0..10 {
+            items.push(StoreItem::Comparison(Box::new(record(
+                &format!("r{i}"),
+                "orders",
+                now - i * day,
+                Verdict::Diff,
+                &[("status", FieldClass::Real)],
+            ))));
+        }
+        store.write(&items).await.unwrap();
+        // Older than 7 days goes: r8, r9 (r7 is exactly 7 days old).
+        assert_eq!(store.prune(now, 7 * day, 1000).await.unwrap(), 2, "{name}");
+        // Keep the newest 4 of the remaining 8.
+        assert_eq!(store.prune(now, 7 * day, 4).await.unwrap(), 4, "{name}");
+        let left = store
+            .diffs(&DiffQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["r0", "r1", "r2", "r3"]
+        );
+        let fields = store
+            .diffs(&DiffQuery {
+                field: Some("status".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(fields.len(), 4);
+    }
+}
+
+#[derive(Default)]
+struct Counting {
+    stored: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl WriterEvents for Counting {
+    fn stored(&self, _route: &str, n: u64) {
+        self.stored.fetch_add(n, Ordering::SeqCst);
+    }
+    fn dropped(&self, _route: &str, n: u64) {
+        self.dropped.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+async fn wait_total(events: &Counting, total: u64) {
+    for _ in 0..200 {
+        if events.stored.load(Ordering::SeqCst) + events.dropped.load(Ordering::SeqCst) >= total {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_writer_batches_and_counts_what_it_stores() {
+    let dir = tempfile_dir::Dir::new("writer");
+    for url in [
+        format!("sqlite://{}/w.db", dir.path.display()),
+        fresh_postgres_url("writer").await,
+    ] {
+        let events = Arc::new(Counting::default());
+        let writer = StoreWriter::spawn(url.clone(), WriterSettings::default(), events.clone());
+        writer
+            .connected(std::time::Duration::from_secs(10))
+            .await
+            .expect("connects");
+        for i in 0..1000 {
+            writer.submit(StoreItem::Comparison(Box::new(record(
+                &format!("w{i}"),
+                "orders",
+                1_800_000_000_000 + i,
+                Verdict::Diff,
+                &[("status", FieldClass::Real)],
+            ))));
+        }
+        wait_total(&events, 1000).await;
+        assert_eq!(events.stored.load(Ordering::SeqCst), 1000, "{url}");
+        assert_eq!(events.dropped.load(Ordering::SeqCst), 0);
+        let store = writer.store().unwrap();
+        assert_eq!(
+            store
+                .diffs(&DiffQuery {
+                    limit: 2000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len(),
+            1000
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_drops_and_counts_without_blocking() {
+    // Nothing listens on port 9: connections are refused.
+    let events = Arc::new(Counting::default());
+    let settings = WriterSettings {
+        capacity: 100,
+        ..WriterSettings::default()
+    };
+    let writer = StoreWriter::spawn(
+        "postgres://postgres@127.0.0.1:9/test".into(),
+        settings,
+        events.clone(),
+    );
+    let started = std::time::Instant::now();
+    for i in 0..5000 {
+        writer.submit(StoreItem::Comparison(Box::new(record(
+            &format!("x{i}"),
+            "orders",
+            i,
+            Verdict::Diff,
+            &[],
+        ))));
+    }
+    // Submitting 5000 records into a queue of 100 must not wait for anything.
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    wait_total(&events, 5000).await;
+    assert_eq!(events.stored.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        events.dropped.load(Ordering::SeqCst),
+        5000,
+        "every record is accounted for"
+    );
+    assert!(writer.store().is_none());
+}

@@ -1,0 +1,245 @@
+//! Writes to the store off the request path: a bounded queue, batches, and a
+//! connection that is retried in the background. A slow, full or unreachable
+//! database never blocks the submitter; every record it cannot keep is
+//! reported to [`WriterEvents::dropped`] so it can be counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::{info, warn};
+use tokio::sync::{mpsc, watch};
+
+use super::DiffStore;
+use crate::record::StoreItem;
+
+/// How the writer behaves; the defaults suit one proxy.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// Records waiting to be written; beyond this they are dropped.
+    pub capacity: usize,
+    /// Most records per transaction.
+    pub batch: usize,
+    /// Longest a record waits for its batch to fill.
+    pub linger: Duration,
+    /// Longest one batch may take before it is given up.
+    pub write_timeout: Duration,
+    pub reconnect_every: Duration,
+    pub retention_age: Duration,
+    pub retention_rows: i64,
+    pub prune_every: Duration,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            capacity: 10_000,
+            batch: 500,
+            linger: Duration::from_millis(200),
+            write_timeout: Duration::from_secs(5),
+            reconnect_every: Duration::from_secs(2),
+            retention_age: Duration::from_secs(14 * 86_400),
+            retention_rows: 1_000_000,
+            prune_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the writer tells its owner (the proxy turns these into metrics).
+pub trait WriterEvents: Send + Sync {
+    /// `n` comparisons of `route` were stored.
+    fn stored(&self, route: &str, n: u64);
+    /// `n` comparisons of `route` could not be stored.
+    fn dropped(&self, route: &str, n: u64);
+}
+
+/// The submitting end; cheap to clone.
+#[derive(Clone)]
+pub struct StoreWriter {
+    tx: mpsc::Sender<StoreItem>,
+    events: Arc<dyn WriterEvents>,
+    store: watch::Receiver<Option<DiffStore>>,
+}
+
+impl std::fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreWriter").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl StoreWriter {
+    /// Starts the writer task on the current runtime. It connects (and
+    /// migrates) in the background and keeps trying while the database is
+    /// unreachable.
+    pub fn spawn(
+        url: String,
+        settings: WriterSettings,
+        events: Arc<dyn WriterEvents>,
+    ) -> StoreWriter {
+        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let (store_tx, store_rx) = watch::channel(None);
+        tokio::spawn(run(url, settings, rx, store_tx, events.clone()));
+        StoreWriter {
+            tx,
+            events,
+            store: store_rx,
+        }
+    }
+
+    /// Queues a record; never waits. A record that does not fit is dropped
+    /// and reported.
+    pub fn submit(&self, item: StoreItem) {
+        if let Err(e) = self.tx.try_send(item) {
+            let item = match e {
+                mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
+            };
+            if let StoreItem::Comparison(c) = &item {
+                self.events.dropped(&c.route, 1);
+            }
+        }
+    }
+
+    /// The connected store, once there is one (reports read through it).
+    pub fn store(&self) -> Option<DiffStore> {
+        self.store.borrow().clone()
+    }
+
+    /// Waits until the store is connected, up to `timeout`.
+    pub async fn connected(&self, timeout: Duration) -> Option<DiffStore> {
+        let mut rx = self.store.clone();
+        let wait = rx.wait_for(|s| s.is_some());
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(s)) => s.clone(),
+            _ => None,
+        }
+    }
+}
+
+async fn run(
+    url: String,
+    settings: WriterSettings,
+    mut rx: mpsc::Receiver<StoreItem>,
+    store_tx: watch::Sender<Option<DiffStore>>,
+    events: Arc<dyn WriterEvents>,
+) {
+    let mut store: Option<DiffStore> = None;
+    let mut last_attempt: Option<Instant> = None;
+    let mut last_prune = Instant::now();
+    let mut last_complaint: Option<Instant> = None;
+    loop {
+        if store.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= settings.reconnect_every) {
+            last_attempt = Some(Instant::now());
+            match tokio::time::timeout(settings.write_timeout * 2, DiffStore::connect(&url)).await {
+                Ok(Ok(s)) => {
+                    info!("diff store connected ({:?})", s.dialect);
+                    store = Some(s.clone());
+                    let _ = store_tx.send(Some(s));
+                }
+                Ok(Err(e)) => {
+                    complain(&mut last_complaint, &format!("diff store unavailable: {e}"))
+                }
+                Err(_) => complain(
+                    &mut last_complaint,
+                    "diff store unavailable: connect timed out",
+                ),
+            }
+        }
+
+        let first = tokio::select! {
+            item = rx.recv() => match item {
+                Some(i) => Some(i),
+                None => return,
+            },
+            _ = tokio::time::sleep(settings.linger.max(Duration::from_millis(10)) * 5) => None,
+        };
+        let mut batch: Vec<StoreItem> = first.into_iter().collect();
+        if !batch.is_empty() {
+            let deadline = tokio::time::Instant::now() + settings.linger;
+            while batch.len() < settings.batch {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(i)) => batch.push(i),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let result = match &store {
+                None => Err("not connected".to_string()),
+                Some(s) => {
+                    match tokio::time::timeout(settings.write_timeout, s.write(&batch)).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("write timed out".to_string()),
+                    }
+                }
+            };
+            let tally = tally(&batch);
+            match result {
+                Ok(()) => {
+                    for (route, n) in tally {
+                        events.stored(&route, n);
+                    }
+                }
+                Err(e) => {
+                    for (route, n) in tally {
+                        events.dropped(&route, n);
+                    }
+                    complain(
+                        &mut last_complaint,
+                        &format!("diff store write failed, batch dropped: {e}"),
+                    );
+                    if store.is_some() {
+                        // Re-establish: the pool may hold dead connections.
+                        store = None;
+                        let _ = store_tx.send(None);
+                        last_attempt = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        if let Some(s) = &store {
+            if last_prune.elapsed() >= settings.prune_every {
+                last_prune = Instant::now();
+                let age = settings.retention_age.as_millis() as i64;
+                match tokio::time::timeout(
+                    settings.write_timeout,
+                    s.prune(now_ms(), age, settings.retention_rows),
+                )
+                .await
+                {
+                    Ok(Ok(n)) if n > 0 => info!("retention: {n} old diffs deleted"),
+                    Ok(Err(e)) => complain(&mut last_complaint, &format!("retention failed: {e}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Comparisons per route in a batch (noise deltas are not counted).
+fn tally(batch: &[StoreItem]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for item in batch {
+        if let StoreItem::Comparison(c) = item {
+            match out.iter_mut().find(|(r, _)| *r == c.route) {
+                Some((_, n)) => *n += 1,
+                None => out.push((c.route.clone(), 1)),
+            }
+        }
+    }
+    out
+}
+
+/// Logs at most every 10 s, so a dead database does not flood the log.
+fn complain(last: &mut Option<Instant>, message: &str) {
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+        warn!("{message}");
+        *last = Some(Instant::now());
+    }
+}

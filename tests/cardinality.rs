@@ -1,0 +1,1 @@
+//! Metrics cardinality under random paths and tenants.

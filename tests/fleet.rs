@@ -1,0 +1,97 @@
+//! A fleet: three proxies sharing one PostgreSQL store. A rollback made on
+//! one is applied by the others (announced with LISTEN/NOTIFY), and a proxy
+//! that starts later applies it too.
+
+use std::time::{Duration, Instant};
+
+use strangler_e2e::{Backend, Http, Proxy, eventually};
+
+const BODY: &str = r#"
+backends:
+  legacy: { url: "LEGACY" }
+  new: { url: "NEW" }
+default: legacy
+routes:
+  - name: orders
+    match: { path: /api/orders }
+    new: new
+    canary: 40
+    tenants: { acme: new }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_on_one_proxy_is_live_on_all() {
+    let legacy = Backend::start("legacy").await;
+    let new = Backend::start("new").await;
+    let body = BODY
+        .replace("LEGACY", &legacy.url())
+        .replace("NEW", &new.url());
+    let store = shadow_diff::store::testing::fresh_postgres_url("fleet").await;
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        fleet.push(Proxy::start_fleet_member(&body, &store).await);
+    }
+    // Each proxy is connected to the history once its version is numbered.
+    for p in &fleet {
+        eventually(Duration::from_secs(15), || async {
+            p.logs()
+                .contains("listening for fleet changes")
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("not listening:\n{}", p.logs()));
+    }
+
+    let http = Http::new();
+    let (k, v) = Proxy::auth_header();
+    let started = Instant::now();
+    let r = http
+        .post(
+            &fleet[0].admin_url("/rollback"),
+            &[(k, &v)],
+            br#"{"routes": ["orders"], "reason": "fleet test", "actor": "sre"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (i, p) in fleet.iter().enumerate() {
+        eventually(Duration::from_secs(10), || async {
+            (p.canary("orders").await == 0.0).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("proxy {i} did not apply the rollback:\n{}", p.logs()));
+        println!(
+            "proxy {i}: rolled back {} ms after the request to proxy 0",
+            started.elapsed().as_millis()
+        );
+    }
+    // acme's pin moved too, on every proxy.
+    for p in &fleet {
+        let reply = http
+            .get(&p.url("/api/orders/1"), &[("x-tenant-id", "acme")])
+            .await;
+        assert_eq!(reply.backend(), "legacy");
+        assert!(
+            std::fs::read_to_string(&p.config_path)
+                .unwrap()
+                .contains("canary: 0")
+        );
+    }
+
+    // A proxy started later from the original file applies it as well.
+    let late = Proxy::start_fleet_member(&body, &store).await;
+    eventually(Duration::from_secs(15), || async {
+        (late.canary("orders").await == 0.0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the late proxy did not apply the rollback:\n{}",
+            late.logs()
+        )
+    });
+    assert!(
+        std::fs::read_to_string(&late.config_path)
+            .unwrap()
+            .contains("tenants: { acme: legacy }")
+    );
+}

@@ -1,0 +1,448 @@
+//! Starts the real `strangler` binary on ephemeral loopback ports with a
+//! configuration written to a temporary directory, and stops it on drop.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::client::Http;
+use crate::metrics::Scrape;
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The `strangler` binary next to the test executable (`target/<profile>/`),
+/// or `$STRANGLER_BIN`.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("STRANGLER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("strangler");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --bin strangler), or set STRANGLER_BIN",
+        bin.display()
+    );
+    bin
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    child: Option<Child>,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+    template: String,
+    args: Vec<String>,
+    /// Processes replaced by [`Proxy::upgrade`], still draining or exited.
+    retired: Vec<Child>,
+    /// Upgrades so far; process N > 0 logs to `strangler.N.log`.
+    generation: u32,
+}
+
+impl Proxy {
+    /// Starts a proxy whose config is `body` (backends, tenant, default,
+    /// routes) under a header that sets the listeners and the admin token.
+    pub async fn start(body: &str) -> Proxy {
+        Proxy::start_with_store(body, "sqlite://{dir}/strangler.db").await
+    }
+
+    /// Like [`Proxy::start`] with another store URL (`{dir}` is replaced).
+    pub async fn start_with_store(body: &str, store: &str) -> Proxy {
+        let template = format!(
+            "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: {store}\n{body}"
+        );
+        Proxy::start_template(&template).await
+    }
+
+    /// A member of a fleet: every member's file is the same text (the
+    /// listeners come from the command line), as on a fleet of hosts.
+    pub async fn start_fleet_member(body: &str, store: &str) -> Proxy {
+        let template = format!(
+            "version: 1\nlisten: 0.0.0.0:8080\nadmin:\n  listen: 127.0.0.1:9901\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: {store}\n{body}"
+        );
+        Proxy::start_template(&template).await
+    }
+
+    /// The store URL of this proxy's configuration.
+    pub fn store_url(&self) -> String {
+        let text = fs::read_to_string(&self.config_path).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("store: "))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| format!("sqlite://{}/strangler.db", self.dir.path().display()))
+    }
+
+    /// Starts a proxy from a full template with `{listen}`, `{admin}` and
+    /// `{dir}` placeholders.
+    pub async fn start_template(template: &str) -> Proxy {
+        Proxy::start_with(template, &[]).await
+    }
+
+    pub async fn start_with(template: &str, extra_args: &[&str]) -> Proxy {
+        let mut last_log = String::new();
+        // A port taken between free_port() and bind: try again with others.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = free_port();
+            let admin_port = free_port();
+            let config_path = dir.path().join("routes.yaml");
+            let log_path = dir.path().join("strangler.log");
+            let mut proxy = Proxy {
+                child: None,
+                port,
+                admin_port,
+                config_path,
+                log_path,
+                template: template.to_string(),
+                args: Vec::new(),
+                retired: Vec::new(),
+                generation: 0,
+                dir,
+            };
+            proxy.write_template(template);
+            let log = fs::File::create(&proxy.log_path).expect("log file");
+            let mut args: Vec<String> = vec![
+                "serve".into(),
+                "--config".into(),
+                proxy.config_path.display().to_string(),
+                "--pid-file".into(),
+                proxy.dir.path().join("strangler.pid").display().to_string(),
+                "--upgrade-sock".into(),
+                proxy.dir.path().join("upgrade.sock").display().to_string(),
+            ];
+            // Defaults for tests, unless the test gives its own.
+            for (flag, value) in [
+                ("--threads", "2"),
+                ("--watch-interval", "100ms"),
+                ("--grace-period", "0"),
+                ("--shutdown-timeout", "5"),
+            ] {
+                if !extra_args.contains(&flag) {
+                    args.extend([flag.to_string(), value.to_string()]);
+                }
+            }
+            if !template.contains("{listen}") {
+                // The file names no ports of its own: give them on the command
+                // line (several instances from one identical file).
+                args.extend([
+                    "--listen".to_string(),
+                    format!("127.0.0.1:{port}"),
+                    "--admin-listen".to_string(),
+                    format!("127.0.0.1:{admin_port}"),
+                ]);
+            }
+            args.extend(extra_args.iter().map(|s| s.to_string()));
+            proxy.args = args;
+            proxy.spawn(log);
+            if proxy.wait_ready(Duration::from_secs(20)).await {
+                return proxy;
+            }
+            last_log = proxy.logs();
+        }
+        panic!("strangler did not become ready:\n{last_log}");
+    }
+
+    fn spawn(&mut self, log: fs::File) {
+        let child = Command::new(binary())
+            .args(&self.args)
+            .env("STRANGLER_ADMIN_TOKEN", TOKEN)
+            .env("STRANGLER_ACTOR", "tester")
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn strangler");
+        self.child = Some(child);
+    }
+
+    /// Stops the process and starts it again on the same file and ports.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        self.spawn(log);
+        assert!(
+            self.wait_ready(Duration::from_secs(20)).await,
+            "strangler did not come back:\n{}",
+            self.logs()
+        );
+    }
+
+    /// The live table (`GET /routes`).
+    pub async fn routes(&self) -> serde_json::Value {
+        Http::new()
+            .get(&self.admin_url("/routes"), &[])
+            .await
+            .json()
+    }
+
+    /// The canary of a route in the live table.
+    pub async fn canary(&self, route: &str) -> f64 {
+        let routes = self.routes().await;
+        routes["routes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == route))
+            .and_then(|r| r["canary"].as_f64())
+            .unwrap_or_else(|| panic!("no route {route} in {routes}"))
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let http = Http::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+            }
+            if let Ok(r) = http
+                .send(http::Method::GET, &self.admin_url("/readyz"), &[], b"")
+                .await
+            {
+                if r.status == 200 {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub fn fill(&self, template: &str) -> String {
+        template
+            .replace("{listen}", &self.port.to_string())
+            .replace("{admin}", &self.admin_port.to_string())
+            .replace("{dir}", &self.dir.path().display().to_string())
+    }
+
+    fn write_template(&self, template: &str) {
+        write_atomically(&self.config_path, &self.fill(template));
+    }
+
+    /// Replaces the config body (same header as at start), atomically.
+    pub fn rewrite_body(&self, body: &str) {
+        let store_line = self.template.find("\nstore: ").expect("start() template") + 1;
+        let header_end =
+            store_line + self.template[store_line..].find('\n').expect("store line") + 1;
+        let template = format!("{}{body}", &self.template[..header_end]);
+        self.write_template(&template);
+    }
+
+    /// Writes raw text as the config file (for broken files).
+    pub fn write_raw(&self, text: &str) {
+        write_atomically(&self.config_path, text);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal by name (HUP, INT, TERM, QUIT) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    fn generation_log(&self, n: u32) -> PathBuf {
+        self.dir.path().join(format!("strangler.{n}.log"))
+    }
+
+    /// A zero-downtime upgrade, as the runbook does it: start a new process
+    /// with `--upgrade`, wait until it waits for the listening sockets, send
+    /// SIGQUIT to the old one, and wait until the new one runs. The old one
+    /// drains in the background (see [`Proxy::retired_running`]).
+    pub async fn upgrade(&mut self) {
+        let sock = self.dir.path().join("upgrade.sock");
+        let _ = fs::remove_file(&sock);
+        self.generation += 1;
+        let log_path = self.generation_log(self.generation);
+        let log = fs::File::create(&log_path).expect("log file");
+        let old = self.child.take().expect("running");
+        self.args.push("--upgrade".into());
+        self.spawn(log);
+        self.args.pop();
+        let waited = crate::eventually(Duration::from_secs(10), || async {
+            sock.exists().then_some(())
+        })
+        .await;
+        assert!(waited.is_some(), "new process never opened {}:\n{}", sock.display(), self.logs());
+        let status = Command::new("kill")
+            .args(["-QUIT", &old.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -QUIT failed");
+        self.retired.push(old);
+        let ready = crate::eventually(Duration::from_secs(20), || async {
+            let text = fs::read_to_string(&log_path).unwrap_or_default();
+            text.contains("ready: serving").then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "new process did not take over:\n{}", self.logs());
+    }
+
+    /// How many replaced processes are still running (draining).
+    pub fn retired_running(&mut self) -> usize {
+        self.retired
+            .iter_mut()
+            .map(|c| c.try_wait())
+            .filter(|w| matches!(w, Ok(None)))
+            .count()
+    }
+
+    /// Exit codes of replaced processes that have exited.
+    pub fn retired_exit_codes(&mut self) -> Vec<Option<i32>> {
+        self.retired
+            .iter_mut()
+            .filter_map(|c| c.try_wait().ok().flatten())
+            .map(|s| s.code())
+            .collect()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Everything the process (and, after upgrades, each of its successors)
+    /// wrote.
+    pub fn logs(&self) -> String {
+        let mut text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        for n in 1..=self.generation {
+            text.push_str(&format!("\n--- process {n} ---\n"));
+            text.push_str(&fs::read_to_string(self.generation_log(n)).unwrap_or_default());
+        }
+        text
+    }
+
+    pub async fn metrics(&self) -> Scrape {
+        let r = Http::new().get(&self.admin_url("/metrics"), &[]).await;
+        assert_eq!(r.status, 200);
+        Scrape::parse(&r.text())
+    }
+
+    /// The metrics once request counting has caught up: the proxy counts a
+    /// request just after its answer is sent, so a scrape right after an
+    /// answer can miss it. Waits until the request counters hold still.
+    pub async fn metrics_settled(&self) -> Scrape {
+        let mut last = self.metrics().await;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.metrics().await;
+            let total = |m: &Scrape| {
+                m.sum("strangler_requests_total", &[])
+                    + m.sum("strangler_upstream_errors_total", &[])
+            };
+            if total(&now) == total(&last) {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
+    /// The config version being served, from `/routes`.
+    pub async fn version(&self) -> u64 {
+        let r = Http::new().get(&self.admin_url("/routes"), &[]).await;
+        r.json()["version"].as_u64().expect("version")
+    }
+
+    /// Waits until the served version is at least `v`.
+    pub async fn wait_version(&self, v: u64) -> u64 {
+        crate::eventually(Duration::from_secs(10), || async {
+            let now = self.version().await;
+            (now >= v).then_some(now)
+        })
+        .await
+        .unwrap_or_else(|| panic!("version {v} not reached; logs:\n{}", self.logs()))
+    }
+
+    pub fn auth_header() -> (&'static str, String) {
+        ("authorization", format!("Bearer {TOKEN}"))
+    }
+
+    /// Stops the process with SIGINT and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        for mut child in self.retired.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Temp file and rename, as an editor or config management would.
+pub fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, text).expect("write temp config");
+    fs::rename(&tmp, path).expect("rename config");
+}
+
+/// Runs the `strangler` binary with arguments; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("STRANGLER_ADMIN_TOKEN", TOKEN)
+        .env("STRANGLER_ACTOR", "tester")
+        .output()
+        .expect("run strangler");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

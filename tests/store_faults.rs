@@ -1,0 +1,1 @@
+//! Store faults: the diff database down or its disk full.

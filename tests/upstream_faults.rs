@@ -1,0 +1,1 @@
+//! Upstream faults: resets, garbage, bad framing, retries.
