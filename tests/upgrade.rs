@@ -166,7 +166,10 @@ async fn ten_upgrades_under_load_lose_nothing() {
     let r = Http::new().get(&proxy.url("/fast"), &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        Http::new().get(&proxy.admin_url("/readyz"), &[]).await.status,
+        Http::new()
+            .get(&proxy.admin_url("/readyz"), &[])
+            .await
+            .status,
         200
     );
 }

@@ -299,7 +299,12 @@ impl Proxy {
             sock.exists().then_some(())
         })
         .await;
-        assert!(waited.is_some(), "new process never opened {}:\n{}", sock.display(), self.logs());
+        assert!(
+            waited.is_some(),
+            "new process never opened {}:\n{}",
+            sock.display(),
+            self.logs()
+        );
         let status = Command::new("kill")
             .args(["-QUIT", &old.id().to_string()])
             .status()
@@ -311,7 +316,11 @@ impl Proxy {
             text.contains("ready: serving").then_some(())
         })
         .await;
-        assert!(ready.is_some(), "new process did not take over:\n{}", self.logs());
+        assert!(
+            ready.is_some(),
+            "new process did not take over:\n{}",
+            self.logs()
+        );
     }
 
     /// How many replaced processes are still running (draining).
