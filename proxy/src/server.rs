@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use log::info;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::TcpSocketOptions;
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::listening::Service;
@@ -63,6 +64,33 @@ fn runtime_paths(config: &Path) -> (PathBuf, PathBuf) {
         dir.join(format!("strangler-{}.pid", &key[..12])),
         dir.join(format!("strangler-{}.sock", &key[..12])),
     )
+}
+
+/// The address worker `n` listens on, written so that it is a key of its own
+/// in Pingora's table of listening sockets: worker 0 writes it plainly, worker
+/// `n` with `n` zeros before the port (`127.0.0.1:08080`), which parses to the
+/// same address.
+///
+/// Pingora keys the sockets it hands over in an upgrade by this text. Were all
+/// workers to use the same text, they would all wrap the one file descriptor
+/// stored under it, and each would close it on exit: a double close (an abort
+/// in a debug build, and in a release build possibly the close of an unrelated
+/// file opened meanwhile). With a key each, every worker owns its own
+/// `SO_REUSEPORT` socket (the kernel spreads connections over them, like
+/// nginx's `reuseport`), each is handed over separately, and a new process
+/// with fewer workers closes the sockets it does not claim (Pingora's
+/// `close_unclaimed`).
+fn worker_listen_key(addr: std::net::SocketAddr, n: usize) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) => format!("{}:{}{}", a.ip(), "0".repeat(n), a.port()),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}{}", a.ip(), "0".repeat(n), a.port()),
+    }
+}
+
+fn reuseport() -> TcpSocketOptions {
+    let mut options = TcpSocketOptions::default();
+    options.so_reuseport = Some(true);
+    options
 }
 
 /// This process in diff records: host name and proxy port.
@@ -192,14 +220,18 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         let app = GuardedApp::new(http, limits, true, connection_stats.clone());
         let mut proxy = Service::new(format!("strangler proxy {n}"), app);
         proxy.threads = Some(1);
-        proxy.add_tcp(&startup.listen.to_string());
+        proxy.add_tcp_with_settings(&worker_listen_key(startup.listen, n), reuseport());
         if let Some(tls) = &startup.tls {
             let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
                 &tls.cert, &tls.key,
             )
             .map_err(|e| anyhow::anyhow!("tls: cannot load {} / {}: {e}", tls.cert, tls.key))?;
             settings.enable_h2();
-            proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+            proxy.add_tls_with_settings(
+                &worker_listen_key(tls.listen, n),
+                Some(reuseport()),
+                settings,
+            );
         }
         workers.push(proxy);
     }
@@ -230,4 +262,26 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         startup.listen, startup.admin.listen
     );
     server.run_forever();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_listen_key;
+    use std::net::{SocketAddr, ToSocketAddrs};
+
+    #[test]
+    fn each_worker_has_its_own_key_for_the_same_address() {
+        for addr in ["127.0.0.1:8080", "[::1]:443", "0.0.0.0:1"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let keys: Vec<String> = (0..4).map(|n| worker_listen_key(addr, n)).collect();
+            assert_eq!(keys[0], addr.to_string());
+            for key in &keys {
+                let parsed = key.to_socket_addrs().unwrap().next().unwrap();
+                assert_eq!(parsed, addr, "{key}");
+            }
+            let mut unique = keys.clone();
+            unique.dedup();
+            assert_eq!(unique.len(), keys.len());
+        }
+    }
 }
