@@ -102,7 +102,13 @@ impl Backend {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Above the proxy's own limit (100 lines) plus the
+                    // forwarding headers it adds, so the proxy's limit is
+                    // the one a test meets.
+                    builder.http1().max_headers(200);
+                    let _ = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 });

@@ -85,6 +85,40 @@ enum Head {
     TooLarge,
 }
 
+/// Whether a cleartext connection opens with the HTTP/2 preface (h2c with
+/// prior knowledge); `None` if it sends nothing in time or closes.
+///
+/// Peeks one byte more at a time, and only while the bytes so far are a
+/// prefix of the preface: an HTTP/1 request differs within its first three
+/// bytes (`GET`, `PUT`, `PROPFIND`). Peeking the whole 24-byte preface at
+/// once would wait for 24 bytes, so a complete HTTP/1 request shorter than
+/// that (`GET / HTTP/1.0` and its blank line) would hang, and a client could
+/// hold a connection by sending 23 bytes. The first byte may take the idle
+/// time; the rest of the preface is held to the header deadline.
+async fn h2c_preface(stream: &mut Stream, limits: ConnectionLimits) -> Option<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    match tokio::time::timeout(limits.keepalive, stream.try_peek(&mut buf[..1])).await {
+        Ok(Ok(true)) => {}
+        // A stream that cannot peek: leave it to HTTP/1.
+        Ok(Ok(false)) => return Some(false),
+        Ok(Err(_)) | Err(_) => return None,
+    }
+    let deadline = Instant::now() + limits.header_deadline;
+    for n in 1..=H2_PREFACE.len() {
+        if n > 1 {
+            match tokio::time::timeout_at(deadline, stream.try_peek(&mut buf[..n])).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return Some(false),
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+        if buf[n - 1] != H2_PREFACE[n - 1] {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
 fn header_complete(buf: &[u8]) -> bool {
     // httparse also accepts bare LF line ends: LF LF ends a header too.
     buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
@@ -114,14 +148,39 @@ async fn read_head(stream: &mut Stream, limits: ConnectionLimits) -> Head {
     }
 }
 
-async fn refuse(stream: &mut Stream, status: &str) {
+/// Answers `status` and ends the connection. With `linger`, the client may
+/// still be sending (the rest of a header over the limit): closing with its
+/// bytes unread would make the kernel answer them with a reset, which can
+/// destroy our answer before the client reads it. So stop writing first, then
+/// read and discard for a short, bounded while (as nginx's lingering close).
+async fn refuse(stream: &mut Stream, status: &str, linger: bool) {
     let response = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.flush().await;
     })
     .await;
+    if !linger {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 8192];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
+
+/// How long, and how much, a refused client may go on sending before the
+/// connection is closed anyway.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
 
 #[async_trait]
 impl<A> ServerApp for GuardedApp<A>
@@ -136,9 +195,9 @@ where
         let tls = stream.get_ssl_digest().is_some();
         let mut h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         if !tls && self.h2c && !h2 {
-            let mut preface = [0u8; H2_PREFACE.len()];
-            if let Ok(true) = stream.try_peek(&mut preface).await {
-                h2 = preface == H2_PREFACE;
+            match h2c_preface(&mut stream, self.limits).await {
+                Some(is_h2) => h2 = is_h2,
+                None => return None,
             }
         }
         if h2 {
@@ -152,18 +211,19 @@ where
                 Head::Complete(b) if request_line_ok(&b) => b,
                 Head::Complete(_) => {
                     self.stats.bad_request_lines.inc();
-                    refuse(&mut stream, "400 Bad Request").await;
+                    refuse(&mut stream, "400 Bad Request", true).await;
                     return None;
                 }
                 Head::Gone => return None,
                 Head::TimedOut => {
                     self.stats.header_timeouts.inc();
-                    refuse(&mut stream, "408 Request Timeout").await;
+                    // A client this slow gets no more time.
+                    refuse(&mut stream, "408 Request Timeout", false).await;
                     return None;
                 }
                 Head::TooLarge => {
                     self.stats.headers_too_large.inc();
-                    refuse(&mut stream, "431 Request Header Fields Too Large").await;
+                    refuse(&mut stream, "431 Request Header Fields Too Large", true).await;
                     return None;
                 }
             };
