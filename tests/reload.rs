@@ -73,12 +73,24 @@ async fn an_invalid_file_is_rejected_and_the_old_table_keeps_serving() {
         "{logs}"
     );
 
-    // Truncated and garbage files too.
-    for text in [
+    // Truncated and garbage files too, and every invalid fixture that
+    // `strangler check` is tested on.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invalid");
+    let mut texts: Vec<String> = [
         "",
         "version: 1\nbackends:\n  legacy: { url: ",
         "\u{0}\u{1}binary",
-    ] {
+    ]
+    .map(String::from)
+    .to_vec();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            texts.push(std::fs::read_to_string(path).unwrap());
+        }
+    }
+    assert!(texts.len() > 6);
+    for text in &texts {
         proxy.write_raw(text);
         let r = http
             .post(
@@ -215,13 +227,15 @@ async fn a_sighup_storm_does_not_kill_the_process() {
     );
     proxy.rewrite_body(&body(&legacy.url(), &new.url(), 50));
     let pid = proxy.pid().to_string();
-    // 1000 signals as fast as one kill(1) process can send them.
+    // 1000 signals as fast as one shell can send them (`kill` is a builtin).
     let script = format!("for i in $(seq 1000); do kill -HUP {pid} || exit 1; done");
+    let sent = std::time::Instant::now();
     let status = std::process::Command::new("sh")
         .args(["-c", &script])
         .status()
         .unwrap();
     assert!(status.success());
+    println!("1000 SIGHUPs sent in {:?}", sent.elapsed());
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(1, Ordering::SeqCst);
     for w in workers {
@@ -237,4 +251,70 @@ async fn a_sighup_storm_does_not_kill_the_process() {
             .status,
         200
     );
+}
+
+/// A file caught half-written (written in place, not renamed over) is
+/// rejected and the old table keeps serving; once complete it is applied.
+/// No request fails meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_written_file_is_rejected_until_it_is_complete() {
+    use std::io::Write;
+    let (proxy, legacy, new) = setup().await;
+    let (stop, failures, ok) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers = load(
+        proxy.url("/api/x"),
+        4,
+        stop.clone(),
+        failures.clone(),
+        ok.clone(),
+    );
+    let errors =
+        |m: &strangler_e2e::Scrape| m.sum("strangler_config_reloads_total", &[("result", "error")]);
+    let before = errors(&proxy.metrics().await);
+
+    let old = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let complete = old.replace("canary: 0", "canary: 100");
+    assert_ne!(old, complete);
+    // Cut inside the second backend's quoted URL: not valid YAML.
+    let cut = complete.find(&new.url()).unwrap() + 8;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&proxy.config_path)
+        .unwrap();
+    file.write_all(&complete.as_bytes()[..cut]).unwrap();
+    file.sync_all().unwrap();
+    // Stays half-written for many watch intervals (100 ms here).
+    let m = strangler_e2e::eventually(Duration::from_secs(10), || async {
+        let m = proxy.metrics().await;
+        (errors(&m) > before).then_some(m)
+    })
+    .await
+    .expect("the half-written file is read and rejected");
+    assert_eq!(m.sum("strangler_config_version", &[]), 1.0);
+    assert_eq!(
+        Http::new().get(&proxy.url("/api/x"), &[]).await.backend(),
+        "legacy"
+    );
+
+    file.write_all(&complete.as_bytes()[cut..]).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    assert_eq!(proxy.wait_version(2).await, 2, "{}", proxy.logs());
+    let served = legacy.requests();
+    assert_eq!(
+        Http::new().get(&proxy.url("/api/x"), &[]).await.backend(),
+        "new"
+    );
+
+    stop.store(1, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(failures.load(Ordering::SeqCst), 0);
+    assert!(ok.load(Ordering::SeqCst) > 0 && served > 0);
 }

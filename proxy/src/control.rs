@@ -111,25 +111,40 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 /// Polls the file's metadata; robust to editors that replace the file and to
 /// symlink swaps, which inotify-based watching misses. A change whose content
 /// is the same as the served version does not create a version.
+///
+/// A change is read once the file has kept the same stamp for a whole
+/// interval: a file still being written (an editor or `cp` writing in place)
+/// is not read half-way. One written slowly enough to be caught anyway is
+/// read like any other: if it does not validate, the old table keeps serving
+/// and the completed file is read at the next change.
 async fn watch_file(live: Arc<Live>, interval: Duration) {
     let path: PathBuf = live.config_path().to_path_buf();
     let mut last = stamp(&path);
+    let mut settling: Option<Option<FileStamp>> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let now = stamp(&path);
-        if now != last {
-            if now.is_none() {
-                warn!(
-                    "{} is gone; still serving the loaded version",
-                    path.display()
-                );
-            } else {
-                reload(&live, ReloadTrigger::FileChanged).await;
-            }
-            last = now;
+        if now == last {
+            settling = None;
+            continue;
         }
+        if settling.as_ref() != Some(&now) {
+            // Changed since the last look: wait for it to stay put.
+            settling = Some(now);
+            continue;
+        }
+        settling = None;
+        if now.is_none() {
+            warn!(
+                "{} is gone; still serving the loaded version",
+                path.display()
+            );
+        } else {
+            reload(&live, ReloadTrigger::FileChanged).await;
+        }
+        last = now;
     }
 }
 
