@@ -104,6 +104,7 @@ async fn a_thousand_slowloris_connections_are_each_closed_by_the_header_deadline
     assert_eq!(timeouts, 1000.0, "each closed by the header deadline");
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!("normal traffic meanwhile: {ok} ok, {failed} failed");
+    println!("suite: slowloris connections: 1000 faults, lost {failed}");
     assert!(ok > 0);
     assert_eq!(failed, 0, "normal traffic kept working");
 }
@@ -308,6 +309,7 @@ async fn memory_stays_flat_over_ten_thousand_rejected_requests() {
     assert_eq!(send(10_000).await, 10_000);
     let after = rss_kib(proxy.pid());
     println!("RSS after warm-up {warm} KiB, after 10,000 more rejected requests {after} KiB");
+    println!("suite: rejected requests: 12000 faults, lost 0");
     // Allocator noise is a few hundred KiB; a leak of even 1 KiB per
     // request would be 10 MB.
     assert!(

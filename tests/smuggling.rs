@@ -470,6 +470,11 @@ async fn no_request_is_smuggled_past_the_proxy() {
     }
     println!("{}", report.join("\n"));
     println!("{} vectors tried, {} failed", corpus.len(), failures.len());
+    println!(
+        "suite: request smuggling: {} vectors, lost {}",
+        corpus.len(),
+        failures.len()
+    );
     assert!(
         failures.is_empty(),
         "smuggling or framing problems:\n{}",

@@ -150,6 +150,10 @@ async fn ten_upgrades_under_load_lose_nothing() {
     println!(
         "10 upgrades: {ok} requests served, {refused} refused, {reset} reset, {other} other failures"
     );
+    println!(
+        "suite: graceful upgrades: 10 faults, lost {}",
+        refused + reset + other
+    );
     let errors = tally.errors.lock().unwrap().clone();
     assert_eq!(
         (refused, reset, other),
