@@ -355,11 +355,19 @@ impl AdminApp {
 
     /// `None` when the request may make changes, else the refusal to send.
     fn refusal(&self, session: &ServerSession) -> Option<Response<Vec<u8>>> {
-        let header = session
+        let mut values = session
             .req_header()
             .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
+            .get_all(http::header::AUTHORIZATION)
+            .iter();
+        let header = values.next().map(|v| v.as_bytes());
+        // Authorization is a singleton: with two, which one a proxy in front
+        // checked is anyone's guess, so neither counts.
+        let header = if values.next().is_some() {
+            Some(&b""[..])
+        } else {
+            header
+        };
         match auth::check(self.token().as_deref(), header) {
             Access::Granted => None,
             Access::Disabled => Some(json_response(
@@ -478,7 +486,12 @@ impl ServeHttp for AdminApp {
             (p, _) if p.starts_with("/routes/") && p.ends_with("/canary") => {
                 method_not_allowed("POST")
             }
-            ("/healthz" | "/readyz" | "/metrics" | "/routes", _) => method_not_allowed("GET"),
+            (
+                "/healthz" | "/readyz" | "/metrics" | "/routes" | "/history" | "/report"
+                | "/api/report" | "/api/diffs",
+                _,
+            ) => method_not_allowed("GET"),
+            (p, _) if p.starts_with("/report/route/") => method_not_allowed("GET"),
             _ => json_response(
                 StatusCode::NOT_FOUND,
                 json!({"error": format!("no admin endpoint {path}")}),
