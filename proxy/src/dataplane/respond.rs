@@ -81,7 +81,14 @@ pub fn classify(e: &Error, ctx: &RequestCtx) -> (u16, Option<UpstreamErrorKind>,
             Some(UpstreamErrorKind::Reset),
             format!("backend {backend} closed the connection before answering"),
         ),
-        InvalidHTTPHeader | H1Error | H2Error | InvalidH2 | H2Downgrade
+        // A malformed chunk or trailer in the body (Pingora's own error
+        // types for them are not exported, only their names).
+        InvalidHTTPHeader
+        | H1Error
+        | H2Error
+        | InvalidH2
+        | H2Downgrade
+        | Custom("InvalidChunk" | "InvalidTrailerEnd")
             if e.esource() == &ErrorSource::Upstream =>
         {
             (

@@ -307,7 +307,26 @@ impl ProxyHttp for StranglerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(path) = ctx.upstream_path.take() {
+        if ctx.connect_attempts > 1 {
+            // Another attempt (after a failed connect, or an idempotent
+            // request retried after its pooled connection broke). Pingora
+            // replays the body read so far through `request_body_filter`, so
+            // what was counted and kept of it starts again from nothing:
+            // otherwise the body would count twice against the route's limit
+            // and reach the shadow side twice.
+            ctx.body_bytes = 0;
+            if let Some(old) = ctx.shadow.take() {
+                ctx.shadow = Some(Box::new(ShadowCapture::new(
+                    old.runtime,
+                    old.target_side,
+                    old.target_backend,
+                    old.tenant,
+                    old.noise_probe,
+                )));
+            }
+        }
+        // Not taken: a retried attempt must send the same normalized path.
+        if let Some(path) = ctx.upstream_path.as_deref() {
             let uri: Uri = path.parse().map_err(|_| {
                 Error::explain(ErrorType::InternalError, "normalized path is not a URI")
             })?;
