@@ -55,6 +55,7 @@ impl ControlPlane {
         watch_interval: Duration,
         phases: broadcast::Receiver<ExecutionPhase>,
         ready: Readiness,
+        listen: std::net::SocketAddr,
     ) {
         let ControlPlane { runtime, sighup } = self;
         std::thread::Builder::new()
@@ -65,7 +66,7 @@ impl ControlPlane {
                     tokio::spawn(watch_file(live.clone(), watch_interval));
                     tokio::spawn(fleet::run(live.clone(), writer));
                     tokio::spawn(crate::guard::run(live.clone()));
-                    track_readiness(phases, ready).await;
+                    track_readiness(phases, ready, listen).await;
                     // Keep reloading until the process exits.
                     std::future::pending::<()>().await;
                 })
@@ -218,11 +219,40 @@ mod fleet {
     }
 }
 
-async fn track_readiness(mut phases: broadcast::Receiver<ExecutionPhase>, ready: Readiness) {
+/// `/readyz` follows the server's phases: ready once it runs and the proxy
+/// port accepts connections, not ready again once it starts shutting down.
+///
+/// Pingora reports `Running` before every service has bound its listener,
+/// so a load balancer (or a test) told "ready" at that moment could still be
+/// refused: readiness waits until a connection to the port succeeds.
+async fn track_readiness(
+    mut phases: broadcast::Receiver<ExecutionPhase>,
+    ready: Readiness,
+    listen: std::net::SocketAddr,
+) {
+    let probe = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], listen.port()))
+        }
+        ip if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    };
     tokio::spawn(async move {
         loop {
             match phases.recv().await {
                 Ok(ExecutionPhase::Running) => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    while tokio::time::Instant::now() < deadline {
+                        let connect = tokio::net::TcpStream::connect(probe);
+                        if let Ok(Ok(_)) =
+                            tokio::time::timeout(Duration::from_millis(500), connect).await
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                     ready.set(true);
                     info!("ready: serving (pid {})", std::process::id());
                 }

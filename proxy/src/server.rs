@@ -256,6 +256,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         options.watch_interval,
         server.watch_execution_phase(),
         ready,
+        startup.listen,
     );
     info!(
         "listening on {} (admin {})",

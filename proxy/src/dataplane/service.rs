@@ -261,6 +261,12 @@ impl ProxyHttp for StranglerProxy {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > ctx.body_limit() {
                 ctx.refused = Some(Rejection::BodyTooLarge);
+                // Refused like a declared length over the limit: counted as a
+                // rejection, not as a request of the route.
+                self.rejected
+                    .with_label_values(&[Rejection::BodyTooLarge.as_str()])
+                    .inc();
+                ctx.rejected = true;
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "request body over the route's limit",
