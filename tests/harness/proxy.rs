@@ -53,6 +53,8 @@ pub struct Proxy {
     retired: Vec<Child>,
     /// Upgrades so far; process N > 0 logs to `strangler.N.log`.
     generation: u32,
+    /// A command the binary is run under (see [`Proxy::start_wrapped`]).
+    wrapper: Vec<String>,
 }
 
 impl Proxy {
@@ -95,6 +97,15 @@ impl Proxy {
     }
 
     pub async fn start_with(template: &str, extra_args: &[&str]) -> Proxy {
+        Proxy::start_wrapped(template, extra_args, &[]).await
+    }
+
+    /// Like [`Proxy::start_with`], with the binary run under a wrapper
+    /// command: `wrapper` (with `{dir}` filled in), then the binary and its
+    /// arguments, e.g. `unshare --mount sh -c '... && exec "$@"' sh`. The
+    /// wrapper must end by exec-ing the binary, so that the process id stays
+    /// the proxy's (signals, [`Proxy::pid`]).
+    pub async fn start_wrapped(template: &str, extra_args: &[&str], wrapper: &[&str]) -> Proxy {
         let mut last_log = String::new();
         // A port taken between free_port() and bind: try again with others.
         for _ in 0..3 {
@@ -113,8 +124,10 @@ impl Proxy {
                 args: Vec::new(),
                 retired: Vec::new(),
                 generation: 0,
+                wrapper: Vec::new(),
                 dir,
             };
+            proxy.wrapper = wrapper.iter().map(|w| proxy.fill(w)).collect();
             proxy.write_template(template);
             let log = fs::File::create(&proxy.log_path).expect("log file");
             let mut args: Vec<String> = vec![
@@ -159,7 +172,15 @@ impl Proxy {
     }
 
     fn spawn(&mut self, log: fs::File) {
-        let child = Command::new(binary())
+        let mut command = match self.wrapper.split_first() {
+            None => Command::new(binary()),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary());
+                c
+            }
+        };
+        let child = command
             .args(&self.args)
             .env("STRANGLER_ADMIN_TOKEN", TOKEN)
             .env("STRANGLER_ACTOR", "tester")

@@ -16,14 +16,21 @@
 //!   a held connection is forwarded after all, as a healed network would
 //!   deliver it late; a later cut closes it like any other.
 //!
+//! [`Relay::cut_after`] arms a cut at an exact point of the conversation:
+//! the first client message that contains a given byte string is forwarded
+//! to the server, and the path is cut before any answer can come back (a
+//! database that receives a `COMMIT` and is lost before it can say so, the
+//! case where a client cannot know whether its transaction committed).
+//!
 //! The relay keeps the same port for its whole life (it never rebinds), so a
 //! client's configuration stays valid across cuts. It stops with the test's
 //! runtime.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -52,6 +59,17 @@ struct Counters {
     refused: AtomicU64,
     held: AtomicU64,
     closed_by_cut: AtomicU64,
+    tripped: AtomicU64,
+}
+
+/// The longest pattern [`Relay::cut_after`] finds split across reads.
+const MAX_PATTERN: usize = 4096;
+
+/// An armed [`Relay::cut_after`]: the bytes to look for and the cut to make.
+#[derive(Debug)]
+struct Trip {
+    pattern: Vec<u8>,
+    mode: Cut,
 }
 
 /// A running relay; see the module documentation.
@@ -61,6 +79,7 @@ pub struct Relay {
     target: SocketAddr,
     path: Arc<watch::Sender<Path>>,
     counters: Arc<Counters>,
+    trip: Arc<Mutex<Option<Trip>>>,
 }
 
 impl Relay {
@@ -74,6 +93,7 @@ impl Relay {
             target,
             path: Arc::new(path),
             counters: Arc::new(Counters::default()),
+            trip: Arc::new(Mutex::new(None)),
         };
         let r = relay.clone();
         tokio::spawn(async move {
@@ -121,6 +141,27 @@ impl Relay {
         });
     }
 
+    /// Arms a cut: the first client message (on any connection) that
+    /// contains `pattern` is forwarded to the target in full, and then the
+    /// path is cut as [`Relay::cut`] with `mode` does. Nothing the target
+    /// sends on that connection after the message reaches the client. Fires
+    /// once; see [`Relay::tripped`].
+    pub fn cut_after(&self, pattern: &[u8], mode: Cut) {
+        assert!(
+            !pattern.is_empty() && pattern.len() <= MAX_PATTERN,
+            "a pattern of 1 to {MAX_PATTERN} bytes"
+        );
+        *self.trip.lock().unwrap() = Some(Trip {
+            pattern: pattern.to_vec(),
+            mode,
+        });
+    }
+
+    /// How many armed cuts ([`Relay::cut_after`]) have fired.
+    pub fn tripped(&self) -> u64 {
+        self.counters.tripped.load(Ordering::Relaxed)
+    }
+
     /// Forwards new connections again (and held ones, after a blackhole).
     pub fn restore(&self) {
         self.path.send_modify(|p| p.cut = None);
@@ -165,9 +206,9 @@ impl Relay {
     }
 
     /// Pumps bytes both ways until either side closes or a cut comes.
-    async fn forward(self, mut client: TcpStream, cuts: u64) {
+    async fn forward(self, client: TcpStream, cuts: u64) {
         let mut rx = self.path.subscribe();
-        let Ok(mut server) = TcpStream::connect(self.target).await else {
+        let Ok(server) = TcpStream::connect(self.target).await else {
             // The target itself is down: the client sees a closed connection,
             // as it would connecting to the target directly.
             return;
@@ -176,12 +217,79 @@ impl Relay {
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
         self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        // Set once this connection carried the message of an armed cut:
+        // from then on nothing goes back to the client.
+        let tripped = AtomicBool::new(false);
+        let up = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            // The end of the previous read, for a pattern split across reads.
+            let mut tail: Vec<u8> = Vec::new();
+            loop {
+                let n = match client_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let trip = self.take_trip(&tail, &buf[..n]);
+                if trip.is_some() {
+                    tripped.store(true, Ordering::SeqCst);
+                }
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                if let Some(mode) = trip {
+                    self.counters.tripped.fetch_add(1, Ordering::Relaxed);
+                    // Closes this connection too (the select below).
+                    self.cut(mode);
+                    std::future::pending::<()>().await;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                let keep = tail.len().min(MAX_PATTERN);
+                tail.drain(..tail.len() - keep);
+            }
+            let _ = server_write.shutdown().await;
+        };
+        let down = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match server_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if tripped.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                if client_write.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = client_write.shutdown().await;
+        };
         tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+            _ = async { tokio::join!(up, down) } => {}
             _ = rx.wait_for(|p| p.cuts != cuts) => {
                 self.counters.closed_by_cut.fetch_add(1, Ordering::Relaxed);
             }
         }
         // Dropping both streams closes them; a cut is seen by both ends.
+    }
+
+    /// The armed cut's mode if `chunk` (after `tail`, the end of the
+    /// previous read) contains its pattern; disarms it.
+    fn take_trip(&self, tail: &[u8], chunk: &[u8]) -> Option<Cut> {
+        let mut armed = self.trip.lock().unwrap();
+        let pattern = &armed.as_ref()?.pattern;
+        let keep = tail.len().min(pattern.len().saturating_sub(1));
+        let mut window = tail[tail.len() - keep..].to_vec();
+        window.extend_from_slice(chunk);
+        if window
+            .windows(pattern.len())
+            .any(|w| w == pattern.as_slice())
+        {
+            armed.take().map(|t| t.mode)
+        } else {
+            None
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod testing;
 pub mod writer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -27,6 +28,19 @@ pub enum StoreError {
     #[error("stored document: {0}")]
     Document(#[from] serde_json::Error),
 }
+
+impl StoreError {
+    /// The database answered with an error (as opposed to a connection lost
+    /// or a protocol failure): whatever was asked did not happen. A failed
+    /// `COMMIT` answered this way rolled the transaction back.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(_)))
+    }
+}
+
+/// How long a batch marker (`store_batches`) is kept: far longer than any
+/// writer needs to settle a batch in doubt.
+pub const BATCH_MARKER_AGE_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -162,66 +176,52 @@ impl DiffStore {
     /// comparison, a row (and its fields) for each one that differed, and
     /// noise evidence added to the totals.
     pub async fn write(&self, items: &[StoreItem]) -> Result<(), StoreError> {
-        let mut counts: HashMap<(String, i64, i64, String, &'static str), i64> = HashMap::new();
+        self.write_batch(None, items, &AtomicBool::new(false)).await
+    }
+
+    /// [`DiffStore::write`], with a marker: `batch` (an id never used before)
+    /// is recorded in the same transaction, so that if the answer to its
+    /// `COMMIT` is lost, [`DiffStore::settle_batch`] can find out whether it
+    /// was committed. `committing` is set just before the `COMMIT` is sent:
+    /// a failure before that point never leaves anything in the store.
+    pub async fn write_batch(
+        &self,
+        batch: Option<(&str, i64)>,
+        items: &[StoreItem],
+        committing: &AtomicBool,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for item in items {
-            match item {
-                StoreItem::Comparison(c) => {
-                    let key = (
-                        c.route.clone(),
-                        c.created_at_ms.div_euclid(60_000),
-                        c.config_version,
-                        c.tenant.clone().unwrap_or_default(),
-                        c.verdict.as_str(),
-                    );
-                    *counts.entry(key).or_default() += 1;
-                    if c.verdict != Verdict::Match {
-                        insert_diff(&mut tx, c).await?;
-                    }
-                }
-                StoreItem::Noise(delta) => {
-                    sqlx::query(
-                        "INSERT INTO noise_routes (route, legacy_pairs, comparisons) VALUES ($1, $2, $3) \
-                         ON CONFLICT (route) DO UPDATE SET legacy_pairs = noise_routes.legacy_pairs + excluded.legacy_pairs, \
-                         comparisons = noise_routes.comparisons + excluded.comparisons",
-                    )
-                    .bind(delta.route.as_str())
-                    .bind(delta.model.legacy_pairs as i64)
-                    .bind(delta.model.comparisons as i64)
-                    .execute(&mut *tx)
-                    .await?;
-                    for (field, c) in &delta.model.fields {
-                        sqlx::query(
-                            "INSERT INTO noise_fields (route, field, legacy_differed, new_differed) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (route, field) DO UPDATE SET legacy_differed = noise_fields.legacy_differed + excluded.legacy_differed, \
-                             new_differed = noise_fields.new_differed + excluded.new_differed",
-                        )
-                        .bind(delta.route.as_str())
-                        .bind(field.as_str())
-                        .bind(c.legacy_differed as i64)
-                        .bind(c.new_differed as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
+        if let Some((id, now_ms)) = batch {
+            // First, so that a tombstone of the same id (settle_batch) waits
+            // for this transaction, or makes it fail.
+            sqlx::query("INSERT INTO store_batches (id, written_at, committed) VALUES ($1, $2, 1)")
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
         }
-        for ((route, minute, version, tenant, verdict), n) in counts {
-            sqlx::query(
-                "INSERT INTO shadow_counts (route, minute, config_version, tenant, verdict, n) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (route, minute, config_version, tenant, verdict) DO UPDATE SET n = shadow_counts.n + excluded.n",
-            )
-            .bind(route)
-            .bind(minute)
-            .bind(version)
-            .bind(tenant)
-            .bind(verdict)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_items(&mut tx, items).await?;
+        committing.store(true, Ordering::SeqCst);
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether the batch written as `batch` by [`DiffStore::write_batch`] is
+    /// in the store; if it is not, it never will be (a tombstone takes its
+    /// id; a transaction still holding it is waited for). Idempotent.
+    pub async fn settle_batch(&self, batch: &str, now_ms: i64) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO store_batches (id, written_at, committed) VALUES ($1, $2, 0) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(batch)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT committed FROM store_batches WHERE id = $1")
+            .bind(batch)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? == 1)
     }
 
     /// Deletes diffs older than `max_age_ms` and beyond the newest
@@ -253,6 +253,10 @@ impl DiffStore {
             .await?;
         sqlx::query("DELETE FROM shadow_counts WHERE minute < $1")
             .bind((now_ms - max_age_ms).div_euclid(60_000))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM store_batches WHERE written_at < $1")
+            .bind(now_ms - BATCH_MARKER_AGE_MS)
             .execute(&self.pool)
             .await?;
         Ok(deleted)
@@ -357,6 +361,71 @@ impl DiffStore {
             })
             .collect()
     }
+}
+
+/// The statements of one batch, inside its transaction.
+async fn write_items(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    items: &[StoreItem],
+) -> Result<(), StoreError> {
+    let mut counts: HashMap<(String, i64, i64, String, &'static str), i64> = HashMap::new();
+    for item in items {
+        match item {
+            StoreItem::Comparison(c) => {
+                let key = (
+                    c.route.clone(),
+                    c.created_at_ms.div_euclid(60_000),
+                    c.config_version,
+                    c.tenant.clone().unwrap_or_default(),
+                    c.verdict.as_str(),
+                );
+                *counts.entry(key).or_default() += 1;
+                if c.verdict != Verdict::Match {
+                    insert_diff(tx, c).await?;
+                }
+            }
+            StoreItem::Noise(delta) => {
+                sqlx::query(
+                    "INSERT INTO noise_routes (route, legacy_pairs, comparisons) VALUES ($1, $2, $3) \
+                     ON CONFLICT (route) DO UPDATE SET legacy_pairs = noise_routes.legacy_pairs + excluded.legacy_pairs, \
+                     comparisons = noise_routes.comparisons + excluded.comparisons",
+                )
+                .bind(delta.route.as_str())
+                .bind(delta.model.legacy_pairs as i64)
+                .bind(delta.model.comparisons as i64)
+                .execute(&mut **tx)
+                .await?;
+                for (field, c) in &delta.model.fields {
+                    sqlx::query(
+                        "INSERT INTO noise_fields (route, field, legacy_differed, new_differed) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (route, field) DO UPDATE SET legacy_differed = noise_fields.legacy_differed + excluded.legacy_differed, \
+                         new_differed = noise_fields.new_differed + excluded.new_differed",
+                    )
+                    .bind(delta.route.as_str())
+                    .bind(field.as_str())
+                    .bind(c.legacy_differed as i64)
+                    .bind(c.new_differed as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+    }
+    for ((route, minute, version, tenant, verdict), n) in counts {
+        sqlx::query(
+            "INSERT INTO shadow_counts (route, minute, config_version, tenant, verdict, n) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (route, minute, config_version, tenant, verdict) DO UPDATE SET n = shadow_counts.n + excluded.n",
+        )
+        .bind(route)
+        .bind(minute)
+        .bind(version)
+        .bind(tenant)
+        .bind(verdict)
+        .bind(n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_diff(

@@ -390,3 +390,61 @@ async fn an_unreachable_database_drops_and_counts_without_blocking() {
     );
     assert!(writer.store().is_none());
 }
+
+#[tokio::test]
+async fn a_batch_in_doubt_is_settled_once_either_way() {
+    for (name, store, _dir) in both("settle").await {
+        let t0 = 1_800_000_000_000;
+        let item = |id: &str| {
+            StoreItem::Comparison(Box::new(record(
+                id,
+                "orders",
+                t0,
+                Verdict::Diff,
+                &[("status", FieldClass::Real)],
+            )))
+        };
+        // Committed (its answer lost, say): the marker says so, every time.
+        let committing = std::sync::atomic::AtomicBool::new(false);
+        store
+            .write_batch(Some(("b1", t0)), &[item("x1")], &committing)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(committing.load(Ordering::SeqCst), "{name}");
+        assert!(store.settle_batch("b1", t0).await.unwrap(), "{name}");
+        assert!(store.settle_batch("b1", t0).await.unwrap(), "{name}");
+
+        // Never arrived: settling says no, and fences the id off, so the
+        // batch can no longer commit late.
+        assert!(!store.settle_batch("b2", t0).await.unwrap(), "{name}");
+        assert!(!store.settle_batch("b2", t0).await.unwrap(), "{name}");
+        let committing = std::sync::atomic::AtomicBool::new(false);
+        let late = store
+            .write_batch(Some(("b2", t0)), &[item("x2")], &committing)
+            .await
+            .expect_err("a fenced batch cannot commit");
+        assert!(late.is_refusal(), "{name}: {late}");
+        assert!(
+            !committing.load(Ordering::SeqCst),
+            "{name}: refused before COMMIT"
+        );
+        let ids: Vec<String> = store
+            .diffs(&DiffQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec!["x1".to_string()], "{name}");
+
+        // Markers go after a day; diffs are kept by their own retention.
+        store
+            .prune(t0 + super::BATCH_MARKER_AGE_MS + 1, i64::MAX / 4, 1_000_000)
+            .await
+            .unwrap();
+        assert!(!store.settle_batch("b1", t0).await.unwrap(), "{name}");
+    }
+}

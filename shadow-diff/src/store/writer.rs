@@ -2,15 +2,26 @@
 //! connection that is retried in the background. A slow, full or unreachable
 //! database never blocks the submitter; every record it cannot keep is
 //! reported to [`WriterEvents::dropped`] so it can be counted.
+//!
+//! Each comparison is reported exactly once, as stored or as dropped, also
+//! when the connection is lost while a batch commits: such a batch is held
+//! "in doubt" (its records are not written again) until the writer, once
+//! reconnected, finds out from the batch's marker whether it was committed
+//! ([`DiffStore::settle_batch`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
 use tokio::sync::{mpsc, watch};
 
-use super::DiffStore;
+use super::{DiffStore, StoreError};
 use crate::record::StoreItem;
+
+/// Batches in doubt kept for settling; beyond this the oldest is given up
+/// (counted as dropped, with a warning that it may be in the store).
+const MAX_IN_DOUBT: usize = 1000;
 
 /// How the writer behaves; the defaults suit one proxy.
 #[derive(Debug, Clone)]
@@ -132,6 +143,9 @@ async fn run(
     let mut last_attempt: Option<Instant> = None;
     let mut last_prune = Instant::now();
     let mut last_complaint: Option<Instant> = None;
+    let mut ids = BatchIds::new();
+    let mut in_doubt: Vec<InDoubt> = Vec::new();
+    let mut last_settle: Option<Instant> = None;
     loop {
         if store.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= settings.reconnect_every) {
             last_attempt = Some(Instant::now());
@@ -140,6 +154,7 @@ async fn run(
                     info!("diff store connected ({:?})", s.dialect);
                     store = Some(s.clone());
                     let _ = store_tx.send(Some(s));
+                    last_settle = None;
                 }
                 Ok(Err(e)) => {
                     complain(&mut last_complaint, &format!("diff store unavailable: {e}"))
@@ -148,6 +163,21 @@ async fn run(
                     &mut last_complaint,
                     "diff store unavailable: connect timed out",
                 ),
+            }
+        }
+
+        if let Some(s) = &store {
+            if !in_doubt.is_empty()
+                && last_settle.is_none_or(|t| t.elapsed() >= settings.reconnect_every)
+            {
+                last_settle = Some(Instant::now());
+                if let Err(e) = settle(s, &mut in_doubt, &settings, events.as_ref()).await {
+                    complain(
+                        &mut last_complaint,
+                        &format!("diff store: settling a batch in doubt failed: {e}"),
+                    );
+                    disconnect(&mut store, &store_tx, &mut last_attempt);
+                }
             }
         }
 
@@ -169,24 +199,25 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            let result = match &store {
-                None => Err("not connected".to_string()),
+            let tally = tally(&batch);
+            let id = ids.next();
+            let outcome = match &store {
+                None => Outcome::NotWritten("not connected".to_string()),
                 Some(s) => {
-                    match tokio::time::timeout(settings.write_timeout, s.write(&batch)).await {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("write timed out".to_string()),
-                    }
+                    let committing = AtomicBool::new(false);
+                    let write = s.write_batch(Some((&id, now_ms())), &batch, &committing);
+                    let result = tokio::time::timeout(settings.write_timeout, write).await;
+                    Outcome::of(result, committing.load(Ordering::SeqCst))
                 }
             };
-            let tally = tally(&batch);
-            match result {
-                Ok(()) => {
+            let failed = !matches!(outcome, Outcome::Written);
+            match outcome {
+                Outcome::Written => {
                     for (route, n) in tally {
                         events.stored(&route, n);
                     }
                 }
-                Err(e) => {
+                Outcome::NotWritten(e) => {
                     for (route, n) in tally {
                         events.dropped(&route, n);
                     }
@@ -194,13 +225,34 @@ async fn run(
                         &mut last_complaint,
                         &format!("diff store write failed, batch dropped: {e}"),
                     );
-                    if store.is_some() {
-                        // Re-establish: the pool may hold dead connections.
-                        store = None;
-                        let _ = store_tx.send(None);
-                        last_attempt = Some(Instant::now());
+                }
+                Outcome::InDoubt(e) => {
+                    complain(
+                        &mut last_complaint,
+                        &format!(
+                            "diff store connection lost while a batch committed ({e}); \
+                             its comparisons are counted once the store tells whether it was committed"
+                        ),
+                    );
+                    // Noise evidence alone has nothing to account for.
+                    if !tally.is_empty() {
+                        in_doubt.push(InDoubt { id, tally });
+                    }
+                    if in_doubt.len() > MAX_IN_DOUBT {
+                        let oldest = in_doubt.remove(0);
+                        warn!(
+                            "diff store: gave up on batch {} in doubt: counted as dropped, though it may be stored",
+                            oldest.id
+                        );
+                        for (route, n) in oldest.tally {
+                            events.dropped(&route, n);
+                        }
                     }
                 }
+            }
+            if failed {
+                // Re-establish: the pool may hold dead connections.
+                disconnect(&mut store, &store_tx, &mut last_attempt);
             }
         }
         if let Some(s) = &store {
@@ -219,6 +271,121 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Drops the connection (if any); the next reconnect comes after
+/// `reconnect_every`.
+fn disconnect(
+    store: &mut Option<DiffStore>,
+    store_tx: &watch::Sender<Option<DiffStore>>,
+    last_attempt: &mut Option<Instant>,
+) {
+    if store.take().is_some() {
+        let _ = store_tx.send(None);
+        *last_attempt = Some(Instant::now());
+    }
+}
+
+/// How a batch write ended.
+#[derive(Debug)]
+enum Outcome {
+    Written,
+    /// Certainly not in the store: it failed before its `COMMIT` was sent,
+    /// or the database answered the `COMMIT` with an error.
+    NotWritten(String),
+    /// The `COMMIT` was sent and no answer came: it may be in the store.
+    InDoubt(String),
+}
+
+impl Outcome {
+    fn of(
+        result: Result<Result<(), StoreError>, tokio::time::error::Elapsed>,
+        committing: bool,
+    ) -> Outcome {
+        match result {
+            Ok(Ok(())) => Outcome::Written,
+            Ok(Err(e)) if !committing || e.is_refusal() => Outcome::NotWritten(e.to_string()),
+            Ok(Err(e)) => Outcome::InDoubt(e.to_string()),
+            Err(_) if committing => Outcome::InDoubt("timed out committing".to_string()),
+            Err(_) => Outcome::NotWritten("write timed out".to_string()),
+        }
+    }
+}
+
+/// A batch whose `COMMIT` went unanswered, and its comparisons per route.
+#[derive(Debug)]
+struct InDoubt {
+    id: String,
+    tally: Vec<(String, u64)>,
+}
+
+/// Asks the store about each batch in doubt, oldest first, and reports its
+/// comparisons as stored or dropped. A batch whose transaction the database
+/// still holds open (the old connection not yet noticed gone) stays in doubt
+/// for a later try; an error means the connection is unusable.
+async fn settle(
+    store: &DiffStore,
+    in_doubt: &mut Vec<InDoubt>,
+    settings: &WriterSettings,
+    events: &dyn WriterEvents,
+) -> Result<(), StoreError> {
+    while let Some(batch) = in_doubt.first() {
+        let asked = tokio::time::timeout(
+            settings.write_timeout,
+            store.settle_batch(&batch.id, now_ms()),
+        )
+        .await;
+        let committed = match asked {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        let batch = in_doubt.remove(0);
+        info!(
+            "diff store: batch {} in doubt was {}",
+            batch.id,
+            if committed {
+                "committed"
+            } else {
+                "not committed"
+            }
+        );
+        for (route, n) in batch.tally {
+            if committed {
+                events.stored(&route, n);
+            } else {
+                events.dropped(&route, n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Batch ids unique across processes and hosts sharing a store.
+struct BatchIds {
+    prefix: String,
+    next: u64,
+}
+
+impl BatchIds {
+    fn new() -> BatchIds {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        BatchIds {
+            prefix: format!("{host}/{}/{nanos}", std::process::id()),
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.next += 1;
+        format!("{}/{}", self.prefix, self.next)
     }
 }
 
