@@ -66,7 +66,7 @@ impl ControlPlane {
                     tokio::spawn(watch_file(live.clone(), watch_interval));
                     tokio::spawn(fleet::run(live.clone(), writer));
                     tokio::spawn(crate::guard::run(live.clone()));
-                    track_readiness(phases, ready, listen).await;
+                    track_readiness(phases, ready, listen, live.clone()).await;
                     // Keep reloading until the process exits.
                     std::future::pending::<()>().await;
                 })
@@ -219,16 +219,24 @@ mod fleet {
     }
 }
 
-/// `/readyz` follows the server's phases: ready once it runs and the proxy
-/// port accepts connections, not ready again once it starts shutting down.
+/// How long readiness waits for the history store at start.
+const HISTORY_WAIT: Duration = Duration::from_secs(10);
+
+/// `/readyz` follows the server's phases: ready once it runs, the proxy port
+/// accepts connections and the history store is connected; not ready again
+/// once it starts shutting down.
 ///
 /// Pingora reports `Running` before every service has bound its listener,
 /// so a load balancer (or a test) told "ready" at that moment could still be
-/// refused: readiness waits until a connection to the port succeeds.
+/// refused: readiness waits until a connection to the port succeeds. A
+/// change made before the history is connected would be applied but not
+/// recorded, so readiness also waits for it, but not for long: an
+/// unreachable database must not keep the proxy out of service.
 async fn track_readiness(
     mut phases: broadcast::Receiver<ExecutionPhase>,
     ready: Readiness,
     listen: std::net::SocketAddr,
+    live: Arc<Live>,
 ) {
     let probe = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => {
@@ -249,6 +257,17 @@ async fn track_readiness(
                         if let Ok(Ok(_)) =
                             tokio::time::timeout(Duration::from_millis(500), connect).await
                         {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let deadline = tokio::time::Instant::now() + HISTORY_WAIT;
+                    while !live.history_connected() {
+                        if tokio::time::Instant::now() >= deadline {
+                            warn!(
+                                "ready without the history store (not connected after {} s): changes are applied but not recorded until it is",
+                                HISTORY_WAIT.as_secs()
+                            );
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(20)).await;

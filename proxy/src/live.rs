@@ -426,6 +426,14 @@ impl Live {
         version
     }
 
+    /// Whether the history store is connected (changes are recorded).
+    pub fn history_connected(&self) -> bool {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Runs a history call from blocking code, bounded by a timeout. `None`
     /// when there is no history store (yet).
     pub(crate) fn with_history<T, F, Fut>(&self, call: F) -> Option<Result<T, String>>
