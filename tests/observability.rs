@@ -256,9 +256,11 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
         let url = format!("{api}/query?query={}", strangler_e2e::client::encode(q));
         let http = http.clone();
         async move {
+            // While Prometheus starts it answers 503 in plain text.
             http.send(http::Method::GET, &url, &[], b"")
                 .await
                 .ok()
+                .filter(|r| r.status == 200)
                 .map(|r| r.json())
         }
     };
