@@ -6,9 +6,12 @@
 //!   that print as text (a line, when given, is 1-based);
 //! - an accepted file builds a `RouteTable`, and every route whose conditions
 //!   can be written down as a request (all but `path_regex` ones) is reachable:
-//!   a request made of exactly its conditions is routed by some route, to a
-//!   backend of the table. Route paths are in normal form, so the path the
-//!   proxy routes on (`routing_path(normalize_path(p))`) is `p` itself.
+//!   a request made of exactly its conditions (header values as an HTTP parser
+//!   delivers them, without surrounding whitespace) is routed by some route,
+//!   to a backend of the table, and `decide` gives the same answer twice.
+//!   Route paths are in normal form, so the path the proxy routes on
+//!   (`routing_path(normalize_path(p))`) is `p` itself, and a request can
+//!   carry them (they parse as the `http::Uri` path Pingora hands over).
 
 #![no_main]
 
@@ -28,8 +31,14 @@ fuzz_target!(|data: &[u8]| {
         Err(errors) => {
             assert!(!errors.errors.is_empty(), "an empty error report");
             for e in &errors.errors {
-                assert!(!e.message.trim().is_empty(), "an error without message: {e:?}");
-                assert!(!e.place.to_string().is_empty(), "an error without place: {e:?}");
+                assert!(
+                    !e.message.trim().is_empty(),
+                    "an error without message: {e:?}"
+                );
+                assert!(
+                    !e.place.to_string().is_empty(),
+                    "an error without place: {e:?}"
+                );
                 assert!(e.line != Some(0), "lines are 1-based: {e:?}");
             }
             let report = errors.to_string();
@@ -109,6 +118,14 @@ fn request_for(m: &RouteMatch, name: &impl std::fmt::Display) -> Option<Request>
                 p.as_str(),
                 "route {name}: path changes under routing_path"
             );
+            // The path as a client sends it: Pingora hands the proxy an
+            // `http::Uri`, and a path that does not parse as one is refused.
+            match http::uri::PathAndQuery::try_from(p.as_str()) {
+                Ok(pq) if pq.path() == p && pq.query().is_none() => {}
+                other => panic!(
+                    "route {name}: path {p:?} accepted, but no request can carry it: {other:?}"
+                ),
+            }
             p.clone()
         }
         PathMatch::Regex(_) => return None,
@@ -123,9 +140,12 @@ fn request_for(m: &RouteMatch, name: &impl std::fmt::Display) -> Option<Request>
     });
     let mut headers = HeaderMap::new();
     for (name_, value) in &m.headers {
-        let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|e| {
-            panic!("route {name}: header {name_} = {value:?} accepted, but no request can carry it: {e}")
-        });
+        // As an HTTP parser hands the value over: without the whitespace
+        // around it. A value with a control character cannot be sent at all.
+        let value = HeaderValue::from_bytes(value.trim_matches([' ', '\t']).as_bytes())
+            .unwrap_or_else(|e| {
+                panic!("route {name}: header {name_} = {value:?} accepted, but no request can carry it: {e}")
+            });
         headers.append(name_.clone(), value);
     }
     Some((method, host, path, headers))

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
-use http::{HeaderName, Method};
+use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
 use super::error::{ConfigError, ErrorSink, Place};
@@ -813,8 +813,8 @@ fn compile_match(sink: &mut ErrorSink, place: &Place, raw: &RawMatch) -> Option<
     let mut headers = Vec::new();
     if let Some(map) = &raw.headers {
         for (name, value) in &map.0 {
-            match header_name(name) {
-                Ok(h) => headers.push((h, value.as_text())),
+            match header_name(name).and_then(|h| Ok((h, header_condition(&value.as_text())?))) {
+                Ok(condition) => headers.push(condition),
                 Err(e) => {
                     sink.push(place.key("headers").key(name.clone()), e);
                     ok = false;
@@ -843,6 +843,23 @@ fn compile_match(sink: &mut ErrorSink, place: &Place, raw: &RawMatch) -> Option<
     })
 }
 
+/// The value a header condition asks for, if a request can carry it: HTTP
+/// refuses control characters in a value and drops the whitespace around it,
+/// so a route asking for either could never match.
+fn header_condition(value: &str) -> Result<String, String> {
+    if HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "{value:?} contains a control character; no request can carry it, so this route could never match"
+        ));
+    }
+    if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+        return Err(format!(
+            "{value:?} starts or ends with whitespace, which HTTP drops from header values; this route could never match"
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// A path in a route must already be in normal form: a route written as
 /// `/api//orders/` or `/api/./x` could never see a request, because requests
 /// are normalized before they are routed.
@@ -861,12 +878,36 @@ fn route_path(text: &str) -> Result<String, String> {
         ));
     }
     match normalize_path(text) {
-        Ok(normal) if normal == text => Ok(text.to_string()),
+        Ok(normal) if normal == text => sendable_path(text),
         Ok(normal) => Err(format!(
             "{text:?} is not in normal form; requests are normalized before routing, write {normal:?}"
         )),
         Err(e) => Err(format!("{text:?} {e}")),
     }
+}
+
+/// A route path a request can carry. Pingora hands the proxy the path as an
+/// `http::Uri`, which refuses some characters as they are (a space, `<`, `>`,
+/// a backtick): they only arrive percent-encoded, and normalization keeps
+/// such escapes, so a route spelling them raw could never match.
+fn sendable_path(text: &str) -> Result<String, String> {
+    if text.parse::<http::uri::PathAndQuery>().is_ok() {
+        return Ok(text.to_string());
+    }
+    let mut encoded = String::with_capacity(text.len());
+    for c in text.chars() {
+        if format!("/{c}").parse::<http::uri::PathAndQuery>().is_ok() {
+            encoded.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                encoded.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    Err(format!(
+        "{text:?} has characters a request cannot carry as they are, so this route could never match; write {encoded:?}"
+    ))
 }
 
 fn method(text: &str) -> Result<Method, String> {

@@ -66,6 +66,9 @@ impl fmt::Display for Place {
         }
         for (i, step) in self.0.iter().enumerate() {
             match step {
+                // An empty key (`"": ...`) would print as nothing at all.
+                Step::Key(k) if k.is_empty() && i == 0 => f.write_str("\"\"")?,
+                Step::Key(k) if k.is_empty() => f.write_str(".\"\"")?,
                 Step::Key(k) if i == 0 => f.write_str(k)?,
                 Step::Key(k) => write!(f, ".{k}")?,
                 Step::Index(n) => write!(f, "[{n}]")?,
@@ -190,6 +193,20 @@ mod tests {
         assert_eq!(
             ConfigError::new(p, "130 is over 100").to_string(),
             "routes[2].canary: 130 is over 100"
+        );
+    }
+
+    /// Found by fuzz/fuzz_targets/config.rs: the file `'':` was reported as
+    /// `: unknown key ""`, with no place at all.
+    #[test]
+    fn an_empty_key_prints_as_quotes() {
+        assert_eq!(Place::root().key("").to_string(), "\"\"");
+        let p = Place::root().key("backends").key("").key("url");
+        assert_eq!(p.to_string(), "backends.\"\".url");
+        let errors = crate::config::parse("'':", "f.yaml").unwrap_err();
+        assert!(
+            errors.to_string().contains("\n  \"\": unknown key \"\""),
+            "{errors}"
         );
     }
 }

@@ -178,6 +178,40 @@ routes:
     parse(text, "t").unwrap();
 }
 
+/// Found by fuzz/fuzz_targets/config.rs: a header condition no request can
+/// carry (a newline in it, or whitespace around it, which HTTP parsers drop)
+/// was accepted, and its route could never match.
+#[test]
+fn header_conditions_no_request_can_carry_are_errors() {
+    let text = r#"
+version: 1
+backends: { a: { url: "http://127.0.0.1:1" }, b: { url: "http://127.0.0.1:2" } }
+default: a
+routes:
+  - name: newline
+    match: { headers: { X-Beta: "a\nb" } }
+    new: b
+  - name: padded
+    match: { path: /p, headers: { X-Beta: " 1" } }
+    new: b
+  - name: fine
+    match: { path: /f, headers: { X-Beta: "1 2", X-Empty: "", X-Utf8: "café" } }
+    new: b
+"#;
+    let errs = errors(text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0]
+            .starts_with("routes[0].match.headers.X-Beta: \"a\\nb\" contains a control character"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1]
+            .starts_with("routes[1].match.headers.X-Beta: \" 1\" starts or ends with whitespace"),
+        "{errs:?}"
+    );
+}
+
 #[test]
 fn syntax_errors_carry_a_line() {
     let errs = parse("version: 1\nroutes: [\n  - a\n", "t").unwrap_err();
@@ -224,6 +258,32 @@ routes:
     let errs = errors(text);
     assert_eq!(errs.len(), 3, "{errs:?}");
     assert!(errs[0].contains("write \"/admin\""), "{errs:?}");
+}
+
+/// Found by fuzz/fuzz_targets/config.rs: a route path with a raw space was
+/// accepted, but requests carry it as `%20`, which normalization keeps, so
+/// the route could never match.
+#[test]
+fn route_paths_must_be_sendable() {
+    let text = r#"
+version: 1
+backends: { a: { url: "http://127.0.0.1:1" }, b: { url: "http://127.0.0.1:2" } }
+default: a
+routes:
+  - name: space
+    match: { path: "/a b" }
+    new: b
+  - name: angle
+    match: { path_exact: "/x<y>" }
+    new: b
+  - name: fine
+    match: { path: "/a%20b/caf\u00e9/{id}" }
+    new: b
+"#;
+    let errs = errors(text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].ends_with("write \"/a%20b\""), "{errs:?}");
+    assert!(errs[1].ends_with("write \"/x%3Cy%3E\""), "{errs:?}");
 }
 
 #[test]
