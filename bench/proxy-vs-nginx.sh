@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
 
 "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
@@ -111,7 +111,6 @@ YAML
 RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" \
     --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
 wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$PROXY_PORT"
 
 PATH_UNDER_TEST=/api/orders/12345

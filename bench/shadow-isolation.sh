@@ -13,12 +13,8 @@ SECONDS_PER_MODE=${2:-20}
 
 cargo build --release -q --bin strangler --bin strangler-bench-backend --bin strangler-load
 BIN=target/release
-WORK=$(mktemp -d /tmp/strangler-isolation.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+source bench/lib.sh
+bench_workdir isolation
 
 LEGACY=$(free_port); NEW=$(free_port); SLOW=$(free_port); HOLE=$(free_port); DEAD=$(free_port)
 "$BIN/strangler-bench-backend" "$LEGACY" 1 & PIDS+=($!)

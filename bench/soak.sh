@@ -24,12 +24,8 @@ RATE=${2:-500}
 
 cargo build --release -q --bin strangler --bin strangler-bench-backend --bin strangler-load
 BIN=target/release
-WORK=$(mktemp -d /tmp/strangler-soak.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+source bench/lib.sh
+bench_workdir soak
 
 LEGACY=$(free_port); NEW=$(free_port); HOLE=$(free_port); DEAD=$(free_port)
 PORT=$(free_port); ADMIN=$(free_port)

@@ -16,10 +16,18 @@ fn one_backend(b: &Backend) -> String {
     )
 }
 
-fn template(body: &str) -> String {
-    format!(
-        "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: sqlite://{{dir}}/strangler.db\n{body}"
-    )
+/// A proxy whose route `upload` (path `/upload`) takes bodies up to 1 KiB;
+/// everything else goes to `legacy` under the default limit.
+async fn with_upload_route() -> (Proxy, Backend, Backend) {
+    let b = Backend::start("legacy").await;
+    let n = Backend::start("new").await;
+    let proxy = Proxy::start(&format!(
+        "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: upload\n    match: {{ path: /upload }}\n    new: new\n    max_request_body: 1KiB\n",
+        b.url(),
+        n.url()
+    ))
+    .await;
+    (proxy, b, n)
 }
 
 /// Normal requests on keep-alive connections until `stop`; counts the ones
@@ -60,7 +68,7 @@ fn normal_traffic(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_slowloris_connections_are_each_closed_by_the_header_deadline() {
     let b = Backend::start("legacy").await;
-    let proxy = Proxy::start_with(&template(&one_backend(&b)), &["--header-timeout", "2s"]).await;
+    let proxy = Proxy::start_with_args(&one_backend(&b), &["--header-timeout", "2s"]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, load) = normal_traffic(&proxy, 4, &stop);
 
@@ -154,14 +162,7 @@ async fn header_size_and_line_limits() {
 /// keep the default limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_route_limit_get_413() {
-    let b = Backend::start("legacy").await;
-    let n = Backend::start("new").await;
-    let proxy = Proxy::start(&format!(
-        "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: upload\n    match: {{ path: /upload }}\n    new: new\n    max_request_body: 1KiB\n",
-        b.url(),
-        n.url()
-    ))
-    .await;
+    let (proxy, b, _n) = with_upload_route().await;
     let http = Http::new();
     let url = proxy.url("/upload");
     assert_eq!(http.post(&url, &[], &[b'x'; 1024]).await.status, 200);
@@ -206,7 +207,7 @@ async fn requests_above_the_inflight_cap_get_a_fast_503() {
         fast.url(),
         slow.url()
     );
-    let proxy = Proxy::start_with(&template(&body), &["--max-inflight", "4"]).await;
+    let proxy = Proxy::start_with_args(&body, &["--max-inflight", "4"]).await;
     let held: Vec<_> = (0..4)
         .map(|_| {
             let url = proxy.url("/slow");
@@ -253,14 +254,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// stays flat (rejections keep nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_stays_flat_over_ten_thousand_rejected_requests() {
-    let b = Backend::start("legacy").await;
-    let n = Backend::start("new").await;
-    let proxy = Proxy::start(&format!(
-        "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: upload\n    match: {{ path: /upload }}\n    new: new\n    max_request_body: 1KiB\n",
-        b.url(),
-        n.url()
-    ))
-    .await;
+    let (proxy, _legacy, _new) = with_upload_route().await;
     let addr = proxy.addr();
     let big_header = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -327,7 +321,7 @@ async fn memory_stays_flat_over_ten_thousand_rejected_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_requests_and_stalled_prefaces_do_not_hang() {
     let b = Backend::start("legacy").await;
-    let proxy = Proxy::start_with(&template(&one_backend(&b)), &["--header-timeout", "1s"]).await;
+    let proxy = Proxy::start_with_args(&one_backend(&b), &["--header-timeout", "1s"]).await;
     let addr = proxy.addr();
     let wait = Duration::from_secs(10);
     let short = raw_exchange(&addr, b"GET / HTTP/1.0\r\n\r\n", wait).await;

@@ -137,6 +137,15 @@ async fn sighup_and_post_reload_apply_a_new_version() {
 }
 
 /// Sends requests from `workers` tasks until `stop` is set; counts failures.
+/// The stop flag, failure count and success count that [`load`] shares.
+fn counters() -> (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    )
+}
+
 fn load(
     proxy_url: String,
     workers: usize,
@@ -177,11 +186,7 @@ fn load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_reloads_under_load_lose_no_request() {
     let (proxy, legacy, new) = setup().await;
-    let (stop, failures, ok) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let (stop, failures, ok) = counters();
     let workers = load(
         proxy.url("/api/x"),
         8,
@@ -221,11 +226,7 @@ async fn a_hundred_reloads_under_load_lose_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_storm_does_not_kill_the_process() {
     let (mut proxy, legacy, new) = setup().await;
-    let (stop, failures, ok) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let (stop, failures, ok) = counters();
     let workers = load(
         proxy.url("/api/x"),
         4,
@@ -272,11 +273,7 @@ async fn a_sighup_storm_does_not_kill_the_process() {
 async fn a_half_written_file_is_rejected_until_it_is_complete() {
     use std::io::Write;
     let (proxy, legacy, new) = setup().await;
-    let (stop, failures, ok) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let (stop, failures, ok) = counters();
     let workers = load(
         proxy.url("/api/x"),
         4,

@@ -67,12 +67,12 @@ async fn ten_upgrades_under_load_lose_nothing() {
     // Longer than the 5 s an upgraded process keeps accepting, shorter than
     // that plus the grace period: only the grace period lets it finish.
     slow.set_mode(Mode::Delay(Duration::from_secs(7)));
-    let template = format!(
-        "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: sqlite://{{dir}}/strangler.db\nbackends:\n  fast: {{ url: \"{}\" }}\n  slow: {{ url: \"{}\", read_timeout: 30s }}\ndefault: fast\nroutes:\n  - name: slow\n    match: {{ path: /slow }}\n    new: slow\n    canary: 100\n",
+    let body = format!(
+        "backends:\n  fast: {{ url: \"{}\" }}\n  slow: {{ url: \"{}\", read_timeout: 30s }}\ndefault: fast\nroutes:\n  - name: slow\n    match: {{ path: /slow }}\n    new: slow\n    canary: 100\n",
         fast.url(),
         slow.url()
     );
-    let mut proxy = Proxy::start_with(&template, &["--grace-period", "5"]).await;
+    let mut proxy = Proxy::start_with_args(&body, &["--grace-period", "5"]).await;
     let addr = proxy.addr();
 
     // The slow request, in flight on the first process.

@@ -39,6 +39,14 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// `body` (backends, tenant, default, routes) under the header every test
+/// proxy gets: ephemeral listeners, the admin token, and `store`.
+fn standard_template(body: &str, store: &str) -> String {
+    format!(
+        "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: {store}\n{body}"
+    )
+}
+
 #[derive(Debug)]
 pub struct Proxy {
     child: Option<Child>,
@@ -66,10 +74,14 @@ impl Proxy {
 
     /// Like [`Proxy::start`] with another store URL (`{dir}` is replaced).
     pub async fn start_with_store(body: &str, store: &str) -> Proxy {
-        let template = format!(
-            "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: {store}\n{body}"
-        );
-        Proxy::start_template(&template).await
+        Proxy::start_template(&standard_template(body, store)).await
+    }
+
+    /// Like [`Proxy::start`], with more command-line arguments (which
+    /// replace the test defaults for the flags they give).
+    pub async fn start_with_args(body: &str, extra_args: &[&str]) -> Proxy {
+        let template = standard_template(body, "sqlite://{dir}/strangler.db");
+        Proxy::start_with(&template, extra_args).await
     }
 
     /// A member of a fleet: every member's file is the same text (the

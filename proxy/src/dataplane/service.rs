@@ -135,6 +135,13 @@ impl StranglerProxy {
         rejected
     }
 
+    /// Counts a refused request under its reason; it is then not counted as
+    /// a request of its route (see `logging`).
+    fn count_rejection(&self, ctx: &mut RequestCtx, r: Rejection) {
+        self.rejected.with_label_values(&[r.as_str()]).inc();
+        ctx.rejected = true;
+    }
+
     async fn reject(
         &self,
         session: &mut Session,
@@ -142,8 +149,7 @@ impl StranglerProxy {
         r: Rejection,
         detail: &str,
     ) {
-        self.rejected.with_label_values(&[r.as_str()]).inc();
-        ctx.rejected = true;
+        self.count_rejection(ctx, r);
         let body = if detail.is_empty() {
             format!("strangler: {}\n", r.message())
         } else {
@@ -261,12 +267,8 @@ impl ProxyHttp for StranglerProxy {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > ctx.body_limit() {
                 ctx.refused = Some(Rejection::BodyTooLarge);
-                // Refused like a declared length over the limit: counted as a
-                // rejection, not as a request of the route.
-                self.rejected
-                    .with_label_values(&[Rejection::BodyTooLarge.as_str()])
-                    .inc();
-                ctx.rejected = true;
+                // Refused like a declared length over the limit.
+                self.count_rejection(ctx, Rejection::BodyTooLarge);
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "request body over the route's limit",
