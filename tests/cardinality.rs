@@ -424,6 +424,8 @@ fn check_series(scrape: &Scrape) {
                     ["1xx", "2xx", "3xx", "4xx", "5xx", "none"].contains(&value.as_str())
                 }
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+                // strangler_build_info: the workspace's version, as built.
+                "version" => value == env!("CARGO_PKG_VERSION"),
                 _ => {
                     value.len() <= 32
                         && value

@@ -130,3 +130,66 @@ fn explain_names_route_backend_side_and_reason() {
     let (_, out, _) = run_cli(&["explain", "--config", &f, "GET", "/api%2Forders"]);
     assert!(out.contains("400 Bad Request"), "{out}");
 }
+
+/// A relative `sqlite://` store is the config file's, as nginx takes paths
+/// from its prefix: the proxy and every command find the same file wherever
+/// they are started from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_sqlite_store_is_next_to_the_config_file() {
+    let legacy = strangler_e2e::Backend::start("legacy").await;
+    let proxy = strangler_e2e::Proxy::start_with_store(
+        &format!(
+            "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: orders\n    match: {{ path: /api/orders }}\n    new: new\n    shadow: {{ percent: 100 }}\n",
+            legacy.url(),
+            legacy.url()
+        ),
+        "sqlite://relative-store.db",
+    )
+    .await;
+    let here = std::env::current_dir().unwrap();
+    assert_ne!(here, proxy.dir.path(), "the test runs elsewhere");
+    assert!(
+        proxy.dir.path().join("relative-store.db").is_file(),
+        "the proxy made its store next to its config"
+    );
+    assert!(
+        !here.join("relative-store.db").exists(),
+        "not in the working directory"
+    );
+    // Commands run from another directory read the same store.
+    let config = proxy.config_path.display().to_string();
+    let (code, out, err) = run_cli(&["history", "--config", &config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("startup"), "{out}");
+    // (It would be an error naming the path if it looked anywhere else.)
+    let (code, _, err) = run_cli(&["report", "--config", &config, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `report` and `history` only read: a store that is not there is an error
+/// naming the path looked at, and no empty database is left behind.
+#[test]
+fn read_only_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        "routes.yaml",
+        &GOOD.replace(
+            "version: 1\n",
+            "version: 1\nstore: sqlite://diffs/strangler.db\n",
+        ),
+    );
+    std::fs::create_dir(dir.path().join("diffs")).unwrap();
+    let expected = dir.path().join("diffs/strangler.db");
+    for command in [&["report"][..], &["history"], &["history", "--audit"]] {
+        let mut args = command.to_vec();
+        args.extend(["--config", config.as_str()]);
+        let (code, out, err) = run_cli(&args);
+        assert_eq!(code, 1, "{command:?}: {out}{err}");
+        assert!(
+            err.contains(&expected.display().to_string()) && err.contains("no store"),
+            "{command:?} does not name the path it looked at: {err}"
+        );
+        assert!(!expected.exists(), "{command:?} created the store");
+    }
+}

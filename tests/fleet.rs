@@ -1,6 +1,10 @@
 //! A fleet: three proxies sharing one PostgreSQL store. A rollback made on
 //! one is applied by the others (announced with LISTEN/NOTIFY), and a proxy
-//! that starts later applies it too.
+//! that starts later applies it too. So is a restore of a recorded version.
+//!
+//! The members poll the store only once an hour here, so what reaches them
+//! within the test's waits came by NOTIFY: the test fails if announcing
+//! stops working, instead of passing on the poll.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,9 @@ routes:
     tenants: { acme: new }
 "#;
 
+/// No poll within the test's time: changes arrive by NOTIFY or not at all.
+const NOTIFY_ONLY: &[&str] = &["--fleet-poll", "1h"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_on_one_proxy_is_live_on_all() {
     let legacy = Backend::start("legacy").await;
@@ -29,7 +36,11 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
     let store = shadow_diff::store::testing::fresh_postgres_url("fleet").await;
     let mut fleet = Vec::new();
     for _ in 0..3 {
-        fleet.push(Proxy::start_fleet_member(&body, &store).await);
+        fleet.push(Proxy::start_fleet_member_with(&body, &store, NOTIFY_ONLY).await);
+    }
+    let original = fleet[0].version().await;
+    for p in &fleet {
+        assert_eq!(p.version().await, original, "one file, one version number");
     }
     // Each proxy is connected to the history once its version is numbered.
     for p in &fleet {
@@ -77,8 +88,17 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
         );
     }
 
+    let rolled_back = fleet[0].version().await;
+    for p in &fleet {
+        assert_eq!(
+            p.version().await,
+            rolled_back,
+            "one change, one version number"
+        );
+    }
+
     // A proxy started later from the original file applies it as well.
-    let late = Proxy::start_fleet_member(&body, &store).await;
+    let late = Proxy::start_fleet_member_with(&body, &store, NOTIFY_ONLY).await;
     eventually(Duration::from_secs(15), || async {
         (late.canary("orders").await == 0.0).then_some(())
     })
@@ -94,4 +114,31 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
             .unwrap()
             .contains("tenants: { acme: legacy }")
     );
+
+    // `rollback --to` the original version on one proxy: every proxy of the
+    // fleet serves it again, under the same number.
+    let r = http
+        .post(
+            &fleet[1].admin_url("/rollback"),
+            &[(k, &v)],
+            format!(r#"{{"to_version": {original}, "reason": "fleet restore", "actor": "sre"}}"#)
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let restored = r.json()["version"].as_u64().expect("version");
+    for (i, p) in fleet.iter().chain([&late]).enumerate() {
+        eventually(Duration::from_secs(10), || async {
+            (p.canary("orders").await == 40.0).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("proxy {i} did not apply the restore:\n{}", p.logs()));
+        assert_eq!(p.version().await, restored, "proxy {i}");
+        assert!(
+            std::fs::read_to_string(&p.config_path)
+                .unwrap()
+                .contains("tenants: { acme: new }"),
+            "proxy {i} wrote the restored file"
+        );
+    }
 }

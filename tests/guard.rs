@@ -149,3 +149,68 @@ async fn a_healthy_new_side_is_never_rolled_back() {
     assert_eq!(auto_rollbacks(&proxy).await, 0.0);
     assert_eq!(proxy.canary("orders").await, 50.0);
 }
+
+/// A shadowed route with nothing on the new side: its copies differ, the
+/// guard's diff rate trips, but there is nothing to roll back. It must not
+/// count (or page) as a rollback, nor make a version; the audit log says
+/// what the guard saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_nothing_on_the_new_side_is_not_rolled_back() {
+    let legacy = Backend::start("legacy").await;
+    let new = Backend::start("new").await;
+    let proxy = Proxy::start(&format!(
+        r#"
+backends:
+  legacy: {{ url: "{}" }}
+  new: {{ url: "{}" }}
+default: legacy
+routes:
+  - name: orders
+    match: {{ path: /api/orders }}
+    new: new
+    canary: 0
+    shadow: {{ percent: 100 }}
+    guard: {{ window: 5s, min_requests: 20, max_diff_rate: 10 }}
+"#,
+        legacy.url(),
+        new.url()
+    ))
+    .await;
+    let version = proxy.version().await;
+    let (stop, five_xx) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers = traffic(&proxy, stop.clone(), five_xx.clone());
+    let config = proxy.config_path.display().to_string();
+    let audit = eventually(Duration::from_secs(30), || async {
+        let (_, out, _) = run_cli(&["history", "--audit", "--json", "--config", &config]);
+        let h: serde_json::Value = serde_json::from_str(&out).ok()?;
+        h["audit"]
+            .as_array()?
+            .iter()
+            .find(|a| a["action"] == "guard" && a["target"] == "orders")
+            .cloned()
+    })
+    .await;
+    // A moment more, in which a wrong rollback would be counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(1, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let audit = audit.unwrap_or_else(|| panic!("no guard audit row; logs:\n{}", proxy.logs()));
+    assert!(
+        audit["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("nothing on the new side"),
+        "{audit}"
+    );
+    assert!(
+        audit["reason"].as_str().unwrap().contains("real-diff rate"),
+        "{audit}"
+    );
+    assert!(new.requests() > 20, "the shadow side was compared");
+    assert_eq!(auto_rollbacks(&proxy).await, 0.0, "not a rollback");
+    assert_eq!(proxy.version().await, version, "no new version");
+    assert_eq!(proxy.canary("orders").await, 0.0);
+    assert_eq!(five_xx.load(Ordering::SeqCst), 0);
+}

@@ -5,12 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use strangler_e2e::prometheus::{Prometheus, alert_rules};
 use strangler_e2e::proxy::run_cli;
-use strangler_e2e::{Backend, Http, Mode, Proxy, Scrape, Seen, eventually, free_port};
+use strangler_e2e::{Backend, Http, Mode, Proxy, Scrape, Seen, eventually};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -227,49 +227,8 @@ async fn every_metric_and_label_of_the_dashboards_and_rules_is_exported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
     let (proxy, ..) = busy_proxy().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: strangler\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            repo().join("grafana/alerts.yml").display(),
-            proxy.admin_port
-        ),
-    )
-    .unwrap();
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package `prometheus`) is needed; scripts/setup installs it");
-    let http = Http::new();
-    let api = format!("http://127.0.0.1:{port}/api/v1");
-    let query = |q: &str| {
-        let url = format!("{api}/query?query={}", strangler_e2e::client::encode(q));
-        let http = http.clone();
-        async move {
-            // While Prometheus starts it answers 503 in plain text.
-            http.send(http::Method::GET, &url, &[], b"")
-                .await
-                .ok()
-                .filter(|r| r.status == 200)
-                .map(|r| r.json())
-        }
-    };
-    let up = eventually(Duration::from_secs(30), || async {
-        let r = query("strangler_config_version").await?;
-        (r["data"]["result"].as_array().map(|a| !a.is_empty()) == Some(true)).then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "Prometheus did not scrape the proxy");
+    let prometheus = Prometheus::start(proxy.admin_port, &alert_rules()).await;
+    prometheus.wait_scraped().await;
 
     // A few seconds of traffic so that rates have samples.
     for _ in 0..6 {
@@ -286,7 +245,8 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
             .replace("$__range", "5m")
             .replace("$instance", ".*")
             .replace("$route", ".*");
-        let r = query(&q)
+        let r = prometheus
+            .query_raw(&q)
             .await
             .unwrap_or_else(|| panic!("{source}: no answer"));
         assert_eq!(r["status"], "success", "{source}: {q}\n{r}");
@@ -309,13 +269,314 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
         "{answered} of {} dashboard queries returned data",
         with_data.len()
     );
-    // The rules loaded and evaluate.
-    let rules = http.get(&format!("{api}/rules"), &[]).await.json();
+    // The rules loaded and evaluate: every rule of the file.
+    let rules = prometheus.rules().await;
     let loaded = rules["data"]["groups"][0]["rules"]
         .as_array()
         .map(|a| a.len())
         .unwrap_or(0);
-    assert_eq!(loaded, 6, "{rules}");
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
+    let in_file = expressions()
+        .iter()
+        .filter(|(s, _)| s.starts_with("alert "))
+        .count();
+    assert_eq!(loaded, in_file, "{rules}");
+    assert!(loaded >= 11, "{rules}");
+    for rule in rules["data"]["groups"][0]["rules"].as_array().unwrap() {
+        assert_eq!(rule["health"], "ok", "{rule}");
+    }
+}
+
+/// `orders` (shadowed and guarded) and `users`, between LEGACY and NEW.
+const GUARDED: &str = r#"
+backends:
+  legacy: { url: "LEGACY" }
+  new: { url: "NEW" }
+default: legacy
+routes:
+  - name: orders
+    match: { path: /api/orders }
+    new: new
+    canary: 50
+    sticky: none
+    shadow: { percent: 10 }
+    guard: { window: 5s, min_requests: 30, error_rate_margin: 10 }
+  - name: users
+    match: { path: /api/users }
+    new: new
+"#;
+
+/// A proxy on [`GUARDED`] whose new side answers 503; returns the body as
+/// written (to derive reloads from).
+async fn guarded_proxy() -> (Proxy, String, Backend, Backend) {
+    let legacy = Backend::start("legacy").await;
+    let new = Backend::start("new").await;
+    new.set_mode(Mode::Status(503));
+    let body = GUARDED
+        .replace("LEGACY", &legacy.url())
+        .replace("NEW", &new.url());
+    let proxy = Proxy::start(&body).await;
+    (proxy, body, legacy, new)
+}
+
+/// The labelled series of one route that the dashboards and alerts read,
+/// as (family, labels) pairs, each of which must be exported.
+fn route_series(route: &str, shadowed: bool) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let r = || ("route", route.to_string());
+    let mut out = Vec::new();
+    for trigger in ["manual", "auto"] {
+        out.push((
+            "strangler_rollbacks_total",
+            vec![r(), ("trigger", trigger.into())],
+        ));
+    }
+    for side in ["legacy", "new"] {
+        for kind in [
+            "connect_refused",
+            "connect_timeout",
+            "connect_error",
+            "tls",
+            "read_timeout",
+            "write_timeout",
+            "reset",
+            "protocol",
+            "other",
+        ] {
+            out.push((
+                "strangler_upstream_errors_total",
+                vec![r(), ("side", side.into()), ("kind", kind.into())],
+            ));
+        }
+        for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "none"] {
+            out.push((
+                "strangler_requests_total",
+                vec![r(), ("side", side.into()), ("status_class", class.into())],
+            ));
+        }
+    }
+    out.push(("strangler_canary_percent", vec![r()]));
+    if shadowed {
+        for reason in ["queue_full", "too_large", "method", "store"] {
+            out.push((
+                "strangler_shadow_dropped_total",
+                vec![r(), ("reason", reason.into())],
+            ));
+        }
+        for outcome in ["sent", "skipped", "error", "timeout"] {
+            out.push((
+                "strangler_shadow_requests_total",
+                vec![r(), ("outcome", outcome.into())],
+            ));
+        }
+        for verdict in ["match", "diff", "noise"] {
+            out.push((
+                "strangler_shadow_diffs_total",
+                vec![r(), ("verdict", verdict.into())],
+            ));
+        }
+        out.push(("strangler_shadow_stored_total", vec![r()]));
+    }
+    out
+}
+
+/// The samples of `family` whose labels include all of `labels`.
+fn matching(scrape: &Scrape, family: &str, labels: &[(&str, String)]) -> Vec<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.name == family)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v.as_str()))
+        })
+        .map(|s| s.value)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_the_config_makes_possible_is_exported_at_zero_and_follows_reloads() {
+    let (proxy, body, ..) = guarded_proxy().await;
+    // No request yet: every series is already there, at zero.
+    let scrape = proxy.metrics().await;
+    for (route, shadowed) in [("orders", true), ("users", false)] {
+        for (family, labels) in route_series(route, shadowed) {
+            let values = matching(&scrape, family, &labels);
+            assert_eq!(values.len(), 1, "{family} {labels:?} not exported once");
+            if family != "strangler_canary_percent" {
+                assert_eq!(values[0], 0.0, "{family} {labels:?}");
+            }
+        }
+    }
+    // Shadow families only where shadowing is configured.
+    let users = vec![("route", "users".to_string())];
+    assert!(matching(&scrape, "strangler_shadow_dropped_total", &users).is_empty());
+    assert_eq!(
+        matching(
+            &scrape,
+            "strangler_build_info",
+            &[("version", env!("CARGO_PKG_VERSION").to_string())]
+        ),
+        vec![1.0]
+    );
+    for gauge in [
+        "strangler_config_last_reload_successful",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        let v = matching(&scrape, gauge, &[]);
+        assert!(v.len() == 1 && v[0] > 0.0, "{gauge}: {v:?}");
+    }
+    assert_eq!(matching(&scrape, "process_cpu_seconds_total", &[]).len(), 1);
+    // The SQLite store answers: up within a check or two.
+    eventually(Duration::from_secs(15), || async {
+        (proxy.metrics().await.sum("strangler_store_up", &[]) == 1.0).then_some(())
+    })
+    .await
+    .expect("strangler_store_up is 1 with a working store");
+
+    // A reload that adds a route exports its series at zero; one that
+    // removes a route removes its series.
+    let v = proxy.version().await;
+    let (kept, _users) = body.split_once("  - name: users").unwrap();
+    let body = format!(
+        "{kept}  - name: carts\n    match: {{ path: /api/carts }}\n    new: new\n    shadow: {{ percent: 5 }}\n"
+    );
+    proxy.rewrite_body(&body);
+    proxy.wait_version(v + 1).await;
+    let scrape = proxy.metrics().await;
+    for (family, labels) in route_series("carts", true) {
+        let values = matching(&scrape, family, &labels);
+        assert_eq!(values.len(), 1, "{family} {labels:?} not exported once");
+        if family != "strangler_canary_percent" {
+            assert_eq!(values[0], 0.0, "{family} {labels:?}");
+        }
+    }
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| s.labels.get("route").map(String::as_str) != Some("users")),
+        "series of the removed route remain"
+    );
+    // The route that stayed kept its series.
+    let orders = vec![
+        ("route", "orders".to_string()),
+        ("trigger", "auto".to_string()),
+    ];
+    assert_eq!(
+        matching(&scrape, "strangler_rollbacks_total", &orders),
+        vec![0.0]
+    );
+
+    // A rejected file: the gauge says so until the file is fixed.
+    proxy.rewrite_body("this: is not valid\n");
+    eventually(Duration::from_secs(10), || async {
+        (proxy
+            .metrics()
+            .await
+            .sum("strangler_config_last_reload_successful", &[])
+            == 0.0)
+            .then_some(())
+    })
+    .await
+    .expect("a rejected reload sets the gauge to 0");
+    proxy.rewrite_body(&body.replace("percent: 5", "percent: 6"));
+    eventually(Duration::from_secs(10), || async {
+        (proxy
+            .metrics()
+            .await
+            .sum("strangler_config_last_reload_successful", &[])
+            == 1.0)
+            .then_some(())
+    })
+    .await
+    .expect("a successful reload sets the gauge back to 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_is_reported_down() {
+    // A PostgreSQL URL where nothing listens: the proxy serves, the store
+    // is down.
+    let closed = strangler_e2e::free_port();
+    let legacy = Backend::start("legacy").await;
+    let proxy = Proxy::start_with_store(
+        &format!(
+            "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: orders\n    match: {{ path: /api/orders }}\n    new: new\n",
+            legacy.url(),
+            legacy.url()
+        ),
+        &format!("postgres://postgres@127.0.0.1:{closed}/test"),
+    )
+    .await;
+    let reply = Http::new().get(&proxy.url("/api/orders/1"), &[]).await;
+    assert_eq!(reply.status, 200);
+    // Down from the start, and still down after a few checks.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(proxy.metrics().await.sum("strangler_store_up", &[]), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_automatic_rollback_of_a_fresh_proxy_fires_the_alert() {
+    let (proxy, ..) = guarded_proxy().await;
+    let prometheus = Prometheus::start(proxy.admin_port, &alert_rules()).await;
+    // Prometheus has seen the series at zero before anything happened.
+    let series = r#"strangler_rollbacks_total{route="orders", trigger="auto"}"#;
+    let seen_at_zero = eventually(Duration::from_secs(30), || async {
+        (prometheus.value(series).await? == 0.0).then_some(())
+    })
+    .await;
+    assert!(seen_at_zero.is_some(), "Prometheus never saw {series} at 0");
+    assert!(
+        prometheus
+            .firing("StranglerAutomaticRollback")
+            .await
+            .is_empty()
+    );
+
+    // Traffic until the guard trips.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (url, stop) = (proxy.url("/api/orders/1"), stop.clone());
+        tokio::spawn(async move {
+            let http = Http::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = http.send(http::Method::GET, &url, &[], b"").await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let tripped = eventually(Duration::from_secs(30), || async {
+        (proxy.metrics().await.sum(
+            "strangler_rollbacks_total",
+            &[("route", "orders"), ("trigger", "auto")],
+        ) == 1.0)
+            .then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = worker.await;
+    assert!(
+        tripped.is_some(),
+        "the guard did not trip:\n{}",
+        proxy.logs()
+    );
+
+    let fired = eventually(Duration::from_secs(30), || async {
+        let alerts = prometheus.firing("StranglerAutomaticRollback").await;
+        alerts
+            .iter()
+            .any(|a| a["route"] == "orders" && a["severity"] == "page")
+            .then_some(alerts)
+    })
+    .await;
+    assert!(
+        fired.is_some(),
+        "StranglerAutomaticRollback did not fire; {}",
+        prometheus
+            .query(&format!("{series}[1m]"))
+            .await
+            .unwrap_or_default()
+    );
 }

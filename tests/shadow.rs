@@ -493,3 +493,57 @@ async fn an_unreachable_store_loses_nothing_but_diffs_and_counts_them() {
         10.0
     );
 }
+
+/// Only the proxy marks shadow copies: a client's `X-Strangler-Shadow` never
+/// reaches a backend, on the primary request or its copy, while the proxy's
+/// own marker still reaches the shadow side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_pose_as_a_shadow_copy() {
+    let legacy = Backend::start("legacy").await;
+    let new = Backend::start("new").await;
+    let proxy = Proxy::start(&format!(
+        "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: orders\n    match: {{ path: /api/orders }}\n    new: new\n    shadow: {{ percent: 100 }}\n",
+        legacy.url(),
+        new.url()
+    ))
+    .await;
+    let forged = "shadow-forged-by-client";
+    let reply = Http::new()
+        .get(
+            &proxy.url("/api/orders/1"),
+            &[("x-strangler-shadow", forged)],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend(), "legacy");
+    let copy = eventually(Duration::from_secs(10), || async {
+        new.seen().into_iter().find(|s| s.path == "/api/orders/1")
+    })
+    .await
+    .expect("the shadow copy reached the new side");
+    let primary = legacy
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/api/orders/1")
+        .expect("the primary request reached legacy");
+    assert_eq!(
+        primary.header("x-strangler-shadow"),
+        None,
+        "{:?}",
+        primary.headers
+    );
+    let marker = copy.header("x-strangler-shadow");
+    assert!(
+        marker.is_some(),
+        "the proxy marks its copy: {:?}",
+        copy.headers
+    );
+    assert_ne!(marker, Some(forged), "{:?}", copy.headers);
+    assert_eq!(
+        copy.headers
+            .iter()
+            .filter(|(k, _)| k == "x-strangler-shadow")
+            .count(),
+        1
+    );
+}

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::config::{self, ConfigErrors, Percent, Side};
 use crate::live::{ChangeMeta, Live, LiveTable, Override, digest};
+use crate::metrics::RollbackTrigger;
 
 /// What a person (or the guard) asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +39,8 @@ pub enum ChangeRequest {
 pub struct Requester {
     pub actor: String,
     pub reason: String,
-    /// `manual` or `auto` (the `trigger` label of `strangler_rollbacks_total`).
-    pub trigger: &'static str,
+    /// A person or the guard (the `trigger` label of `strangler_rollbacks_total`).
+    pub trigger: RollbackTrigger,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,7 +146,7 @@ impl Live {
         let (source, routes) = match request {
             ChangeRequest::Canary { route, .. } => ("canary", vec![route.clone()]),
             ChangeRequest::Rollback { routes, .. } => (
-                if who.trigger == "auto" {
+                if who.trigger == RollbackTrigger::Auto {
                     "guard"
                 } else {
                     "rollback"
@@ -171,11 +172,13 @@ impl Live {
             };
             self.apply_edits(&edits, &meta, true)
         });
-        if let (ChangeRequest::Rollback { routes, .. }, Ok(_)) = (request, &result) {
-            for r in routes {
+        // Only a rollback that moved traffic counts (and pages when automatic);
+        // one that found everything on legacy already changed nothing.
+        if let (ChangeRequest::Rollback { routes, .. }, Ok(o)) = (request, &result) {
+            for r in routes.iter().filter(|_| o.changed) {
                 self.metrics()
                     .rollbacks
-                    .with_label_values(&[r, who.trigger])
+                    .with_label_values(&[r, who.trigger.as_str()])
                     .inc();
             }
         }
@@ -184,6 +187,25 @@ impl Live {
             o.routes = routes;
             o
         })
+    }
+
+    /// Records what the guard saw on a route it did not roll back because
+    /// nothing was on the new side (canary 0, no tenant pinned to new): a
+    /// shadowed route whose copies differ is the report's business, not an
+    /// incident, so it neither changes the route nor counts as a rollback.
+    pub fn record_guard_observation(&self, route: &str, who: &Requester) {
+        let outcome =
+            "not rolled back: nothing on the new side (canary 0, no tenant pinned to new)";
+        self.record_audit(AuditEntry {
+            instance: self.instance.clone(),
+            actor: who.actor.clone(),
+            action: "guard".into(),
+            target: route.into(),
+            reason: who.reason.clone(),
+            detail: String::new(),
+            outcome: outcome.into(),
+            version: Some(self.current().version as i64),
+        });
     }
 
     fn audit(
@@ -215,9 +237,13 @@ impl Live {
             outcome,
             version,
         };
+        self.record_audit(entry);
+    }
+
+    fn record_audit(&self, entry: AuditEntry) {
         info!(
-            "{action} of {target} by {} ({}): {}",
-            entry.actor, entry.reason, entry.outcome
+            "{} of {} by {} ({}): {}",
+            entry.action, entry.target, entry.actor, entry.reason, entry.outcome
         );
         if let Some(Err(e)) = self.with_history(|h| {
             let h = h.clone();
@@ -251,7 +277,7 @@ impl Live {
         }
         let name = self.config_path().display().to_string();
         let text = apply_all(&current.text, edits)?;
-        let config = config::parse(&text, &name).map_err(ChangeError::Invalid)?;
+        let config = self.parse(&text).map_err(ChangeError::Invalid)?;
         let version = self
             .install(config, Arc::from(text.clone()), meta)
             .map_err(ChangeError::Invalid)?;
@@ -352,25 +378,60 @@ impl Live {
     }
 
     fn restore_inner(&self, version: i64, who: &Requester) -> Result<ChangeOutcome, ChangeError> {
-        let text = match self.with_history(|h| {
-            let h = h.clone();
-            async move { h.config_of(version).await }
-        }) {
-            None => return Err(ChangeError::NoHistory("not connected".into())),
-            Some(Err(e)) => return Err(ChangeError::NoHistory(e)),
-            Some(Ok(None)) => return Err(ChangeError::NoSuchVersion(version)),
-            Some(Ok(Some(t))) => t,
-        };
-        let _guard = self.change_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let config = self.parse(&text).map_err(ChangeError::Invalid)?;
+        let text = self.recorded_text(version)?;
         let meta = ChangeMeta {
             actor: who.actor.clone(),
             source: "restore".into(),
             reason: who.reason.clone(),
             summary: format!("restored version {version}"),
         };
+        let outcome = self.serve_text(&text, &meta, version)?;
+        // Every proxy on the store serves it too (the version it has here).
+        let (instance, actor, served) = (
+            self.instance.clone(),
+            who.actor.clone(),
+            outcome.version as i64,
+        );
+        match self.with_history(|h| {
+            let h = h.clone();
+            async move { h.record_restore(&instance, &actor, served).await }
+        }) {
+            Some(Ok(id)) => {
+                self.fleet_seen.fetch_max(id, Ordering::SeqCst);
+            }
+            Some(Err(e)) => {
+                warn!("fleet restore not recorded (other proxies will not apply it): {e}")
+            }
+            None => {}
+        }
+        Ok(outcome)
+    }
+
+    /// The configuration text recorded as `version`.
+    fn recorded_text(&self, version: i64) -> Result<String, ChangeError> {
+        match self.with_history(|h| {
+            let h = h.clone();
+            async move { h.config_of(version).await }
+        }) {
+            None => Err(ChangeError::NoHistory("not connected".into())),
+            Some(Err(e)) => Err(ChangeError::NoHistory(e)),
+            Some(Ok(None)) => Err(ChangeError::NoSuchVersion(version)),
+            Some(Ok(Some(t))) => Ok(t),
+        }
+    }
+
+    /// Serves a whole configuration text (a restored version): live, then
+    /// the file (or an override when the file cannot be written).
+    fn serve_text(
+        &self,
+        text: &str,
+        meta: &ChangeMeta,
+        version: i64,
+    ) -> Result<ChangeOutcome, ChangeError> {
+        let _guard = self.change_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let config = self.parse(text).map_err(ChangeError::Invalid)?;
         let new_version = self
-            .install(config, Arc::from(text.clone()), &meta)
+            .install(config, Arc::from(text), meta)
             .map_err(ChangeError::Invalid)?;
         // The restored text is the whole file: earlier overrides are moot.
         self.overrides
@@ -378,7 +439,7 @@ impl Live {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         let path = self.config_path();
-        let file = match write_atomically(path, &text) {
+        let file = match write_atomically(path, text) {
             Ok(_) => FileOutcome::Written,
             Err(e) => {
                 self.overrides
@@ -386,7 +447,7 @@ impl Live {
                     .unwrap_or_else(|e| e.into_inner())
                     .push(Override {
                         created_at_ms: now_ms(),
-                        text: Some(text.clone()),
+                        text: Some(text.to_string()),
                         edits: Vec::new(),
                     });
                 FileOutcome::NotWritten(e.to_string())
@@ -468,7 +529,44 @@ impl Live {
         applied
     }
 
+    /// Another proxy restored a version: serve the same text, unless this
+    /// proxy already does.
+    fn apply_fleet_restore(&self, c: &rollback::history::FleetChange) -> bool {
+        let applied = self.recorded_text(c.version).and_then(|text| {
+            if digest(&text) == self.current().digest {
+                return Ok(None);
+            }
+            let meta = ChangeMeta {
+                actor: c.actor.clone(),
+                source: "fleet".into(),
+                reason: format!("change #{} from {}", c.id, c.instance),
+                summary: format!("restored version {}", c.version),
+            };
+            self.serve_text(&text, &meta, c.version).map(Some)
+        });
+        match applied {
+            Ok(Some(o)) => {
+                info!(
+                    "fleet restore #{} of version {} from {} applied: version {}",
+                    c.id, c.version, c.instance, o.version
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!(
+                    "fleet restore #{} of version {} from {} not applied here: {e}",
+                    c.id, c.version, c.instance
+                );
+                false
+            }
+        }
+    }
+
     fn apply_fleet_change(&self, c: &rollback::history::FleetChange) -> bool {
+        if c.restores() {
+            return self.apply_fleet_restore(c);
+        }
         let meta = ChangeMeta {
             actor: c.actor.clone(),
             source: "fleet".into(),

@@ -53,6 +53,7 @@ impl ControlPlane {
         live: Arc<Live>,
         writer: StoreWriter,
         watch_interval: Duration,
+        fleet_poll: Duration,
         phases: broadcast::Receiver<ExecutionPhase>,
         ready: Readiness,
         listen: std::net::SocketAddr,
@@ -64,7 +65,8 @@ impl ControlPlane {
                 runtime.block_on(async move {
                     tokio::spawn(on_sighup(live.clone(), sighup));
                     tokio::spawn(watch_file(live.clone(), watch_interval));
-                    tokio::spawn(fleet::run(live.clone(), writer));
+                    tokio::spawn(watch_store(live.clone(), writer.clone()));
+                    tokio::spawn(fleet::run(live.clone(), writer, fleet_poll));
                     tokio::spawn(crate::guard::run(live.clone()));
                     track_readiness(phases, ready, listen, live.clone()).await;
                     // Keep reloading until the process exits.
@@ -152,12 +154,12 @@ async fn watch_file(live: Arc<Live>, interval: Duration) {
 /// The history store and the fleet: once the store is connected, number the
 /// served configuration and catch up on changes made elsewhere; then apply
 /// new fleet changes as they are announced (PostgreSQL `LISTEN`), with a
-/// poll every two seconds as a safety net (and for SQLite).
+/// poll (`--fleet-poll`, 2 s) as a safety net (and for SQLite).
 mod fleet {
     use super::*;
     use rollback::history::{CHANGES_CHANNEL, History};
 
-    pub async fn run(live: Arc<Live>, writer: StoreWriter) {
+    pub async fn run(live: Arc<Live>, writer: StoreWriter, poll_every: Duration) {
         let store = loop {
             if let Some(s) = writer.connected(Duration::from_secs(3600)).await {
                 break s;
@@ -184,7 +186,7 @@ mod fleet {
             let url = live.startup_config().store.as_str().to_string();
             tokio::spawn(listen(url, wake_tx));
         }
-        let mut poll = tokio::time::interval(Duration::from_secs(2));
+        let mut poll = tokio::time::interval(poll_every);
         loop {
             tokio::select! {
                 _ = poll.tick() => {}
@@ -216,6 +218,44 @@ mod fleet {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+    }
+}
+
+/// How often the store is asked whether it answers, and how long it has to.
+const STORE_CHECK_EVERY: Duration = Duration::from_secs(5);
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Keeps `strangler_store_up` true: 1 while the store answers a trivial
+/// query within [`STORE_CHECK_TIMEOUT`], 0 while it is not connected yet,
+/// refuses, errs or does not answer. A store going away or coming back is
+/// logged once.
+async fn watch_store(live: Arc<Live>, writer: StoreWriter) {
+    let gauge = live.metrics().store_up.clone();
+    let mut tick = tokio::time::interval(STORE_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_up: Option<bool> = None;
+    loop {
+        tick.tick().await;
+        let (up, why) = match writer.store() {
+            None => (false, "not connected".to_string()),
+            Some(store) => match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.ping()).await {
+                Ok(Ok(())) => (true, String::new()),
+                Ok(Err(e)) => (false, e.to_string()),
+                Err(_) => (
+                    false,
+                    format!("no answer in {} s", STORE_CHECK_TIMEOUT.as_secs()),
+                ),
+            },
+        };
+        gauge.set(up as i64);
+        match (was_up, up) {
+            (Some(false), true) => info!("the store answers again"),
+            (Some(true), false) => {
+                warn!("the store does not answer ({why}): diffs are dropped, changes not recorded")
+            }
+            _ => {}
+        }
+        was_up = Some(up);
     }
 }
 

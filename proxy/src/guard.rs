@@ -5,6 +5,11 @@
 //! to legacy) like `strangler rollback` would, recorded with trigger `auto`.
 //! The guard then stays quiet for that route until a person raises its
 //! canary again, so it never flaps.
+//!
+//! A trip on a route with nothing on the new side (canary 0, no tenant
+//! pinned to new: typically a shadowed route whose copies differ) is not a
+//! rollback: nothing would change and nobody should be paged. What the guard
+//! saw is recorded in the audit log instead, and it stays quiet the same way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -85,6 +90,12 @@ fn observation(old: &Snapshot, new: &Snapshot) -> Observation {
     }
 }
 
+/// Whether any request can reach the route's new side: only then is there
+/// anything to roll back.
+fn has_new_side(route: &crate::config::Route) -> bool {
+    route.canary.get() > 0.0 || route.pins.iter().any(|(_, s)| *s == Side::New)
+}
+
 pub async fn run(live: Arc<Live>) {
     let mut guards: HashMap<String, RouteGuard> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -100,9 +111,7 @@ pub async fn run(live: Arc<Live>) {
             let g = guards.entry(name.clone()).or_default();
             if let Some(at) = g.tripped_at {
                 // Re-armed only when a person gives the new side traffic again.
-                let has_new_traffic =
-                    route.canary.get() > 0.0 || route.pins.iter().any(|(_, s)| *s == Side::New);
-                if table.version > at && has_new_traffic {
+                if table.version > at && has_new_side(route) {
                     info!("guard for {name} re-armed (version {})", table.version);
                     g.tripped_at = None;
                     g.history.clear();
@@ -121,19 +130,30 @@ pub async fn run(live: Arc<Live>) {
                 continue;
             }
             if let Some(trip) = evaluate(policy, &observation(old, &snap)) {
-                trips.push((name, trip.to_string(), policy.clone()));
+                trips.push((name, trip.to_string(), policy.clone(), has_new_side(route)));
             }
         }
-        for (name, why, policy) in trips {
+        for (name, why, policy, has_new) in trips {
+            let who = Requester {
+                actor: "guard".into(),
+                reason: format!("{why} (window {:?})", policy.window),
+                trigger: crate::metrics::RollbackTrigger::Auto,
+            };
+            if !has_new {
+                warn!("guard: {name}: {why}; nothing on the new side to roll back");
+                let (l, route, w) = (live.clone(), name.clone(), who.clone());
+                let _ = tokio::task::spawn_blocking(move || l.record_guard_observation(&route, &w))
+                    .await;
+                // Quiet until a person gives the new side traffic.
+                let g = guards.entry(name).or_default();
+                g.tripped_at = Some(table.version);
+                g.history.clear();
+                continue;
+            }
             warn!("guard: rolling back {name}: {why}");
             let request = ChangeRequest::Rollback {
                 routes: vec![name.clone()],
                 tenant: None,
-            };
-            let who = Requester {
-                actor: "guard".into(),
-                reason: format!("{why} (window {:?})", policy.window),
-                trigger: "auto",
             };
             let l = live.clone();
             let result =

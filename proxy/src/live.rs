@@ -257,8 +257,7 @@ impl Live {
     /// Parses a configuration text as this process serves it (with the
     /// command line's listeners).
     pub(crate) fn parse(&self, text: &str) -> Result<Config, ConfigErrors> {
-        let name = self.config_path.display().to_string();
-        config::parse(text, &name).map(|c| self.listeners.apply(c))
+        config::parse_file(text, &self.config_path).map(|c| self.listeners.apply(c))
     }
 
     /// The table being served. Load it once per request.
@@ -287,6 +286,7 @@ impl Live {
         match &result {
             Ok(outcome) => {
                 self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                self.metrics.config_last_reload_successful.set(1);
                 if outcome.changed {
                     info!(
                         "configuration version {} loaded from {} ({})",
@@ -304,6 +304,7 @@ impl Live {
                     .config_reloads
                     .with_label_values(&["error"])
                     .inc();
+                self.metrics.config_last_reload_successful.set(0);
                 warn!(
                     "reload ({}) rejected, still serving version {}: {errors}",
                     trigger.as_str(),
@@ -389,16 +390,24 @@ impl Live {
 
     fn next_version(&self, digest: &str, text: &str, meta: &ChangeMeta) -> u64 {
         // The file a proxy starts with, or a fleet change applied here with
-        // the same result, is a version already recorded; any change made
-        // while running is a new version.
-        if meta.source == "fleet" || (meta.source == "file" && meta.reason == "startup") {
+        // the same result, is a version already recorded. So is a reloaded
+        // file that another proxy of the fleet loaded first (the same file
+        // deployed to every host): it keeps that proxy's number, so the
+        // fleet serves one version number, as long as that number is newer
+        // than what is served here; a file reverted to an older text is a
+        // new version. Any other change made while running is a new version.
+        let startup = meta.source == "file" && meta.reason == "startup";
+        let reloaded = meta.source == "file" && !startup;
+        if meta.source == "fleet" || startup || reloaded {
             let digest = digest.to_string();
             if let Some(Ok(Some(v))) = self.with_history(|h| {
                 let h = h.clone();
                 async move { h.version_with_digest(&digest).await }
             }) {
-                self.last_version.fetch_max(v as u64, Ordering::SeqCst);
-                return v as u64;
+                if !reloaded || v as u64 > self.current().version {
+                    self.last_version.fetch_max(v as u64, Ordering::SeqCst);
+                    return v as u64;
+                }
             }
         }
         let recorded = self.with_history(|h| {
@@ -481,23 +490,14 @@ impl Live {
 
     fn publish_gauges(&self, previous: Option<&LiveTable>) {
         let current = self.current();
+        self.metrics
+            .apply_config(current.config(), previous.map(|p| p.config()));
         self.metrics.config_version.set(current.version as i64);
         for route in &current.config().routes {
             self.metrics
                 .canary_percent
                 .with_label_values(&[route.name.as_str()])
                 .set(route.canary.get());
-        }
-        // A route that is gone should not linger on dashboards as a gauge.
-        if let Some(previous) = previous {
-            for route in &previous.config().routes {
-                if current.config().route(route.name.as_str()).is_none() {
-                    let _ = self
-                        .metrics
-                        .canary_percent
-                        .remove_label_values(&[route.name.as_str()]);
-                }
-            }
         }
     }
 }

@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 pid_file: args.pid_file,
                 upgrade_sock: args.upgrade_sock,
                 watch_interval: args.watch_interval,
+                fleet_poll: args.fleet_poll,
                 grace_period: args.grace_period,
                 shutdown_timeout: args.shutdown_timeout,
                 shadow: strangler::shadow::ShadowSettings {

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub pid_file: Option<PathBuf>,
     pub upgrade_sock: Option<PathBuf>,
     pub watch_interval: Duration,
+    /// How often the store is polled for other proxies' changes.
+    pub fleet_poll: Duration,
     /// Seconds between a SIGTERM and the final shutdown step.
     pub grace_period: u64,
     pub shutdown_timeout: u64,
@@ -254,6 +256,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         live.clone(),
         writer.clone(),
         options.watch_interval,
+        options.fleet_poll,
         server.watch_execution_phase(),
         ready,
         startup.listen,

@@ -77,7 +77,7 @@ pub struct AuditRow {
     pub entry: AuditEntry,
 }
 
-/// A canary change or rollback for every proxy on the store.
+/// A canary change, rollback or restore for every proxy on the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetChange {
     pub id: i64,
@@ -85,7 +85,18 @@ pub struct FleetChange {
     pub instance: String,
     pub actor: String,
     pub version: i64,
+    /// The edits to make; none for a restore (see [`FleetChange::restores`]).
     pub edits: Vec<Edit>,
+}
+
+impl FleetChange {
+    /// A restore (`strangler rollback --to`): every proxy serves the whole
+    /// configuration recorded as `version`, rather than editing its own.
+    /// Recorded by [`History::record_restore`] as a change with no edits,
+    /// which no edit-based change ever is.
+    pub fn restores(&self) -> bool {
+        self.edits.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +302,17 @@ impl History {
             }
         }
         Err(last_error.expect("a failed attempt").into())
+    }
+
+    /// Records a restore of the configuration recorded as `version`, for
+    /// every proxy on the store, and announces it.
+    pub async fn record_restore(
+        &self,
+        instance: &str,
+        actor: &str,
+        version: i64,
+    ) -> Result<i64, HistoryError> {
+        self.record_change(instance, actor, version, &[]).await
     }
 
     /// Fleet changes with an id above `after_id` or made after `since_ms`,

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod metrics;
+pub mod prometheus;
 pub mod proxy;
 pub mod relay;
 pub mod scenarios;

@@ -87,10 +87,15 @@ impl Proxy {
     /// A member of a fleet: every member's file is the same text (the
     /// listeners come from the command line), as on a fleet of hosts.
     pub async fn start_fleet_member(body: &str, store: &str) -> Proxy {
+        Proxy::start_fleet_member_with(body, store, &[]).await
+    }
+
+    /// Like [`Proxy::start_fleet_member`], with more command-line arguments.
+    pub async fn start_fleet_member_with(body: &str, store: &str, extra_args: &[&str]) -> Proxy {
         let template = format!(
             "version: 1\nlisten: 0.0.0.0:8080\nadmin:\n  listen: 127.0.0.1:9901\n  token_env: STRANGLER_ADMIN_TOKEN\nstore: {store}\n{body}"
         );
-        Proxy::start_template(&template).await
+        Proxy::start_with(&template, extra_args).await
     }
 
     /// The store URL of this proxy's configuration.

@@ -48,7 +48,7 @@ impl ChangeBody {
             } else {
                 self.reason.clone()
             },
-            trigger: "manual",
+            trigger: crate::metrics::RollbackTrigger::Manual,
         }
     }
 }

@@ -410,7 +410,7 @@ pub fn history(args: &HistoryArgs) -> Result<String> {
         .enable_all()
         .build()?
         .block_on(async {
-            let store = DiffStore::connect(&store_url)
+            let store = DiffStore::connect_existing(&store_url)
                 .await
                 .with_context(|| format!("cannot open the store {store_url}"))?;
             let history = History::open(&store).await?;

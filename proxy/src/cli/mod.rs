@@ -147,6 +147,11 @@ pub struct ServeArgs {
     /// How often the config file is checked for changes.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub watch_interval: Duration,
+    /// How often the store is polled for changes made by other proxies of
+    /// the fleet. With PostgreSQL they are announced at once (LISTEN/NOTIFY)
+    /// and the poll is only a safety net; with SQLite it is the only way.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
+    pub fleet_poll: Duration,
     /// Seconds in-flight requests get to finish once the process stops
     /// accepting (after SIGTERM, or 5 s after an upgrade's SIGQUIT); requests
     /// still running then are cut. Set it above the slowest request you serve.

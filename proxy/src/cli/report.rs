@@ -49,7 +49,7 @@ pub fn run(args: &ReportArgs) -> Result<String> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let store = DiffStore::connect(&store_url)
+        let store = DiffStore::connect_existing(&store_url)
             .await
             .with_context(|| format!("cannot open the diff store {store_url}"))?;
         report::build(&store, &request, &thresholds)

@@ -136,8 +136,27 @@ pub fn load(path: &Path) -> Result<(Config, String), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors::single(&name, Place::root(), format!("cannot read the file: {e}"))
     })?;
-    let config = parse(&text, &name)?;
+    let config = parse_file(&text, path)?;
     Ok((config, text))
+}
+
+/// [`parse`] for the text of the file at `path`: paths in it (a relative
+/// `sqlite://` store) are taken from the file's directory, as nginx takes
+/// them from its prefix, so `serve` and every command agree on one store
+/// wherever they run from.
+pub fn parse_file(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let mut config = parse(text, &path.display().to_string())?;
+    config.store = config.store.relative_to(&config_dir(path));
+    Ok(config)
+}
+
+/// The absolute directory of a configuration file.
+pub fn config_dir(path: &Path) -> std::path::PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 #[cfg(test)]

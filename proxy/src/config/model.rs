@@ -189,6 +189,25 @@ impl StoreUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same store with a relative SQLite file taken under `dir` (the
+    /// configuration file's directory), so that every command and the proxy
+    /// find one file wherever they are started from. Absolute paths,
+    /// in-memory databases and PostgreSQL URLs are unchanged.
+    pub fn relative_to(&self, dir: &std::path::Path) -> StoreUrl {
+        let Some(rest) = self.0.strip_prefix("sqlite:") else {
+            return self.clone();
+        };
+        let (file, query) = match rest.find('?') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let file = file.strip_prefix("//").unwrap_or(file);
+        if file.is_empty() || file.starts_with('/') || file.starts_with(":memory:") {
+            return self.clone();
+        }
+        StoreUrl(format!("sqlite://{}{query}", dir.join(file).display()))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -158,6 +158,70 @@ routes:
     );
 }
 
+/// Prefix routes beat regex routes and a catch-all beats a route with no
+/// path, so these never match either.
+#[test]
+fn regex_and_pathless_routes_under_a_broader_prefix_are_errors() {
+    let text = r#"
+version: 1
+backends: { a: { url: "http://127.0.0.1:1" }, b: { url: "http://127.0.0.1:2" } }
+default: a
+routes:
+  - name: orders
+    match: { path: /api/orders }
+    new: b
+  - name: order-by-id
+    match: { path_regex: "^/api/orders/[0-9]+$" }
+    new: b
+  - name: order-by-id-get
+    match: { path_regex: "^/api/orders/[0-9]+$", methods: [GET] }
+    new: b
+  - name: ordersx
+    match: { path_regex: "^/api/ordersx" }
+    new: b
+  - name: unanchored
+    match: { path_regex: "/api/orders/[0-9]+" }
+    new: b
+"#;
+    let errs = errors(text);
+    let expected = [
+        "routes[1].match: route \"order-by-id\" can never match: route \"orders\" (routes[0])",
+        "routes[2].match: route \"order-by-id-get\" can never match: route \"orders\" (routes[0])",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:?}");
+    for (e, want) in errs.iter().zip(expected) {
+        assert!(e.starts_with(want), "{e} does not start with {want}");
+    }
+
+    let text = r#"
+version: 1
+backends: { a: { url: "http://127.0.0.1:1" }, b: { url: "http://127.0.0.1:2" } }
+default: a
+routes:
+  - name: admin-host
+    match: { host: admin.example.com }
+    new: b
+  - name: everything
+    match: { path: / }
+    new: b
+  - name: search
+    match: { path_regex: "/search" }
+    new: b
+  - name: beta-everywhere
+    match: { path: /, headers: { X-Beta: "1" } }
+    new: b
+"#;
+    let errs = errors(text);
+    let expected = [
+        "routes[0].match: route \"admin-host\" can never match: route \"everything\" (routes[1])",
+        "routes[2].match: route \"search\" can never match: route \"everything\" (routes[1])",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:?}");
+    for (e, want) in errs.iter().zip(expected) {
+        assert!(e.starts_with(want), "{e} does not start with {want}");
+    }
+}
+
 #[test]
 fn more_specific_conditions_are_not_shadowed() {
     let text = r#"

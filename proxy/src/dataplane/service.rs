@@ -345,6 +345,10 @@ impl ProxyHttp for StranglerProxy {
         } else {
             upstream_request.remove_header("x-forwarded-for");
         }
+        // Only the proxy marks shadow copies: a client sending the marker
+        // could make a backend treat a real request as a copy (skip its
+        // side effects, or answer differently).
+        upstream_request.remove_header(crate::shadow::SHADOW_HEADER);
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;

@@ -357,6 +357,14 @@ pub fn shadowed_by(later: &Route, earlier: &Route) -> bool {
         | (PathMatch::Prefix(p), PathMatch::Prefix(x)) => {
             path_matches(&PathMatch::Prefix(p.clone()), x)
         }
+        // A catch-all prefix matches every path, so a route with no path
+        // (host or headers only) or a regex route ranks below it and loses.
+        (PathMatch::Prefix(p), PathMatch::Any | PathMatch::Regex(_)) if p == "/" => true,
+        // Every path an anchored regex matches starts with its literal
+        // prefix; when that prefix lies under the prefix route's path (on a
+        // segment boundary), the prefix route sees each of those paths first.
+        (PathMatch::Prefix(p), PathMatch::Regex(re)) => anchored_literal_prefix(re.as_str())
+            .is_some_and(|lit| lit.len() > p.len() && path_matches(&e.path, &lit)),
         (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
         _ => false,
     };
@@ -375,6 +383,55 @@ pub fn shadowed_by(later: &Route, earlier: &Route) -> bool {
     };
     let headers_covered = e.headers.iter().all(|h| l.headers.contains(h));
     path_covered && methods_covered && host_covered && headers_covered
+}
+
+/// The text every match of `pattern` starts with, when the pattern is
+/// anchored with `^` and nothing can make a match start otherwise: `None`
+/// for an unanchored pattern, a leading flag group, or an alternation at the
+/// top level (`^/a|/b`). Conservative: it stops at the first character that
+/// is not plainly literal, before a literal that a quantifier may make
+/// optional (`^/ab?` gives `/a`).
+pub fn anchored_literal_prefix(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix('^')?;
+    if has_top_level_alternation(rest) {
+        return None;
+    }
+    let mut literal = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => e,
+                _ => break,
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' => break,
+            c => c,
+        };
+        // `x*`, `x?` and `x{0,n}` may match without `x`.
+        if matches!(chars.peek(), Some('*' | '?' | '{')) {
+            break;
+        }
+        literal.push(next);
+    }
+    Some(literal)
+}
+
+fn has_top_level_alternation(pattern: &str) -> bool {
+    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
+    for c in pattern.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            _ if in_class => {}
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored document: {0}")]
     Document(#[from] serde_json::Error),
+    #[error("there is no store at {0} (nothing has been recorded there yet, or the path is wrong)")]
+    Missing(std::path::PathBuf),
 }
 
 impl StoreError {
@@ -168,8 +170,38 @@ impl DiffStore {
         Ok(DiffStore { pool, dialect })
     }
 
+    /// Connects to a store that must already exist: for readers (reports,
+    /// history), which must never leave an empty database behind where a
+    /// mistyped path pointed. A SQLite file that is not there is
+    /// [`StoreError::Missing`], naming the path looked at.
+    pub async fn connect_existing(url: &str) -> Result<DiffStore, StoreError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let file = rest.split('?').next().unwrap_or("");
+            let file = file.strip_prefix("//").unwrap_or(file);
+            if !file.is_empty() && !file.starts_with(":memory:") {
+                let path = std::path::Path::new(file);
+                if !path.is_file() {
+                    return Err(StoreError::Missing(
+                        std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                    ));
+                }
+            }
+            if !rest.contains("mode=") {
+                let sep = if rest.contains('?') { '&' } else { '?' };
+                return DiffStore::connect(&format!("sqlite:{rest}{sep}mode=rw")).await;
+            }
+        }
+        DiffStore::connect(url).await
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether the database answers a trivial query (for health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Writes a batch in one transaction: per-minute counts for every

@@ -325,3 +325,28 @@ mod backend_view {
         }
     }
 }
+
+#[test]
+fn literal_prefixes_of_anchored_regexes() {
+    let cases = [
+        ("^/api/orders/[0-9]+$", Some("/api/orders/")),
+        ("^/api/orders$", Some("/api/orders")),
+        ("^/a\\.b/c", Some("/a.b/c")),
+        ("^/ab?", Some("/a")),
+        ("^/ab*c", Some("/a")),
+        ("^/a+", Some("/a")),
+        ("^/api/(v1|v2)/x", Some("/api/")),
+        ("^/api\\d", Some("/api")),
+        ("/api/orders", None),
+        ("^/a|/b", None),
+        ("(?i)^/api", None),
+        ("^[/]api", Some("")),
+    ];
+    for (pattern, expected) in cases {
+        assert_eq!(
+            anchored_literal_prefix(pattern).as_deref(),
+            expected,
+            "{pattern}"
+        );
+    }
+}

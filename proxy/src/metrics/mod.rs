@@ -5,13 +5,23 @@
 //! On the request path nothing is looked up by label: [`RouteMetrics`] holds
 //! the resolved counters of one route, built once per configuration version,
 //! so counting a request is a few atomic additions.
+//!
+//! Every series a configuration makes possible exists at zero from the moment
+//! the configuration is installed ([`series`]); the process's own health
+//! (build, store, last reload, CPU, memory, descriptors) is in [`process`]
+//! and the gauges here.
+
+mod process;
+mod series;
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::Side;
+use crate::config::{Config, Side};
+pub use series::RollbackTrigger;
+use series::{Family, route_series};
 
 /// Upper bounds of the request duration histogram, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
@@ -128,7 +138,13 @@ pub struct Metrics {
     pub shadow_stored: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub config_version: IntGauge,
+    /// 1 when the last reload attempt succeeded (or none has failed since
+    /// start), 0 while the file on disk is rejected.
+    pub config_last_reload_successful: IntGauge,
     pub rollbacks: IntCounterVec,
+    /// 1 while the diff and history store answers, 0 while it does not.
+    pub store_up: IntGauge,
+    process: process::ProcessMetrics,
 }
 
 impl Default for Metrics {
@@ -210,14 +226,41 @@ impl Metrics {
         registry
             .register(Box::new(canary_percent.clone()))
             .expect("unique metric");
-        let config_version = IntGauge::new(
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let config_version = gauge(
             "strangler_config_version",
             "Version of the configuration being served.",
+        );
+        let config_last_reload_successful = gauge(
+            "strangler_config_last_reload_successful",
+            "1 if the last reload of the configuration succeeded, 0 if it was rejected.",
+        );
+        config_last_reload_successful.set(1);
+        let store_up = gauge(
+            "strangler_store_up",
+            "1 while the diff and history store answers, 0 while it does not.",
+        );
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "strangler_build_info",
+                "Always 1; the version label is the running build's.",
+            ),
+            &["version"],
         )
         .expect("valid metric");
         registry
-            .register(Box::new(config_version.clone()))
+            .register(Box::new(build_info.clone()))
             .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let process = process::ProcessMetrics::register(&registry);
         // Reload results are shown as zero before the first reload, so an
         // alert on the error rate has a series to evaluate.
         for result in ["ok", "error"] {
@@ -235,8 +278,81 @@ impl Metrics {
             shadow_stored,
             config_reloads,
             config_version,
+            config_last_reload_successful,
             rollbacks,
+            store_up,
+            process,
         }
+    }
+
+    /// Exports every series `current` makes possible (at zero if new) and
+    /// removes those only `previous` made possible. Called once per
+    /// installed configuration, before its table serves.
+    pub fn apply_config(&self, current: &Config, previous: Option<&Config>) {
+        let now = route_series(current);
+        let before = previous.map(route_series).unwrap_or_default();
+        let by_route: std::collections::HashMap<&str, &series::RouteSeries> =
+            now.iter().map(|k| (k.route(), k)).collect();
+        for gone in before.difference(&now) {
+            // The route may still exist with other settings (a backend
+            // renamed, shadowing added): keep every series it still has, or
+            // the table just installed would count into removed series.
+            let mut kept = std::collections::HashSet::new();
+            if let Some(still) = by_route.get(gone.route()) {
+                still.for_each(|family, labels| {
+                    kept.insert((family, labels.join("\u{0}")));
+                });
+            }
+            gone.for_each(|family, labels| {
+                if !kept.contains(&(family, labels.join("\u{0}"))) {
+                    self.remove(family, labels);
+                }
+            });
+        }
+        for added in now.difference(&before) {
+            added.for_each(|family, labels| self.touch(family, labels));
+        }
+    }
+
+    fn counters(&self, family: Family) -> Option<&IntCounterVec> {
+        match family {
+            Family::Requests => Some(&self.requests),
+            Family::UpstreamErrors => Some(&self.upstream_errors),
+            Family::ShadowRequests => Some(&self.shadow_requests),
+            Family::ShadowDropped => Some(&self.shadow_dropped),
+            Family::ShadowDiffs => Some(&self.shadow_diffs),
+            Family::ShadowStored => Some(&self.shadow_stored),
+            Family::Rollbacks => Some(&self.rollbacks),
+            Family::Duration | Family::CanaryPercent => None,
+        }
+    }
+
+    fn touch(&self, family: Family, labels: &[&str]) {
+        match family {
+            Family::Duration => {
+                let _ = self.duration.with_label_values(labels);
+            }
+            Family::CanaryPercent => {
+                let _ = self.canary_percent.with_label_values(labels);
+            }
+            _ => {
+                if let Some(c) = self.counters(family) {
+                    let _ = c.with_label_values(labels);
+                }
+            }
+        }
+    }
+
+    fn remove(&self, family: Family, labels: &[&str]) {
+        // A series that was never created is fine to "remove".
+        let _ = match family {
+            Family::Duration => self.duration.remove_label_values(labels),
+            Family::CanaryPercent => self.canary_percent.remove_label_values(labels),
+            _ => match self.counters(family) {
+                Some(c) => c.remove_label_values(labels),
+                None => Ok(()),
+            },
+        };
     }
 
     /// Registers a family owned by another part of the proxy.
@@ -248,6 +364,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
+        self.process.refresh();
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
