@@ -157,52 +157,51 @@ pub fn wilson(x: u64, n: u64) -> [f64; 2] {
     [low, high]
 }
 
-/// Ready when the interval lies under the threshold, not ready when it lies
-/// above it, and not enough data otherwise (or below the minimum sample).
+/// The verdict never reads better than the data: not ready as soon as the
+/// whole interval lies above the threshold, whatever the sample size (40
+/// real diffs in 40 comparisons is proof enough); ready only when the whole
+/// interval lies under it and there are at least `min_samples` comparisons;
+/// not enough data otherwise (too few comparisons, or an interval that
+/// straddles the threshold).
 pub fn route_verdict(compared: u64, real: u64, t: &Threshold) -> (RouteVerdict, String) {
     let [low, high] = wilson(real, compared);
     let pct = |x: f64| format!("{:.2}%", x * 100.0);
-    if compared < t.min_samples {
-        return (
-            RouteVerdict::NotEnoughData,
-            format!(
-                "{compared} comparisons; at least {} are needed",
-                t.min_samples
-            ),
-        );
-    }
-    if high <= t.max_diff_rate {
-        (
-            RouteVerdict::Ready,
-            format!(
-                "real-diff rate {} (95% CI {}–{}) is under the {} threshold",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
-            ),
-        )
-    } else if low > t.max_diff_rate {
+    let rate = if compared == 0 {
+        0.0
+    } else {
+        real as f64 / compared as f64
+    };
+    let numbers = format!(
+        "real-diff rate {} (95% CI {}–{})",
+        pct(rate),
+        pct(low),
+        pct(high)
+    );
+    let threshold = pct(t.max_diff_rate);
+    if compared > 0 && low > t.max_diff_rate {
         (
             RouteVerdict::NotReady,
+            format!("{numbers} is over the {threshold} threshold"),
+        )
+    } else if compared < t.min_samples {
+        (
+            RouteVerdict::NotEnoughData,
             format!(
-                "real-diff rate {} (95% CI {}–{}) is over the {} threshold",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
+                "{compared} comparisons; at least {} are needed ({} more) before it can read ready; \
+                 {numbers} against the {threshold} threshold",
+                t.min_samples,
+                t.min_samples - compared
             ),
+        )
+    } else if high <= t.max_diff_rate {
+        (
+            RouteVerdict::Ready,
+            format!("{numbers} is under the {threshold} threshold"),
         )
     } else {
         (
             RouteVerdict::NotEnoughData,
-            format!(
-                "real-diff rate {} (95% CI {}–{}) straddles the {} threshold; more comparisons will decide",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
-            ),
+            format!("{numbers} straddles the {threshold} threshold; more comparisons will decide"),
         )
     }
 }
@@ -529,13 +528,62 @@ mod tests {
             max_diff_rate: 0.01,
             min_samples: 100,
         };
-        assert_eq!(route_verdict(50, 0, &t).0, RouteVerdict::NotEnoughData);
         assert_eq!(route_verdict(2000, 2, &t).0, RouteVerdict::Ready);
         assert_eq!(route_verdict(2000, 100, &t).0, RouteVerdict::NotReady);
         // 1 in 100 is consistent with both sides of 1%.
         let (v, why) = route_verdict(100, 1, &t);
         assert_eq!(v, RouteVerdict::NotEnoughData);
         assert!(why.contains("straddles"), "{why}");
+    }
+
+    #[test]
+    fn a_route_provably_over_its_threshold_is_not_ready_at_any_sample_size() {
+        let t = Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        };
+        let (v, why) = route_verdict(40, 40, &t);
+        assert_eq!(v, RouteVerdict::NotReady, "{why}");
+        assert!(
+            why.contains("95% CI") && why.contains("over the 1.00% threshold"),
+            "{why}"
+        );
+        // 3 in 10: the interval (about 10.8%–60.3%) lies wholly above 1%.
+        let [low, _] = wilson(3, 10);
+        assert!(low > 0.10, "{low}");
+        let (v, why) = route_verdict(10, 3, &t);
+        assert_eq!(v, RouteVerdict::NotReady, "{why}");
+        assert!(why.contains("10.78%"), "the interval is shown: {why}");
+    }
+
+    #[test]
+    fn min_samples_only_gates_ready() {
+        let t = Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        };
+        // 0 in 50: the interval (0%–7.1%) reaches over 1%, and 50 is too few.
+        let (v, why) = route_verdict(50, 0, &t);
+        assert_eq!(v, RouteVerdict::NotEnoughData);
+        assert!(
+            why.contains("at least 100 are needed") && why.contains("50 more"),
+            "{why}"
+        );
+        assert!(why.contains("95% CI 0.00%–7.13%"), "{why}");
+        // Under a lax threshold the interval is clear of it, yet 50 are
+        // still too few to read ready.
+        let lax = Threshold {
+            max_diff_rate: 0.5,
+            min_samples: 100,
+        };
+        let (v, why) = route_verdict(50, 0, &lax);
+        assert_eq!(v, RouteVerdict::NotEnoughData, "{why}");
+        assert!(why.contains("50 more"), "{why}");
+        assert_eq!(route_verdict(100, 0, &lax).0, RouteVerdict::Ready);
+        // Nothing compared: no rate to show, and no NaN.
+        let (v, why) = route_verdict(0, 0, &t);
+        assert_eq!(v, RouteVerdict::NotEnoughData);
+        assert!(!why.contains("NaN") && why.contains("100 more"), "{why}");
     }
 
     #[test]
