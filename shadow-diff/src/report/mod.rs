@@ -39,7 +39,8 @@ impl Default for Threshold {
     }
 }
 
-/// What the report covers.
+/// What the report covers. The report reads whole minutes: the window is
+/// widened to the minutes it touches (comparisons are counted per minute).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFilter {
     pub route: Option<String>,
@@ -272,17 +273,18 @@ pub async fn build(
     now_ms: i64,
 ) -> Result<Report, StoreError> {
     let noise = store.noise_models().await?;
+    let window = whole_minutes(filter);
     let counts = store
         .counts(
-            filter.route.as_deref(),
-            filter.tenant.as_deref(),
-            Some(filter.since_ms),
+            window.route.as_deref(),
+            window.tenant.as_deref(),
+            Some(window.since_ms),
         )
         .await?;
     let mut by_route: BTreeMap<String, Vec<&crate::store::CountRow>> = BTreeMap::new();
     for c in counts
         .iter()
-        .filter(|c| c.minute * 60_000 < filter.until_ms)
+        .filter(|c| c.minute * 60_000 < window.until_ms)
     {
         by_route.entry(c.route.clone()).or_default().push(c);
     }
@@ -290,7 +292,7 @@ pub async fn build(
     for (route, rows) in by_route {
         let model = noise.get(&route).cloned().unwrap_or_default();
         let threshold = thresholds.get(&route).copied().unwrap_or_default();
-        routes.push(route_report(store, filter, &route, &rows, &model, threshold, limits).await?);
+        routes.push(route_report(store, &window, &route, &rows, &model, threshold, limits).await?);
     }
     Ok(Report {
         report_version: REPORT_VERSION,
@@ -298,6 +300,24 @@ pub async fn build(
         filter: filter.clone(),
         routes,
     })
+}
+
+/// The filter widened to whole minutes. Comparisons are counted per minute,
+/// so the counts of a window cover every minute it touches; the diffs it
+/// reads must cover the same minutes, or a window starting mid-minute would
+/// count that minute's comparisons without the diffs of its first part.
+fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
+    let floor = |ms: i64| ms.saturating_sub(ms.rem_euclid(60_000));
+    let until = floor(filter.until_ms);
+    ReportFilter {
+        since_ms: floor(filter.since_ms),
+        until_ms: if until < filter.until_ms {
+            until.saturating_add(60_000)
+        } else {
+            until
+        },
+        ..filter.clone()
+    }
 }
 
 /// Binds a `Vec` of text parameters after `first` numbered ones.
@@ -374,7 +394,9 @@ async fn route_report(
     }
     let stored_diffs = q.fetch_one(store.pool()).await?.try_get::<i64, _>(0)? as u64;
 
-    let bucket = limits.bucket_ms.max(60_000);
+    // Whole minutes, so that a minute's comparisons and its diffs always
+    // fall in the same bucket.
+    let bucket = limits.bucket_ms.max(60_000) / 60_000 * 60_000;
     let real_sql = format!(
         "SELECT (created_at / {bucket}) * {bucket} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
          WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}{not_noise} GROUP BY b ORDER BY b"
