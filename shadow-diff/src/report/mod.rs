@@ -620,4 +620,33 @@ mod tests {
         );
         assert_eq!(suggestion("status"), None);
     }
+
+    #[test]
+    fn a_noisy_text_line_is_not_offered_as_a_json_pointer() {
+        // A text/plain body whose changing line starts like a pointer.
+        let text = |body: &str| crate::Exchange {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+        };
+        let c = crate::compare(
+            &crate::CompareRules::default(),
+            &text("/orders/42 shipped\n"),
+            &text("/orders/42 pending\n"),
+        );
+        let key = c.differences[0].field_key();
+        assert!(key.starts_with("body:text:"), "{key}");
+        assert!(key.contains("/orders/# shipped"), "{key}");
+        assert_eq!(suggestion(&key), None);
+        let field = FieldReport {
+            field: key,
+            class: FieldClass::Noise,
+            why: String::new(),
+            count: 1,
+            share: 1.0,
+            examples: vec![],
+            suggestion: None,
+        };
+        assert!(merged_suggestions(&[field]).is_empty());
+    }
 }

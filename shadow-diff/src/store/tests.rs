@@ -87,15 +87,18 @@ fn record(
         },
         differences: fields
             .iter()
-            .map(|(f, class)| StoredDifference {
-                difference: Difference {
+            .map(|(f, class)| {
+                let difference = Difference {
                     field: f.to_string(),
                     kind: DiffKind::Changed,
                     legacy: Some("1".into()),
                     new: Some("2".into()),
-                },
-                key: crate::compare::field_key(f),
-                class: *class,
+                };
+                StoredDifference {
+                    key: difference.field_key(),
+                    difference,
+                    class: *class,
+                }
             })
             .collect(),
         more_differences: 0,
