@@ -7,6 +7,10 @@
 //! 1% of those pairs (and at least once); a field that differs between legacy
 //! and new but never between two legacy answers is real. A comparison whose
 //! differences are all noise is not a regression.
+//!
+//! Fields are counted by their key ([`Difference::field_key`]): JSON
+//! Pointers with array indices generalized, text hunks by their normalized
+//! content, so one noisy line of a page is noise and its other lines are not.
 
 use std::collections::HashMap;
 
@@ -213,6 +217,80 @@ mod tests {
             m.evidence("/price")
                 .contains("1 of 200 legacy-vs-legacy pairs")
         );
+    }
+
+    /// An order page as text/html: its items, a total, and a footer with
+    /// the time it was rendered.
+    fn page(items: &[&str], total: &str, rendered: &str) -> crate::Exchange {
+        let items: String = items.iter().map(|i| format!("<li>{i}</li>\n")).collect();
+        let body = format!(
+            "<html>\n<body>\n<h1>Your order</h1>\n<ul>\n{items}</ul>\n<p>Total: {total} EUR</p>\n\
+             <p>Thank you for shopping with us.</p>\n<footer>Rendered {rendered}</footer>\n</body>\n</html>\n"
+        );
+        crate::Exchange {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_noisy_text_line_hides_no_other_line() {
+        use crate::compare::compare;
+        let rules = crate::CompareRules::default();
+        let mut m = NoiseModel::default();
+        // What the shadow engine does per request: the noise probe's legacy
+        // pair is learned, then the comparison is recorded and judged.
+        let mut judge =
+            |legacy: &crate::Exchange, probe: Option<&crate::Exchange>, new: &crate::Exchange| {
+                if let Some(second) = probe {
+                    m.learn_legacy_pair(&compare(&rules, legacy, second).differences);
+                }
+                let c = compare(&rules, legacy, new);
+                m.record_comparison(&c.differences);
+                (m.verdict(&c.differences), c)
+            };
+
+        // The two legacy answers differ in the footer's time only; the new
+        // one in that time and in the total.
+        let legacy = page(&["book"], "10.00", "2026-11-22 10:00:01");
+        let (verdict, c) = judge(
+            &legacy,
+            Some(&page(&["book"], "10.00", "2026-11-22 10:00:02")),
+            &page(&["book"], "12.00", "2026-11-22 10:00:03"),
+        );
+        assert_eq!(verdict, Verdict::Diff, "{c:?}");
+        let fields: Vec<&str> = c.differences.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec!["body:line 7", "body:line 9"],
+            "places unchanged"
+        );
+
+        // Only the time differs: noise.
+        let (verdict, c) = judge(
+            &legacy,
+            None,
+            &page(&["book"], "10.00", "2026-11-22 10:00:09"),
+        );
+        assert_eq!(verdict, Verdict::Noise, "{c:?}");
+
+        // Another order: the footer is a line further down, still noise; a
+        // changed total there is still a real difference.
+        let longer = page(&["book", "pen"], "14.50", "2026-11-22 11:30:00");
+        let (verdict, c) = judge(
+            &longer,
+            None,
+            &page(&["book", "pen"], "14.50", "2026-11-22 11:30:04"),
+        );
+        assert_eq!(verdict, Verdict::Noise, "{c:?}");
+        assert_eq!(c.differences[0].field, "body:line 10");
+        let (verdict, c) = judge(
+            &longer,
+            None,
+            &page(&["book", "pen"], "14.05", "2026-11-22 11:30:04"),
+        );
+        assert_eq!(verdict, Verdict::Diff, "{c:?}");
     }
 
     #[test]

@@ -39,18 +39,24 @@ pub struct Difference {
 }
 
 impl Difference {
-    /// The field with array indices and line numbers generalized, so that
-    /// the same field in different requests is counted as one
-    /// (`/items/3/price` and `/items/7/price` are `/items/*/price`).
+    /// The field generalized, so that the same field in different requests
+    /// is counted as one: noise is learned per key, the store keeps it per
+    /// differing field (`diff_fields`), reports group by it. Array indices
+    /// become `*` (`/items/3/price` and `/items/7/price` are
+    /// `/items/*/price`); a text hunk (`body:line 12`) is keyed by its
+    /// normalized content on both sides, not by its line number
+    /// (`body:text:1f2e3d4c <footer>Rendered #-#-# #:#:#</footer>`, see
+    /// `compare/text.rs`); other fields are themselves.
     pub fn field_key(&self) -> String {
-        field_key(&self.field)
+        if self.field.starts_with("body:line") {
+            return text::key(self.legacy.as_deref(), self.new.as_deref());
+        }
+        generalize(&self.field)
     }
 }
 
-pub fn field_key(field: &str) -> String {
-    if field.starts_with("body:line") {
-        return "body:text".to_string();
-    }
+/// A JSON Pointer with its array indices as `*`; other fields unchanged.
+fn generalize(field: &str) -> String {
     if !field.starts_with('/') {
         return field.to_string();
     }

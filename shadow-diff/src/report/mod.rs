@@ -39,7 +39,8 @@ impl Default for Threshold {
     }
 }
 
-/// What the report covers.
+/// What the report covers. The report reads whole minutes: the window is
+/// widened to the minutes it touches (comparisons are counted per minute).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFilter {
     pub route: Option<String>,
@@ -157,52 +158,51 @@ pub fn wilson(x: u64, n: u64) -> [f64; 2] {
     [low, high]
 }
 
-/// Ready when the interval lies under the threshold, not ready when it lies
-/// above it, and not enough data otherwise (or below the minimum sample).
+/// The verdict never reads better than the data: not ready as soon as the
+/// whole interval lies above the threshold, whatever the sample size (40
+/// real diffs in 40 comparisons is proof enough); ready only when the whole
+/// interval lies under it and there are at least `min_samples` comparisons;
+/// not enough data otherwise (too few comparisons, or an interval that
+/// straddles the threshold).
 pub fn route_verdict(compared: u64, real: u64, t: &Threshold) -> (RouteVerdict, String) {
     let [low, high] = wilson(real, compared);
     let pct = |x: f64| format!("{:.2}%", x * 100.0);
-    if compared < t.min_samples {
-        return (
-            RouteVerdict::NotEnoughData,
-            format!(
-                "{compared} comparisons; at least {} are needed",
-                t.min_samples
-            ),
-        );
-    }
-    if high <= t.max_diff_rate {
-        (
-            RouteVerdict::Ready,
-            format!(
-                "real-diff rate {} (95% CI {}–{}) is under the {} threshold",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
-            ),
-        )
-    } else if low > t.max_diff_rate {
+    let rate = if compared == 0 {
+        0.0
+    } else {
+        real as f64 / compared as f64
+    };
+    let numbers = format!(
+        "real-diff rate {} (95% CI {}–{})",
+        pct(rate),
+        pct(low),
+        pct(high)
+    );
+    let threshold = pct(t.max_diff_rate);
+    if compared > 0 && low > t.max_diff_rate {
         (
             RouteVerdict::NotReady,
+            format!("{numbers} is over the {threshold} threshold"),
+        )
+    } else if compared < t.min_samples {
+        (
+            RouteVerdict::NotEnoughData,
             format!(
-                "real-diff rate {} (95% CI {}–{}) is over the {} threshold",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
+                "{compared} comparisons; at least {} are needed ({} more) before it can read ready; \
+                 {numbers} against the {threshold} threshold",
+                t.min_samples,
+                t.min_samples - compared
             ),
+        )
+    } else if high <= t.max_diff_rate {
+        (
+            RouteVerdict::Ready,
+            format!("{numbers} is under the {threshold} threshold"),
         )
     } else {
         (
             RouteVerdict::NotEnoughData,
-            format!(
-                "real-diff rate {} (95% CI {}–{}) straddles the {} threshold; more comparisons will decide",
-                pct(real as f64 / compared as f64),
-                pct(low),
-                pct(high),
-                pct(t.max_diff_rate)
-            ),
+            format!("{numbers} straddles the {threshold} threshold; more comparisons will decide"),
         )
     }
 }
@@ -273,17 +273,18 @@ pub async fn build(
     now_ms: i64,
 ) -> Result<Report, StoreError> {
     let noise = store.noise_models().await?;
+    let window = whole_minutes(filter);
     let counts = store
         .counts(
-            filter.route.as_deref(),
-            filter.tenant.as_deref(),
-            Some(filter.since_ms),
+            window.route.as_deref(),
+            window.tenant.as_deref(),
+            Some(window.since_ms),
         )
         .await?;
     let mut by_route: BTreeMap<String, Vec<&crate::store::CountRow>> = BTreeMap::new();
     for c in counts
         .iter()
-        .filter(|c| c.minute * 60_000 < filter.until_ms)
+        .filter(|c| c.minute * 60_000 < window.until_ms)
     {
         by_route.entry(c.route.clone()).or_default().push(c);
     }
@@ -291,7 +292,7 @@ pub async fn build(
     for (route, rows) in by_route {
         let model = noise.get(&route).cloned().unwrap_or_default();
         let threshold = thresholds.get(&route).copied().unwrap_or_default();
-        routes.push(route_report(store, filter, &route, &rows, &model, threshold, limits).await?);
+        routes.push(route_report(store, &window, &route, &rows, &model, threshold, limits).await?);
     }
     Ok(Report {
         report_version: REPORT_VERSION,
@@ -299,6 +300,24 @@ pub async fn build(
         filter: filter.clone(),
         routes,
     })
+}
+
+/// The filter widened to whole minutes. Comparisons are counted per minute,
+/// so the counts of a window cover every minute it touches; the diffs it
+/// reads must cover the same minutes, or a window starting mid-minute would
+/// count that minute's comparisons without the diffs of its first part.
+fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
+    let floor = |ms: i64| ms.saturating_sub(ms.rem_euclid(60_000));
+    let until = floor(filter.until_ms);
+    ReportFilter {
+        since_ms: floor(filter.since_ms),
+        until_ms: if until < filter.until_ms {
+            until.saturating_add(60_000)
+        } else {
+            until
+        },
+        ..filter.clone()
+    }
 }
 
 /// Binds a `Vec` of text parameters after `first` numbered ones.
@@ -375,7 +394,9 @@ async fn route_report(
     }
     let stored_diffs = q.fetch_one(store.pool()).await?.try_get::<i64, _>(0)? as u64;
 
-    let bucket = limits.bucket_ms.max(60_000);
+    // Whole minutes, so that a minute's comparisons and its diffs always
+    // fall in the same bucket.
+    let bucket = limits.bucket_ms.max(60_000) / 60_000 * 60_000;
     let real_sql = format!(
         "SELECT (created_at / {bucket}) * {bucket} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
          WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}{not_noise} GROUP BY b ORDER BY b"
@@ -529,13 +550,62 @@ mod tests {
             max_diff_rate: 0.01,
             min_samples: 100,
         };
-        assert_eq!(route_verdict(50, 0, &t).0, RouteVerdict::NotEnoughData);
         assert_eq!(route_verdict(2000, 2, &t).0, RouteVerdict::Ready);
         assert_eq!(route_verdict(2000, 100, &t).0, RouteVerdict::NotReady);
         // 1 in 100 is consistent with both sides of 1%.
         let (v, why) = route_verdict(100, 1, &t);
         assert_eq!(v, RouteVerdict::NotEnoughData);
         assert!(why.contains("straddles"), "{why}");
+    }
+
+    #[test]
+    fn a_route_provably_over_its_threshold_is_not_ready_at_any_sample_size() {
+        let t = Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        };
+        let (v, why) = route_verdict(40, 40, &t);
+        assert_eq!(v, RouteVerdict::NotReady, "{why}");
+        assert!(
+            why.contains("95% CI") && why.contains("over the 1.00% threshold"),
+            "{why}"
+        );
+        // 3 in 10: the interval (about 10.8%–60.3%) lies wholly above 1%.
+        let [low, _] = wilson(3, 10);
+        assert!(low > 0.10, "{low}");
+        let (v, why) = route_verdict(10, 3, &t);
+        assert_eq!(v, RouteVerdict::NotReady, "{why}");
+        assert!(why.contains("10.78%"), "the interval is shown: {why}");
+    }
+
+    #[test]
+    fn min_samples_only_gates_ready() {
+        let t = Threshold {
+            max_diff_rate: 0.01,
+            min_samples: 100,
+        };
+        // 0 in 50: the interval (0%–7.1%) reaches over 1%, and 50 is too few.
+        let (v, why) = route_verdict(50, 0, &t);
+        assert_eq!(v, RouteVerdict::NotEnoughData);
+        assert!(
+            why.contains("at least 100 are needed") && why.contains("50 more"),
+            "{why}"
+        );
+        assert!(why.contains("95% CI 0.00%–7.13%"), "{why}");
+        // Under a lax threshold the interval is clear of it, yet 50 are
+        // still too few to read ready.
+        let lax = Threshold {
+            max_diff_rate: 0.5,
+            min_samples: 100,
+        };
+        let (v, why) = route_verdict(50, 0, &lax);
+        assert_eq!(v, RouteVerdict::NotEnoughData, "{why}");
+        assert!(why.contains("50 more"), "{why}");
+        assert_eq!(route_verdict(100, 0, &lax).0, RouteVerdict::Ready);
+        // Nothing compared: no rate to show, and no NaN.
+        let (v, why) = route_verdict(0, 0, &t);
+        assert_eq!(v, RouteVerdict::NotEnoughData);
+        assert!(!why.contains("NaN") && why.contains("100 more"), "{why}");
     }
 
     #[test]
@@ -549,5 +619,34 @@ mod tests {
             Some("ignore_headers: [etag]")
         );
         assert_eq!(suggestion("status"), None);
+    }
+
+    #[test]
+    fn a_noisy_text_line_is_not_offered_as_a_json_pointer() {
+        // A text/plain body whose changing line starts like a pointer.
+        let text = |body: &str| crate::Exchange {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+        };
+        let c = crate::compare(
+            &crate::CompareRules::default(),
+            &text("/orders/42 shipped\n"),
+            &text("/orders/42 pending\n"),
+        );
+        let key = c.differences[0].field_key();
+        assert!(key.starts_with("body:text:"), "{key}");
+        assert!(key.contains("/orders/# shipped"), "{key}");
+        assert_eq!(suggestion(&key), None);
+        let field = FieldReport {
+            field: key,
+            class: FieldClass::Noise,
+            why: String::new(),
+            count: 1,
+            share: 1.0,
+            examples: vec![],
+            suggestion: None,
+        };
+        assert!(merged_suggestions(&[field]).is_empty());
     }
 }

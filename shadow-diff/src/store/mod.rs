@@ -257,40 +257,59 @@ impl DiffStore {
     }
 
     /// Deletes diffs older than `max_age_ms` and beyond the newest
-    /// `max_rows`; returns how many diff rows went.
+    /// `max_rows`, and the comparison counts of the same minutes; returns
+    /// how many diff rows went.
+    ///
+    /// A report divides the real diffs it finds (`diffs`, `diff_fields`) by
+    /// the comparisons counted per minute (`shadow_counts`), so both must
+    /// cover the same span: were diffs deleted while their minutes stayed
+    /// counted, the rate would fall and the verdict read better than the
+    /// data. The cutoff is therefore a minute boundary and everything before
+    /// it goes from all three tables, so every minute still counted has all
+    /// its diffs. By age the cutoff is rounded down (up to a minute more is
+    /// kept); by row count it is rounded up past the minute of the oldest
+    /// row over the cap, so that minute goes whole (up to a minute's diffs
+    /// fewer than `max_rows` remain, all of them if the cap is reached
+    /// within the current minute; the cap still holds). The noise-only and
+    /// per-field counts and the trend buckets (whole minutes) come from the
+    /// same rows and minutes, so they stay consistent too. The deletes are
+    /// one transaction, so no reader sees the tables half pruned.
     pub async fn prune(
         &self,
         now_ms: i64,
         max_age_ms: i64,
         max_rows: i64,
     ) -> Result<u64, StoreError> {
-        let mut cutoff = now_ms - max_age_ms;
+        let mut tx = self.pool.begin().await?;
+        let mut cutoff_minute = (now_ms - max_age_ms).div_euclid(60_000);
         let row =
             sqlx::query("SELECT created_at FROM diffs ORDER BY created_at DESC LIMIT 1 OFFSET $1")
-                .bind(max_rows)
-                .fetch_optional(&self.pool)
+                .bind(max_rows.max(0))
+                .fetch_optional(&mut *tx)
                 .await?;
         if let Some(row) = row {
             let nth: i64 = row.try_get(0)?;
-            cutoff = cutoff.max(nth + 1);
+            cutoff_minute = cutoff_minute.max(nth.div_euclid(60_000) + 1);
         }
+        let cutoff = cutoff_minute * 60_000;
         let deleted = sqlx::query("DELETE FROM diffs WHERE created_at < $1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM diff_fields WHERE created_at < $1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM shadow_counts WHERE minute < $1")
-            .bind((now_ms - max_age_ms).div_euclid(60_000))
-            .execute(&self.pool)
+            .bind(cutoff_minute)
+            .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM store_batches WHERE written_at < $1")
             .bind(now_ms - BATCH_MARKER_AGE_MS)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(deleted)
     }
 

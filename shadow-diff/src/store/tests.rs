@@ -2,6 +2,7 @@
 //! server of this machine (a fresh schema per test). Neither is skipped: a
 //! missing PostgreSQL fails the test.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,6 +10,7 @@ use super::*;
 use crate::compare::{DiffKind, Difference};
 use crate::noise::FieldClass;
 use crate::record::{NoiseDelta, StoredRequest, StoredResponse};
+use crate::report;
 use crate::store::writer::{StoreWriter, WriterEvents, WriterSettings};
 
 use super::testing::{fresh_postgres_url, system_time_nanos};
@@ -85,15 +87,18 @@ fn record(
         },
         differences: fields
             .iter()
-            .map(|(f, class)| StoredDifference {
-                difference: Difference {
+            .map(|(f, class)| {
+                let difference = Difference {
                     field: f.to_string(),
                     kind: DiffKind::Changed,
                     legacy: Some("1".into()),
                     new: Some("2".into()),
-                },
-                key: crate::compare::field_key(f),
-                class: *class,
+                };
+                StoredDifference {
+                    key: difference.field_key(),
+                    difference,
+                    class: *class,
+                }
             })
             .collect(),
         more_differences: 0,
@@ -289,6 +294,193 @@ async fn retention_by_age_and_row_count() {
             .await
             .unwrap();
         assert_eq!(fields.len(), 4);
+    }
+}
+
+/// `minutes` minutes of `orders` from `t0` at a steady rate, as the proxy
+/// submits them: per minute 200 comparisons, one every 300 ms, of which 20
+/// differ for real (`status`) and 10 only in noise (`/id`); plus the noise
+/// evidence that makes `/id` noise.
+fn steady_stream(t0: i64, minutes: i64) -> Vec<StoreItem> {
+    let mut model = NoiseModel::default();
+    model.learn_legacy_pair(&[Difference {
+        field: "/id".into(),
+        kind: DiffKind::Changed,
+        legacy: None,
+        new: None,
+    }]);
+    let mut items = vec![StoreItem::Noise(NoiseDelta {
+        route: "orders".into(),
+        model,
+    })];
+    for m in 0..minutes {
+        for i in 0..200 {
+            let (id, at) = (format!("s{m}-{i}"), t0 + m * 60_000 + i * 300);
+            let r = if i % 10 == 0 {
+                record(
+                    &id,
+                    "orders",
+                    at,
+                    Verdict::Diff,
+                    &[("status", FieldClass::Real)],
+                )
+            } else if i % 20 == 5 {
+                record(
+                    &id,
+                    "orders",
+                    at,
+                    Verdict::Noise,
+                    &[("/id", FieldClass::Noise)],
+                )
+            } else {
+                record(&id, "orders", at, Verdict::Match, &[])
+            };
+            items.push(StoreItem::Comparison(Box::new(r)));
+        }
+    }
+    items
+}
+
+/// The `orders` report over everything stored, with one trend bucket per
+/// minute and a 5% threshold.
+async fn orders_report(store: &DiffStore, since_ms: i64, now: i64) -> report::RouteReport {
+    let thresholds = HashMap::from([(
+        "orders".to_string(),
+        report::Threshold {
+            max_diff_rate: 0.05,
+            min_samples: 100,
+        },
+    )]);
+    let filter = report::ReportFilter {
+        route: Some("orders".into()),
+        tenant: None,
+        since_ms,
+        until_ms: now + 1,
+    };
+    let limits = report::ReportLimits {
+        bucket_ms: 60_000,
+        ..Default::default()
+    };
+    let mut r = report::build(store, &filter, &thresholds, limits, now)
+        .await
+        .unwrap();
+    assert_eq!(r.routes.len(), 1);
+    r.routes.remove(0)
+}
+
+/// Every trend bucket (a minute) shows the stream's 10% rate: its compared
+/// and its real diffs cover the same comparisons.
+fn assert_whole_minutes(name: &str, r: &report::RouteReport) {
+    for t in &r.trend {
+        assert_eq!(
+            (t.compared, t.real_diffs),
+            (200, 20),
+            "{name}: minute at {} counts comparisons whose diffs are gone: {:?}",
+            t.start_ms,
+            r.trend
+        );
+    }
+}
+
+#[tokio::test]
+async fn retention_by_row_count_keeps_the_real_diff_rate_and_the_verdict() {
+    for (name, store, _dir) in both("prune_rows").await {
+        let t0 = 1_800_000_000_000i64;
+        let now = t0 + 10 * 60_000;
+        for chunk in steady_stream(t0, 10).chunks(500) {
+            store
+                .write(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let before = orders_report(&store, t0 - 3_600_000, now).await;
+        assert_eq!((before.compared, before.real_diffs), (2000, 200), "{name}");
+        assert_eq!(before.verdict, report::RouteVerdict::NotReady, "{name}");
+
+        // 300 diff rows are stored (30 a minute); keep at most 100.
+        store
+            .prune(now, 14 * 86_400_000, 100)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rows = store
+            .diffs(&DiffQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(rows.len() <= 100, "{name}: the cap holds: {}", rows.len());
+        let after = orders_report(&store, t0 - 3_600_000, now).await;
+        assert!(after.compared >= 100, "{name}: {after:?}");
+        assert!(
+            (after.real_diff_rate - 0.10).abs() < 0.01,
+            "{name}: the real-diff rate is {} after pruning, 10% before ({} real in {}); \
+             the verdict went from {:?} to {:?}",
+            after.real_diff_rate,
+            after.real_diffs,
+            after.compared,
+            before.verdict,
+            after.verdict
+        );
+        assert!(
+            (after.noise_rate - 0.05).abs() < 0.01,
+            "{name}: noise rate {}",
+            after.noise_rate
+        );
+        assert_eq!(
+            after.verdict, before.verdict,
+            "{name}: {}",
+            after.verdict_reason
+        );
+        let status = after.fields.iter().find(|f| f.field == "status").unwrap();
+        assert!((status.share - 0.10).abs() < 0.01, "{name}: {status:?}");
+        assert_whole_minutes(&name, &after);
+    }
+}
+
+#[tokio::test]
+async fn retention_by_age_cuts_at_a_minute_boundary() {
+    for (name, store, _dir) in both("prune_age").await {
+        let t0 = 1_800_000_000_000i64;
+        let now = t0 + 10 * 60_000;
+        for chunk in steady_stream(t0, 10).chunks(500) {
+            store
+                .write(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // The age limit falls in the middle of minute 3.
+        let max_age = now - (t0 + 3 * 60_000 + 30_000);
+        store
+            .prune(now, max_age, 1_000_000)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let after = orders_report(&store, t0 - 3_600_000, now).await;
+        assert_whole_minutes(&name, &after);
+        assert!(
+            (after.real_diff_rate - 0.10).abs() < 1e-9,
+            "{name}: {}",
+            after.real_diff_rate
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_report_window_covers_whole_minutes() {
+    for (name, store, _dir) in both("window").await {
+        let t0 = 1_800_000_000_000i64;
+        let now = t0 + 2 * 60_000;
+        for chunk in steady_stream(t0, 2).chunks(500) {
+            store
+                .write(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // Counts are per minute: a window starting mid-minute counts the
+        // whole first minute, so its diffs must be counted whole too.
+        let r = orders_report(&store, t0 + 30_000, now).await;
+        assert_whole_minutes(&name, &r);
+        assert_eq!((r.compared, r.real_diffs), (400, 40), "{name}");
     }
 }
 
