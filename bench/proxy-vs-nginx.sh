@@ -87,7 +87,7 @@ routes:
   - { name: orders-write,    match: { path: /api/orders, methods: [POST, PUT, DELETE] }, new: orders, canary: 5 }
   - { name: orders-export,   match: { path_exact: /api/orders/export }, new: orders, canary: 100 }
   - { name: orders-history,  match: { path: /api/orders/history }, new: orders, canary: 10 }
-  - { name: catalog-item,    match: { path_regex: "^/api/catalog/[0-9]+$" }, new: catalog, canary: 30 }
+  - { name: catalog-item,    match: { path_regex: "^/api/catalog-items/[0-9]+$" }, new: catalog, canary: 30 }
   - { name: catalog,         match: { path: /api/catalog }, new: catalog, canary: 20 }
   - { name: search,          match: { path: /api/search, methods: [GET] }, new: search, canary: 75 }
   - { name: search-beta,     match: { path: /api/search, headers: { X-Beta: "1" } }, new: search, canary: 100 }
