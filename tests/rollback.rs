@@ -271,7 +271,8 @@ async fn with_no_proxy_running_the_file_is_edited_alone() {
             "acme complains",
         ],
     );
-    assert_eq!(code, 0, "{out}{err}");
+    // 3: only the file was edited (see tests/exit_codes.rs).
+    assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("no proxy answered"), "{out}");
     assert!(out.contains("recorded as version"), "{out}");
     let now = std::fs::read_to_string(&proxy.config_path).unwrap();
@@ -283,7 +284,7 @@ async fn with_no_proxy_running_the_file_is_edited_alone() {
         )]
     );
     let (code, out, _) = cli(&proxy, &["canary", "users", "12.5"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 3);
     assert!(out.contains("canary 12.5% written to"), "{out}");
     let (_, out, _) = cli(&proxy, &["history", "--audit"]);
     assert!(

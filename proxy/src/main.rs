@@ -7,6 +7,7 @@ use clap::Parser;
 // (measured: futex waits in malloc/free were the largest user-space cost).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use strangler::cli::changes::Outcome;
 use strangler::cli::{self, Cli, Command};
 use strangler::server::{self, ServeOptions};
 
@@ -80,12 +81,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Canary(args) => {
-            print!("{}", cli::changes::canary(&args)?);
-            Ok(0)
+            let done = cli::changes::canary(&args)?;
+            print!("{}", done.text);
+            Ok(change_exit_code(done.outcome))
         }
         Command::Rollback(args) => {
-            print!("{}", cli::changes::rollback(&args)?);
-            Ok(0)
+            let done = cli::changes::rollback(&args)?;
+            print!("{}", done.text);
+            Ok(change_exit_code(done.outcome))
         }
         Command::History(args) => {
             print!("{}", cli::changes::history(&args)?);
@@ -95,5 +98,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", cli::explain::run(&args)?);
             Ok(0)
         }
+    }
+}
+
+/// The exit code of `canary` and `rollback` (their `--help` and the
+/// runbooks list these); errors are 1.
+fn change_exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Applied | Outcome::Offline => 0,
+        Outcome::FileOnly => 3,
+        Outcome::NotVerified => 4,
     }
 }

@@ -2,11 +2,16 @@
 //!
 //! A change goes to the running proxy's admin API (live from the next
 //! request, written back to routes.yaml by the proxy, recorded); with no
-//! proxy running, the file is edited here and the change recorded in the
-//! store directly. A rollback is then verified on the proxy's metrics: it
-//! waits until no new request reaches the new side and says how long that
-//! took.
+//! proxy listening, or with `--offline`, the file is edited here and the
+//! change recorded in the store directly. A rollback is then verified on the
+//! proxy's metrics: it waits until no new request reaches the new side and
+//! says how long that took.
+//!
+//! What happened is an [`Outcome`]; `main` turns it into the exit code, so
+//! that a script (or an SRE at 3 a.m.) can tell "live" from "only the file"
+//! from "live but still receiving requests".
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,13 +22,108 @@ use rollback::history::{AuditEntry, History, VersionEntry};
 use serde_json::{Value, json};
 use shadow_diff::DiffStore;
 
-use super::admin_client::{AdminClient, ClientError, Reply, actor};
+use super::admin_client::{AdminClient, ClientError, Reply, actor, seconds};
 use crate::cli::{CanaryArgs, HistoryArgs, RollbackArgs};
 use crate::config::{self, Config, Percent, Side};
 use crate::live::digest;
 
 /// How long the new side must stay silent for a rollback to count as done.
 const QUIET: Duration = Duration::from_millis(500);
+
+/// How long the store gets when the CLI records a change itself.
+const STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// What a `canary` or `rollback` achieved. Failures (refused, no answer,
+/// bad input) are errors instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The running proxy applied the change; a rollback of whole routes was
+    /// also confirmed on its metrics (unless `--no-verify`).
+    Applied,
+    /// `--offline`: the file was edited (and recorded); no proxy was asked.
+    Offline,
+    /// Nothing listens at the config's admin address: only the file was
+    /// edited, nothing changed live.
+    FileOnly,
+    /// The proxy applied the rollback, but its new side still received
+    /// requests when `--timeout` ran out.
+    NotVerified,
+}
+
+/// The outcome and what to print for it.
+#[derive(Debug)]
+pub struct Done {
+    pub outcome: Outcome,
+    pub text: String,
+}
+
+/// The runbook page for a command, named in messages that need one.
+#[derive(Debug, Clone, Copy)]
+enum Runbook {
+    RampCanary,
+    RollbackRoute,
+    RollbackEverything,
+}
+
+impl Runbook {
+    fn path(self) -> &'static str {
+        match self {
+            Runbook::RampCanary => "runbooks/ramp-canary.md",
+            Runbook::RollbackRoute => "runbooks/rollback-route.md",
+            Runbook::RollbackEverything => "runbooks/rollback-everything.md",
+        }
+    }
+}
+
+/// Why the CLI edits the file itself.
+#[derive(Debug, Clone, Copy)]
+enum Alone {
+    /// Connection refused at this admin address.
+    NoProxy(SocketAddr),
+    /// The operator asked for it.
+    Offline,
+}
+
+impl Alone {
+    /// The audit row's outcome.
+    fn audit_outcome(self) -> &'static str {
+        match self {
+            Alone::NoProxy(_) => "applied to the file (no proxy running)",
+            Alone::Offline => "applied to the file (--offline)",
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Alone::NoProxy(_) => Outcome::FileOnly,
+            Alone::Offline => Outcome::Offline,
+        }
+    }
+
+    /// The start of the message: where the change went and why.
+    fn lead(self) -> String {
+        match self {
+            Alone::NoProxy(addr) => format!(
+                "no proxy answered at {addr} (nothing listens there), so nothing changed live here and only the file was edited"
+            ),
+            Alone::Offline => "--offline: no proxy was asked; only the file was edited".into(),
+        }
+    }
+
+    /// The end of the message: when it takes effect, what to check.
+    fn tail(self, runbook: Runbook) -> String {
+        match self {
+            Alone::NoProxy(_) => format!(
+                "it takes effect when a proxy loads the file. If a proxy should be running with this file, it is down or this is the wrong file: see {} (\"Exit codes\")",
+                runbook.path()
+            ),
+            Alone::Offline => {
+                "a proxy running on this file loads it at its next file check, or when it starts"
+                    .into()
+            }
+        }
+    }
+}
 
 fn load(path: &Path) -> Result<(Config, String)> {
     config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -51,14 +151,45 @@ fn refused(reply: &Reply, client: &AdminClient) -> anyhow::Error {
         401 => " (check the token in the variable named by admin.token_env)",
         _ => "",
     };
+    // A 4xx (and the 503 of a store that is not connected) is decided
+    // before anything is applied; a 500 is a failure half-way.
+    let changed = match reply.status {
+        400..=499 | 503 => "nothing was changed, live or in the file".to_string(),
+        _ => format!(
+            "the change may be partly applied: check http://{}/routes and `strangler history --audit`",
+            client.addr
+        ),
+    };
     anyhow::anyhow!(
-        "the proxy refused the change ({}): {}{hint}",
+        "the proxy refused the change ({}): {}{hint}; {changed}",
         reply.status,
         reply.error()
     )
 }
 
-pub fn canary(args: &CanaryArgs) -> Result<String> {
+/// A proxy that is there but cannot be talked to: say what it did, whether
+/// the change went out (`change_sent`: the failed request was the change,
+/// and it was written), and what to do.
+fn no_contact(e: &ClientError, change_sent: bool, runbook: Runbook, file: &Path) -> anyhow::Error {
+    let sent = if change_sent {
+        "The change was sent and may or may not have been applied (`strangler history --audit --limit 3` shows whether the proxy recorded it)."
+    } else {
+        "The change was not sent."
+    };
+    let scripts = match runbook {
+        Runbook::RampCanary => "",
+        Runbook::RollbackRoute | Runbook::RollbackEverything => {
+            " (rollback/route, rollback/all: STRANGLER_OFFLINE=1)"
+        }
+    };
+    anyhow::anyhow!(
+        "{e}. {sent}\nSee {} (\"No answer from the proxy\"): to change {} alone, run the same command again with --offline{scripts}, then restart the proxy so that it loads the file.",
+        runbook.path(),
+        file.display()
+    )
+}
+
+pub fn canary(args: &CanaryArgs) -> Result<Done> {
     let percent = Percent::parse(&args.percent).map_err(anyhow::Error::msg)?;
     let (config, _) = load(&args.config)?;
     if config.route(&args.route).is_none() {
@@ -68,7 +199,28 @@ pub fn canary(args: &CanaryArgs) -> Result<String> {
             args.config.display()
         );
     }
-    let client = AdminClient::for_config(&config);
+    let in_file = |alone: Alone| -> Result<Done> {
+        let edits = vec![Edit::SetCanary {
+            route: args.route.clone(),
+            percent: percent.to_string(),
+        }];
+        let note = edit_file_alone(&args.config, &config, &edits, "canary", &args.reason, alone)?;
+        Ok(Done {
+            outcome: alone.outcome(),
+            text: format!(
+                "{}: {}: canary {}% written to {} ({note}); {}\n",
+                alone.lead(),
+                args.route,
+                percent,
+                args.config.display(),
+                alone.tail(Runbook::RampCanary)
+            ),
+        })
+    };
+    if args.offline {
+        return in_file(Alone::Offline);
+    }
+    let client = AdminClient::for_config(&config, args.timeout);
     let body = json!({"percent": percent.get(), "reason": args.reason, "actor": actor()});
     match client.request(
         "POST",
@@ -77,39 +229,36 @@ pub fn canary(args: &CanaryArgs) -> Result<String> {
     ) {
         Ok(reply) if reply.status == 200 => {
             let o = reply.json();
-            Ok(format!(
-                "{}: canary {}% live from the next request (version {}); {}\n",
-                args.route,
-                percent,
-                o["version"],
-                describe_file(&o)
-            ))
+            Ok(Done {
+                outcome: Outcome::Applied,
+                text: format!(
+                    "{}: canary {}% live from the next request (version {}); {}\n",
+                    args.route,
+                    percent,
+                    o["version"],
+                    describe_file(&o)
+                ),
+            })
         }
         Ok(reply) => Err(refused(&reply, &client)),
-        Err(ClientError::Unreachable(addr)) => {
-            let edits = vec![Edit::SetCanary {
-                route: args.route.clone(),
-                percent: percent.to_string(),
-            }];
-            let note = edit_file_alone(&args.config, &config, &edits, "canary", &args.reason)?;
-            Ok(format!(
-                "no proxy answered at {addr}; {}: canary {}% written to {} ({note}); it takes effect when a proxy loads the file\n",
-                args.route,
-                percent,
-                args.config.display()
-            ))
-        }
-        Err(e) => Err(e.into()),
+        Err(ClientError::Unreachable(addr)) => in_file(Alone::NoProxy(addr)),
+        Err(e) => Err(no_contact(
+            &e,
+            e.request_sent(),
+            Runbook::RampCanary,
+            &args.config,
+        )),
     }
 }
 
-/// The change with no proxy running: edit, validate, write, record.
+/// The change without a proxy: edit, validate, write, record.
 fn edit_file_alone(
     path: &Path,
     config: &Config,
     edits: &[Edit],
     action: &str,
     reason: &str,
+    alone: Alone,
 ) -> Result<String> {
     let text = std::fs::read_to_string(path)?;
     let new_text = apply_all(&text, edits)?;
@@ -124,11 +273,8 @@ fn edit_file_alone(
         .enable_all()
         .build()?
         .block_on(async {
-            let store = tokio::time::timeout(
-                Duration::from_secs(5),
-                DiffStore::connect(config.store.as_str()),
-            )
-            .await??;
+            let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
+                .await??;
             let history = History::open(&store).await?;
             let summary = edits
                 .iter()
@@ -159,13 +305,17 @@ fn edit_file_alone(
                     target: edits.iter().map(edit_route).collect::<Vec<_>>().join(","),
                     reason: reason.into(),
                     detail: summary,
-                    outcome: "applied to the file (no proxy running)".into(),
+                    outcome: alone.audit_outcome().into(),
                     version: Some(version),
                 })
                 .await?;
             Ok::<i64, anyhow::Error>(version)
         });
     Ok(match recorded {
+        // Recorded as a fleet change too: proxies on a shared store apply it.
+        Ok(v) if config.store.as_str().starts_with("postgres") => format!(
+            "recorded as version {v}; proxies on this PostgreSQL store apply it within seconds"
+        ),
         Ok(v) => format!("recorded as version {v}"),
         Err(e) => format!("not recorded in the store: {e}"),
     })
@@ -177,7 +327,7 @@ fn edit_route(e: &Edit) -> String {
     }
 }
 
-/// The edits a rollback makes to a config (when no proxy is running).
+/// The edits a rollback makes to a config (when no proxy is asked).
 fn rollback_edits(config: &Config, routes: &[String], tenant: Option<&str>) -> Vec<Edit> {
     let mut edits = Vec::new();
     for name in routes {
@@ -216,12 +366,16 @@ fn rollback_edits(config: &Config, routes: &[String], tenant: Option<&str>) -> V
     edits
 }
 
-pub fn rollback(args: &RollbackArgs) -> Result<String> {
+pub fn rollback(args: &RollbackArgs) -> Result<Done> {
     let started = Instant::now();
     let (config, _) = load(&args.config)?;
-    let client = AdminClient::for_config(&config);
+    let runbook = if args.all {
+        Runbook::RollbackEverything
+    } else {
+        Runbook::RollbackRoute
+    };
     if let Some(version) = args.to {
-        return restore(args, &config, &client, version);
+        return restore(args, &config, version);
     }
     let routes: Vec<String> = if args.all {
         config.routes.iter().map(|r| r.name.to_string()).collect()
@@ -236,168 +390,267 @@ pub fn rollback(args: &RollbackArgs) -> Result<String> {
             bail!("no route named {r:?} in {}", args.config.display());
         }
     }
+    let in_file = |alone: Alone| -> Result<Done> {
+        let edits = rollback_edits(&config, &routes, args.tenant.as_deref());
+        let note = edit_file_alone(
+            &args.config,
+            &config,
+            &edits,
+            "rollback",
+            &args.reason,
+            alone,
+        )?;
+        Ok(Done {
+            outcome: alone.outcome(),
+            text: format!(
+                "{}: rollback of {} written to {} ({note}); {}\n",
+                alone.lead(),
+                routes.join(", "),
+                args.config.display(),
+                alone.tail(runbook)
+            ),
+        })
+    };
+    if args.offline {
+        return in_file(Alone::Offline);
+    }
+    let client = AdminClient::for_config(&config, args.timeout);
+    // Counts from before the change, so that a new-side request finishing
+    // while the change is being made is seen. This is also the first
+    // contact: a proxy that does not answer is found before the change is
+    // sent.
+    let baseline = match new_side_counts(&client, &routes, client.answer_within()) {
+        Ok(counts) => counts,
+        Err(ClientError::Unreachable(addr)) => return in_file(Alone::NoProxy(addr)),
+        // Only metrics were asked for: the change was not sent.
+        Err(e) => return Err(no_contact(&e, false, runbook, &args.config)),
+    };
     let body =
         json!({"routes": routes, "tenant": args.tenant, "reason": args.reason, "actor": actor()});
-    // Counts from before the change, so that a new-side request finishing
-    // while the change is being made is seen.
-    let baseline: Vec<Option<f64>> = routes
-        .iter()
-        .map(|r| new_side_requests(&client, r))
-        .collect();
-    let mut out = String::new();
-    match client.request("POST", "/rollback", Some(&body)) {
-        Ok(reply) if reply.status == 200 => {
-            let o = reply.json();
-            let what = match &args.tenant {
-                Some(t) => format!("tenant {t} pinned to legacy"),
-                None => "all traffic to legacy".into(),
-            };
-            out.push_str(&format!(
-                "rolled back {} ({what}) live at version {} in {} ms; {}\n",
-                routes.join(", "),
-                o["version"],
-                started.elapsed().as_millis(),
-                describe_file(&o)
-            ));
-            if args.tenant.is_none() && !args.no_verify {
-                out.push_str(&verify(&client, &routes, baseline, started, args.timeout)?);
-            }
-        }
+    let reply = match client.request("POST", "/rollback", Some(&body)) {
+        Ok(reply) if reply.status == 200 => reply,
         Ok(reply) => return Err(refused(&reply, &client)),
-        Err(ClientError::Unreachable(addr)) => {
-            let edits = rollback_edits(&config, &routes, args.tenant.as_deref());
-            let note = edit_file_alone(&args.config, &config, &edits, "rollback", &args.reason)?;
-            out.push_str(&format!(
-                "no proxy answered at {addr}; rollback of {} written to {} ({note})\n",
-                routes.join(", "),
-                args.config.display()
-            ));
-        }
-        Err(e) => return Err(e.into()),
+        // It stopped between the two requests.
+        Err(ClientError::Unreachable(addr)) => return in_file(Alone::NoProxy(addr)),
+        Err(e) => return Err(no_contact(&e, e.request_sent(), runbook, &args.config)),
+    };
+    let o = reply.json();
+    let what = match &args.tenant {
+        Some(t) => format!("tenant {t} pinned to legacy"),
+        None => "all traffic to legacy".into(),
+    };
+    let mut text = format!(
+        "rolled back {} ({what}) live at version {} in {} ms; {}\n",
+        routes.join(", "),
+        o["version"],
+        started.elapsed().as_millis(),
+        describe_file(&o)
+    );
+    if args.tenant.is_some() {
+        // The metrics count sides, not tenants.
+        text.push_str("not verified on the metrics: they do not tell tenants apart\n");
+        return Ok(Done {
+            outcome: Outcome::Applied,
+            text,
+        });
     }
-    Ok(out)
+    if args.no_verify {
+        text.push_str("not verified on the metrics (--no-verify)\n");
+        return Ok(Done {
+            outcome: Outcome::Applied,
+            text,
+        });
+    }
+    let (verified, report) = verify(&client, &routes, baseline, started, args.timeout);
+    text.push_str(&report);
+    if !verified {
+        text.push_str(&format!(
+            "the rollback is live, but NOT verified within {}: see {} (\"Exit codes\")\n",
+            seconds(args.timeout),
+            runbook.path()
+        ));
+    }
+    Ok(Done {
+        outcome: if verified {
+            Outcome::Applied
+        } else {
+            Outcome::NotVerified
+        },
+        text,
+    })
 }
 
-fn restore(
-    args: &RollbackArgs,
-    config: &Config,
-    client: &AdminClient,
-    version: i64,
-) -> Result<String> {
+fn restore(args: &RollbackArgs, config: &Config, version: i64) -> Result<Done> {
+    let runbook = Runbook::RollbackRoute;
+    if args.offline {
+        return restore_file(args, config, version, Alone::Offline, runbook);
+    }
+    let client = AdminClient::for_config(config, args.timeout);
     let body = json!({"to_version": version, "reason": args.reason, "actor": actor()});
     match client.request("POST", "/rollback", Some(&body)) {
         Ok(reply) if reply.status == 200 => {
             let o = reply.json();
-            Ok(format!(
-                "version {version} restored live as version {}; {}\n",
-                o["version"],
-                describe_file(&o)
-            ))
+            Ok(Done {
+                outcome: Outcome::Applied,
+                text: format!(
+                    "version {version} restored live as version {}; {}\n",
+                    o["version"],
+                    describe_file(&o)
+                ),
+            })
         }
-        Ok(reply) => Err(refused(&reply, client)),
+        Ok(reply) => Err(refused(&reply, &client)),
         Err(ClientError::Unreachable(addr)) => {
-            let text = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async {
-                    let store = DiffStore::connect(config.store.as_str()).await?;
-                    let history = History::open(&store).await?;
-                    history
-                        .config_of(version)
-                        .await?
-                        .with_context(|| format!("version {version} is not in the history"))
-                })?;
-            config::parse(&text, "restored")
-                .map_err(|e| anyhow::anyhow!("version {version} is not valid today: {e}"))?;
-            write_atomically(&args.config, &text)?;
-            Ok(format!(
-                "no proxy answered at {addr}; version {version} written to {}\n",
-                args.config.display()
-            ))
+            restore_file(args, config, version, Alone::NoProxy(addr), runbook)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(no_contact(&e, e.request_sent(), runbook, &args.config)),
     }
 }
 
-/// Requests to the new side of `route` so far, from the proxy's metrics.
-fn new_side_requests(client: &AdminClient, route: &str) -> Option<f64> {
-    let reply = client.request("GET", "/metrics", None).ok()?;
-    let text = String::from_utf8_lossy(&reply.body).into_owned();
-    let needle = format!("route=\"{route}\"");
-    Some(
-        text.lines()
-            .filter(|l| {
-                l.starts_with("strangler_requests_total{")
-                    && l.contains(&needle)
-                    && l.contains("side=\"new\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+/// A recorded version written to the file, without a proxy.
+fn restore_file(
+    args: &RollbackArgs,
+    config: &Config,
+    version: i64,
+    alone: Alone,
+    runbook: Runbook,
+) -> Result<Done> {
+    let text = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the store {} did not answer in {}",
+                        config.store.as_str(),
+                        seconds(STORE_WAIT)
+                    )
+                })??;
+            let history = History::open(&store).await?;
+            history
+                .config_of(version)
+                .await?
+                .with_context(|| format!("version {version} is not in the history"))
+        })?;
+    config::parse(&text, "restored")
+        .map_err(|e| anyhow::anyhow!("version {version} is not valid today: {e}"))?;
+    write_atomically(&args.config, &text)?;
+    Ok(Done {
+        outcome: alone.outcome(),
+        text: format!(
+            "{}: version {version} written to {}; {}\n",
+            alone.lead(),
+            args.config.display(),
+            alone.tail(runbook)
+        ),
+    })
+}
+
+/// Requests to the new side of each of `routes` so far, from one scrape of
+/// the proxy's metrics, which must answer within `within`.
+fn new_side_counts(
+    client: &AdminClient,
+    routes: &[String],
+    within: Duration,
+) -> Result<Vec<f64>, ClientError> {
+    let reply = client.request_within("GET", "/metrics", None, within)?;
+    let text = String::from_utf8_lossy(&reply.body);
+    Ok(routes
+        .iter()
+        .map(|route| {
+            let needle = format!("route=\"{route}\"");
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("strangler_requests_total{")
+                        && l.contains(&needle)
+                        && l.contains("side=\"new\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+        .collect())
 }
 
 /// Watches the new side of each route until it has been silent for
-/// [`QUIET`]; reports when its last request came.
+/// [`QUIET`], or `timeout` passes; reports when its last request came.
+/// Returns whether every route went quiet.
 fn verify(
     client: &AdminClient,
     routes: &[String],
-    baseline: Vec<Option<f64>>,
+    baseline: Vec<f64>,
     started: Instant,
     timeout: Duration,
-) -> Result<String> {
-    let mut last: Vec<(Option<f64>, Instant, Option<Duration>)> = baseline
+) -> (bool, String) {
+    struct Watch {
+        count: f64,
+        changed_at: Instant,
+        last_request: Option<Duration>,
+    }
+    let mut watches: Vec<Watch> = baseline
         .into_iter()
-        .map(|count| (count, started, None))
+        .map(|count| Watch {
+            count,
+            changed_at: started,
+            last_request: None,
+        })
         .collect();
     let deadline = Instant::now() + timeout;
     loop {
         std::thread::sleep(Duration::from_millis(20));
+        // A scrape that hangs must not carry the wait past the deadline
+        // by much.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let counts = new_side_counts(client, routes, left).ok();
         let now = Instant::now();
-        let mut all_quiet = true;
-        for (i, route) in routes.iter().enumerate() {
-            let count = new_side_requests(client, route);
-            let (prev, changed_at, last_request) = &mut last[i];
-            if count != *prev {
-                *prev = count;
-                *changed_at = now;
-                *last_request = Some(now.duration_since(started));
+        // Without a reading nothing is confirmed, but nothing is known to
+        // have reached the new side either.
+        let mut all_quiet = counts.is_some();
+        for (i, w) in watches.iter_mut().enumerate() {
+            if let Some(count) = counts.as_ref().map(|c| c[i]) {
+                if count != w.count {
+                    w.count = count;
+                    w.changed_at = now;
+                    w.last_request = Some(now.duration_since(started));
+                }
             }
-            if now.duration_since(*changed_at) < QUIET {
+            if now.duration_since(w.changed_at) < QUIET {
                 all_quiet = false;
             }
         }
-        if all_quiet || now >= deadline {
-            let mut out = String::new();
-            for (route, (_, changed_at, last_request)) in routes.iter().zip(&last) {
-                let quiet = now.duration_since(*changed_at) >= QUIET;
-                let when = match last_request {
-                    Some(d) => format!(
-                        "last request to the new side {} ms after the command",
-                        d.as_millis()
-                    ),
-                    None => "no request reached the new side after the command".into(),
-                };
-                out.push_str(&format!(
-                    "  {route}: {when}; {}\n",
-                    if quiet {
-                        format!(
-                            "verified: none since ({} ms of quiet)",
-                            now.duration_since(*changed_at).as_millis()
-                        )
-                    } else {
-                        "NOT verified: the new side still receives requests".to_string()
-                    }
-                ));
-            }
-            out.push_str(&format!(
-                "verification took {:.2} s\n",
-                started.elapsed().as_secs_f64()
-            ));
-            if !all_quiet {
-                bail!("{out}rollback not verified within {timeout:?}");
-            }
-            return Ok(out);
+        if !(all_quiet || now >= deadline) {
+            continue;
         }
+        let mut out = String::new();
+        for (route, w) in routes.iter().zip(&watches) {
+            let quiet = now.duration_since(w.changed_at) >= QUIET;
+            let when = match w.last_request {
+                Some(d) => format!(
+                    "last request to the new side {} ms after the command",
+                    d.as_millis()
+                ),
+                None => "no request reached the new side after the command".into(),
+            };
+            let verdict = if counts.is_none() {
+                "NOT verified: the proxy's /metrics did not answer".to_string()
+            } else if quiet {
+                format!(
+                    "verified: none since ({} ms of quiet)",
+                    now.duration_since(w.changed_at).as_millis()
+                )
+            } else {
+                "NOT verified: the new side still receives requests".to_string()
+            };
+            out.push_str(&format!("  {route}: {when}; {verdict}\n"));
+        }
+        out.push_str(&format!(
+            "verification took {:.2} s\n",
+            started.elapsed().as_secs_f64()
+        ));
+        return (all_quiet, out);
     }
 }
 

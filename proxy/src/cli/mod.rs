@@ -40,7 +40,22 @@ pub enum Command {
     History(HistoryArgs),
 }
 
+/// Exit codes of `canary` and `rollback`, shown under their `--help`.
+const CHANGE_EXIT_CODES: &str = "\
+Exit codes:
+  0  the running proxy applied it (a rollback: and its metrics confirmed that
+     no new request reaches the new side); or --offline: the file was edited
+  3  no proxy listens at the config's admin address: only the file was
+     edited, nothing changed live
+  4  (rollback) applied live, but the new side still received requests when
+     --timeout ran out
+  1  refused (bad token, unknown route...), no answer from the proxy, or
+     another failure: read the message
+  2  wrong command line
+See runbooks/ramp-canary.md, rollback-route.md, rollback-everything.md.";
+
 #[derive(Debug, Args)]
+#[command(after_help = CHANGE_EXIT_CODES)]
 pub struct CanaryArgs {
     pub route: String,
     /// Share of the route's traffic on the new side: 0 to 100, decimals allowed.
@@ -50,16 +65,27 @@ pub struct CanaryArgs {
     /// Why (recorded in history and audit).
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
+    /// Do not contact any proxy: edit the file and record the change in the
+    /// store (exit 0). A proxy running on the file loads it at its next
+    /// file check or restart.
+    #[arg(long)]
+    pub offline: bool,
+    /// How long the proxy has to answer; a proxy that accepts the
+    /// connection but does not answer in time is an error (exit 1).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = CHANGE_EXIT_CODES)]
 pub struct RollbackArgs {
     /// Routes to roll back.
     pub routes: Vec<String>,
     /// Every route.
     #[arg(long, conflicts_with = "routes")]
     pub all: bool,
-    /// Only this tenant: pin it to legacy.
+    /// Only this tenant: pin it to legacy (not verified on the metrics,
+    /// which do not tell tenants apart).
     #[arg(long)]
     pub tenant: Option<String>,
     /// Serve this recorded version again (see `strangler history`).
@@ -69,12 +95,18 @@ pub struct RollbackArgs {
     pub reason: String,
     #[arg(long, short, default_value = "routes.yaml")]
     pub config: PathBuf,
-    /// How long to wait for the new side to go quiet.
+    /// How long the proxy has to answer each request, and then how long the
+    /// new side has to go quiet: exit 4 if it still receives requests then.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     pub timeout: Duration,
-    /// Do not wait for the metrics to confirm.
+    /// Do not wait for the metrics to confirm (exit 0 once applied).
     #[arg(long)]
     pub no_verify: bool,
+    /// Do not contact any proxy: edit the file and record the change in the
+    /// store (exit 0). A proxy running on the file loads it at its next
+    /// file check or restart.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
