@@ -16,6 +16,15 @@ use crate::live::{Live, ReloadTrigger};
 use pingora::server::ExecutionPhase;
 use shadow_diff::StoreWriter;
 
+/// How often the control plane looks for changes it is not told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollIntervals {
+    /// The config file's metadata (`--watch-interval`).
+    pub file: Duration,
+    /// The store's fleet changes, behind LISTEN/NOTIFY (`--fleet-poll`).
+    pub fleet: Duration,
+}
+
 /// The control plane's runtime and its SIGHUP registration.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -52,8 +61,7 @@ impl ControlPlane {
         self,
         live: Arc<Live>,
         writer: StoreWriter,
-        watch_interval: Duration,
-        fleet_poll: Duration,
+        every: PollIntervals,
         phases: broadcast::Receiver<ExecutionPhase>,
         ready: Readiness,
         listen: std::net::SocketAddr,
@@ -64,9 +72,9 @@ impl ControlPlane {
             .spawn(move || {
                 runtime.block_on(async move {
                     tokio::spawn(on_sighup(live.clone(), sighup));
-                    tokio::spawn(watch_file(live.clone(), watch_interval));
+                    tokio::spawn(watch_file(live.clone(), every.file));
                     tokio::spawn(watch_store(live.clone(), writer.clone()));
-                    tokio::spawn(fleet::run(live.clone(), writer, fleet_poll));
+                    tokio::spawn(fleet::run(live.clone(), writer, every.fleet));
                     tokio::spawn(crate::guard::run(live.clone()));
                     track_readiness(phases, ready, listen, live.clone()).await;
                     // Keep reloading until the process exits.

@@ -255,8 +255,10 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     control.run(
         live.clone(),
         writer.clone(),
-        options.watch_interval,
-        options.fleet_poll,
+        crate::control::PollIntervals {
+            file: options.watch_interval,
+            fleet: options.fleet_poll,
+        },
         server.watch_execution_phase(),
         ready,
         startup.listen,
