@@ -136,6 +136,9 @@ fn explain_names_route_backend_side_and_reason() {
 /// they are started from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relative_sqlite_store_is_next_to_the_config_file() {
+    // A name of this run's own, so that a file left by another run (or by a
+    // binary that put it in the working directory) cannot decide the test.
+    let name = format!("relative-store-{}.db", std::process::id());
     let legacy = strangler_e2e::Backend::start("legacy").await;
     let proxy = strangler_e2e::Proxy::start_with_store(
         &format!(
@@ -143,19 +146,16 @@ async fn a_relative_sqlite_store_is_next_to_the_config_file() {
             legacy.url(),
             legacy.url()
         ),
-        "sqlite://relative-store.db",
+        &format!("sqlite://{name}"),
     )
     .await;
     let here = std::env::current_dir().unwrap();
     assert_ne!(here, proxy.dir.path(), "the test runs elsewhere");
     assert!(
-        proxy.dir.path().join("relative-store.db").is_file(),
+        proxy.dir.path().join(&name).is_file(),
         "the proxy made its store next to its config"
     );
-    assert!(
-        !here.join("relative-store.db").exists(),
-        "not in the working directory"
-    );
+    assert!(!here.join(&name).exists(), "not in the working directory");
     // Commands run from another directory read the same store.
     let config = proxy.config_path.display().to_string();
     let (code, out, err) = run_cli(&["history", "--config", &config]);

@@ -378,6 +378,14 @@ fn route_series(route: &str, shadowed: bool) -> Vec<(&'static str, Vec<(&'static
     out
 }
 
+/// Waits (15 s at most) until the unlabelled gauge `name` reads `value`.
+async fn wait_gauge(proxy: &Proxy, name: &str, value: f64) -> Option<()> {
+    eventually(Duration::from_secs(15), || async {
+        (proxy.metrics().await.sum(name, &[]) == value).then_some(())
+    })
+    .await
+}
+
 /// The samples of `family` whose labels include all of `labels`.
 fn matching(scrape: &Scrape, family: &str, labels: &[(&str, String)]) -> Vec<f64> {
     scrape
@@ -430,11 +438,9 @@ async fn every_series_the_config_makes_possible_is_exported_at_zero_and_follows_
     }
     assert_eq!(matching(&scrape, "process_cpu_seconds_total", &[]).len(), 1);
     // The SQLite store answers: up within a check or two.
-    eventually(Duration::from_secs(15), || async {
-        (proxy.metrics().await.sum("strangler_store_up", &[]) == 1.0).then_some(())
-    })
-    .await
-    .expect("strangler_store_up is 1 with a working store");
+    wait_gauge(&proxy, "strangler_store_up", 1.0)
+        .await
+        .expect("strangler_store_up is 1 with a working store");
 
     // A reload that adds a route exports its series at zero; one that
     // removes a route removes its series.
@@ -472,27 +478,13 @@ async fn every_series_the_config_makes_possible_is_exported_at_zero_and_follows_
 
     // A rejected file: the gauge says so until the file is fixed.
     proxy.rewrite_body("this: is not valid\n");
-    eventually(Duration::from_secs(10), || async {
-        (proxy
-            .metrics()
-            .await
-            .sum("strangler_config_last_reload_successful", &[])
-            == 0.0)
-            .then_some(())
-    })
-    .await
-    .expect("a rejected reload sets the gauge to 0");
+    wait_gauge(&proxy, "strangler_config_last_reload_successful", 0.0)
+        .await
+        .expect("a rejected reload sets the gauge to 0");
     proxy.rewrite_body(&body.replace("percent: 5", "percent: 6"));
-    eventually(Duration::from_secs(10), || async {
-        (proxy
-            .metrics()
-            .await
-            .sum("strangler_config_last_reload_successful", &[])
-            == 1.0)
-            .then_some(())
-    })
-    .await
-    .expect("a successful reload sets the gauge back to 1");
+    wait_gauge(&proxy, "strangler_config_last_reload_successful", 1.0)
+        .await
+        .expect("a successful reload sets the gauge back to 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,6 +368,16 @@ async fn orders_report(store: &DiffStore, since_ms: i64, now: i64) -> report::Ro
     r.routes.remove(0)
 }
 
+/// Writes [`steady_stream`] as the writer would, in batches.
+async fn write_steady_stream(name: &str, store: &DiffStore, t0: i64, minutes: i64) {
+    for chunk in steady_stream(t0, minutes).chunks(500) {
+        store
+            .write(chunk)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 /// Every trend bucket (a minute) shows the stream's 10% rate: its compared
 /// and its real diffs cover the same comparisons.
 fn assert_whole_minutes(name: &str, r: &report::RouteReport) {
@@ -387,12 +397,7 @@ async fn retention_by_row_count_keeps_the_real_diff_rate_and_the_verdict() {
     for (name, store, _dir) in both("prune_rows").await {
         let t0 = 1_800_000_000_000i64;
         let now = t0 + 10 * 60_000;
-        for chunk in steady_stream(t0, 10).chunks(500) {
-            store
-                .write(chunk)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
+        write_steady_stream(&name, &store, t0, 10).await;
         let before = orders_report(&store, t0 - 3_600_000, now).await;
         assert_eq!((before.compared, before.real_diffs), (2000, 200), "{name}");
         assert_eq!(before.verdict, report::RouteVerdict::NotReady, "{name}");
@@ -443,12 +448,7 @@ async fn retention_by_age_cuts_at_a_minute_boundary() {
     for (name, store, _dir) in both("prune_age").await {
         let t0 = 1_800_000_000_000i64;
         let now = t0 + 10 * 60_000;
-        for chunk in steady_stream(t0, 10).chunks(500) {
-            store
-                .write(chunk)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
+        write_steady_stream(&name, &store, t0, 10).await;
         // The age limit falls in the middle of minute 3.
         let max_age = now - (t0 + 3 * 60_000 + 30_000);
         store
@@ -470,12 +470,7 @@ async fn the_report_window_covers_whole_minutes() {
     for (name, store, _dir) in both("window").await {
         let t0 = 1_800_000_000_000i64;
         let now = t0 + 2 * 60_000;
-        for chunk in steady_stream(t0, 2).chunks(500) {
-            store
-                .write(chunk)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
+        write_steady_stream(&name, &store, t0, 2).await;
         // Counts are per minute: a window starting mid-minute counts the
         // whole first minute, so its diffs must be counted whole too.
         let r = orders_report(&store, t0 + 30_000, now).await;
