@@ -69,18 +69,12 @@ impl Prometheus {
     /// An instant query's `data.result`; `None` while Prometheus is not
     /// answering (it answers 503 in plain text while it starts).
     pub async fn query(&self, q: &str) -> Option<serde_json::Value> {
-        let url = format!("{}/query?query={}", self.api, crate::client::encode(q));
-        let reply = self
-            .http
-            .send(http::Method::GET, &url, &[], b"")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)?
-            .json();
+        let reply = self.query_raw(q).await?;
         (reply["status"] == "success").then(|| reply["data"]["result"].clone())
     }
 
-    /// The full answer of an instant query, whatever its status.
+    /// The full answer of an instant query, success or a query error
+    /// (`None` while Prometheus is not answering).
     pub async fn query_raw(&self, q: &str) -> Option<serde_json::Value> {
         let url = format!("{}/query?query={}", self.api, crate::client::encode(q));
         let reply = self

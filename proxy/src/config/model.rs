@@ -195,18 +195,13 @@ impl StoreUrl {
     /// find one file wherever they are started from. Absolute paths,
     /// in-memory databases and PostgreSQL URLs are unchanged.
     pub fn relative_to(&self, dir: &std::path::Path) -> StoreUrl {
-        let Some(rest) = self.0.strip_prefix("sqlite:") else {
-            return self.clone();
-        };
-        let (file, query) = match rest.find('?') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let file = file.strip_prefix("//").unwrap_or(file);
-        if file.is_empty() || file.starts_with('/') || file.starts_with(":memory:") {
-            return self.clone();
+        match shadow_diff::store::sqlite_file(&self.0) {
+            Some(file) if !file.starts_with('/') => {
+                let query = self.0.find('?').map_or("", |i| &self.0[i..]);
+                StoreUrl(format!("sqlite://{}{query}", dir.join(file).display()))
+            }
+            _ => self.clone(),
         }
-        StoreUrl(format!("sqlite://{}{query}", dir.join(file).display()))
     }
 }
 

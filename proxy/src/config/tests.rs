@@ -411,3 +411,24 @@ fn backend_urls_are_checked() {
     assert!(parse_endpoint("http://x:99999").is_err());
     assert!(parse_endpoint("http://").is_err());
 }
+
+#[test]
+fn relative_sqlite_stores_are_taken_from_the_config_directory() {
+    let dir = std::path::Path::new("/etc/strangler");
+    for (url, expected) in [
+        (
+            "sqlite://strangler.db",
+            "sqlite:///etc/strangler/strangler.db",
+        ),
+        (
+            "sqlite:data/s.db?mode=rwc",
+            "sqlite:///etc/strangler/data/s.db?mode=rwc",
+        ),
+        ("sqlite:///var/lib/s.db", "sqlite:///var/lib/s.db"),
+        ("sqlite::memory:", "sqlite::memory:"),
+        ("postgres://u@h/db", "postgres://u@h/db"),
+    ] {
+        let store = StoreUrl::new(url).unwrap().relative_to(dir);
+        assert_eq!(store.as_str(), expected, "{url}");
+    }
+}

@@ -58,6 +58,15 @@ pub struct DiffStore {
 }
 
 /// Adds what a bare `sqlite://file` URL needs: create the file if missing.
+/// The file a `sqlite:` URL names (`sqlite://FILE`, `sqlite:FILE`, with
+/// or without `?options`): `None` for other URLs and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let file = rest.split('?').next().unwrap_or("");
+    let file = file.strip_prefix("//").unwrap_or(file);
+    (!file.is_empty() && !file.starts_with(":memory:")).then_some(file)
+}
+
 pub fn normalize_url(url: &str) -> Result<(String, Dialect), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((url.to_string(), Dialect::Postgres));
@@ -175,17 +184,15 @@ impl DiffStore {
     /// mistyped path pointed. A SQLite file that is not there is
     /// [`StoreError::Missing`], naming the path looked at.
     pub async fn connect_existing(url: &str) -> Result<DiffStore, StoreError> {
-        if let Some(rest) = url.strip_prefix("sqlite:") {
-            let file = rest.split('?').next().unwrap_or("");
-            let file = file.strip_prefix("//").unwrap_or(file);
-            if !file.is_empty() && !file.starts_with(":memory:") {
-                let path = std::path::Path::new(file);
-                if !path.is_file() {
-                    return Err(StoreError::Missing(
-                        std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-                    ));
-                }
+        if let Some(file) = sqlite_file(url) {
+            let path = std::path::Path::new(file);
+            if !path.is_file() {
+                return Err(StoreError::Missing(
+                    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                ));
             }
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
             if !rest.contains("mode=") {
                 let sep = if rest.contains('?') { '&' } else { '?' };
                 return DiffStore::connect(&format!("sqlite:{rest}{sep}mode=rw")).await;
