@@ -64,9 +64,11 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // A fleet member serves a change first and writes its file right after,
+    // so both are waited for.
     for (i, p) in fleet.iter().enumerate() {
         eventually(Duration::from_secs(10), || async {
-            (p.canary("orders").await == 0.0).then_some(())
+            applied(p, 0.0, "canary: 0").await.then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("proxy {i} did not apply the rollback:\n{}", p.logs()));
@@ -100,7 +102,9 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
     // A proxy started later from the original file applies it as well.
     let late = Proxy::start_fleet_member_with(&body, &store, NOTIFY_ONLY).await;
     eventually(Duration::from_secs(15), || async {
-        (late.canary("orders").await == 0.0).then_some(())
+        applied(&late, 0.0, "tenants: { acme: legacy }")
+            .await
+            .then_some(())
     })
     .await
     .unwrap_or_else(|| {
@@ -129,7 +133,7 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
     let restored = r.json()["version"].as_u64().expect("version");
     for (i, p) in fleet.iter().chain([&late]).enumerate() {
         eventually(Duration::from_secs(10), || async {
-            (p.canary("orders").await == 40.0).then_some(())
+            applied(p, 40.0, "tenants: { acme: new }").await.then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("proxy {i} did not apply the restore:\n{}", p.logs()));
@@ -141,4 +145,10 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
             "proxy {i} wrote the restored file"
         );
     }
+}
+
+/// Whether `p` serves `canary` on orders and its file holds `in_file`.
+async fn applied(p: &Proxy, canary: f64, in_file: &str) -> bool {
+    p.canary("orders").await == canary
+        && std::fs::read_to_string(&p.config_path).is_ok_and(|t| t.contains(in_file))
 }
