@@ -8,6 +8,5 @@ pub mod ctx;
 pub mod hygiene;
 pub mod respond;
 pub mod service;
-pub mod upstream;
 
 pub use service::StranglerProxy;

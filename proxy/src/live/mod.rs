@@ -17,7 +17,9 @@ use arc_swap::ArcSwap;
 use log::{info, warn};
 
 use crate::config::{self, Config, ConfigError, ConfigErrors, Place};
-use crate::dataplane::upstream::Upstream;
+pub mod upstream;
+
+use upstream::Upstream;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routing::RouteTable;
 use crate::shadow::ShadowRuntime;
