@@ -133,7 +133,9 @@ async fn a_rollback_on_one_proxy_is_live_on_all() {
     let restored = r.json()["version"].as_u64().expect("version");
     for (i, p) in fleet.iter().chain([&late]).enumerate() {
         eventually(Duration::from_secs(10), || async {
-            applied(p, 40.0, "tenants: { acme: new }").await.then_some(())
+            applied(p, 40.0, "tenants: { acme: new }")
+                .await
+                .then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("proxy {i} did not apply the restore:\n{}", p.logs()));

@@ -12,7 +12,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::broadcast;
 
 use crate::admin::Readiness;
-use crate::live::{Live, ReloadTrigger};
+use crate::changes::Changes;
+use crate::changes::reload::ReloadTrigger;
 use pingora::server::ExecutionPhase;
 use shadow_diff::StoreWriter;
 
@@ -59,7 +60,7 @@ impl ControlPlane {
     /// Runs the watchers on a thread of their own until the process exits.
     pub fn run(
         self,
-        live: Arc<Live>,
+        changes: Arc<Changes>,
         writer: StoreWriter,
         every: PollIntervals,
         phases: broadcast::Receiver<ExecutionPhase>,
@@ -71,12 +72,16 @@ impl ControlPlane {
             .name("strangler-control".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    tokio::spawn(on_sighup(live.clone(), sighup));
-                    tokio::spawn(watch_file(live.clone(), every.file));
-                    tokio::spawn(watch_store(live.clone(), writer.clone()));
-                    tokio::spawn(fleet::run(live.clone(), writer, every.fleet));
-                    tokio::spawn(crate::guard::run(live.clone()));
-                    track_readiness(phases, ready, listen, live.clone()).await;
+                    tokio::spawn(on_sighup(changes.clone(), sighup));
+                    tokio::spawn(watch_file(changes.clone(), every.file));
+                    tokio::spawn(watch_store(changes.clone(), writer.clone()));
+                    tokio::spawn(crate::changes::fleet::follow(
+                        changes.clone(),
+                        writer,
+                        every.fleet,
+                    ));
+                    tokio::spawn(crate::guard::run(changes.clone()));
+                    track_readiness(phases, ready, listen, changes.clone()).await;
                     // Keep reloading until the process exits.
                     std::future::pending::<()>().await;
                 })
@@ -85,18 +90,18 @@ impl ControlPlane {
     }
 }
 
-async fn reload(live: &Arc<Live>, trigger: ReloadTrigger) {
-    let live = live.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || live.reload(trigger)).await {
+async fn reload(changes: &Arc<Changes>, trigger: ReloadTrigger) {
+    let changes = changes.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || changes.reload(trigger)).await {
         error!("reload task failed: {e}");
     }
 }
 
 /// Signals that arrive while a reload runs are coalesced by the stream, so a
 /// storm costs at most one reload at a time.
-async fn on_sighup(live: Arc<Live>, mut sighup: Signal) {
+async fn on_sighup(changes: Arc<Changes>, mut sighup: Signal) {
     while sighup.recv().await.is_some() {
-        reload(&live, ReloadTrigger::Signal).await;
+        reload(&changes, ReloadTrigger::Signal).await;
     }
 }
 
@@ -128,8 +133,8 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 /// is not read half-way. One written slowly enough to be caught anyway is
 /// read like any other: if it does not validate, the old table keeps serving
 /// and the completed file is read at the next change.
-async fn watch_file(live: Arc<Live>, interval: Duration) {
-    let path: PathBuf = live.config_path().to_path_buf();
+async fn watch_file(changes: Arc<Changes>, interval: Duration) {
+    let path: PathBuf = changes.live().config_path().to_path_buf();
     let mut last = stamp(&path);
     let mut settling: Option<Option<FileStamp>> = None;
     let mut ticker = tokio::time::interval(interval);
@@ -153,79 +158,9 @@ async fn watch_file(live: Arc<Live>, interval: Duration) {
                 path.display()
             );
         } else {
-            reload(&live, ReloadTrigger::FileChanged).await;
+            reload(&changes, ReloadTrigger::FileChanged).await;
         }
         last = now;
-    }
-}
-
-/// The history store and the fleet: once the store is connected, number the
-/// served configuration and catch up on changes made elsewhere; then apply
-/// new fleet changes as they are announced (PostgreSQL `LISTEN`), with a
-/// poll (`--fleet-poll`, 2 s) as a safety net (and for SQLite).
-mod fleet {
-    use super::*;
-    use rollback::history::{CHANGES_CHANNEL, History};
-
-    pub async fn run(live: Arc<Live>, writer: StoreWriter, poll_every: Duration) {
-        let store = loop {
-            if let Some(s) = writer.connected(Duration::from_secs(3600)).await {
-                break s;
-            }
-        };
-        let history = loop {
-            match History::open(&store).await {
-                Ok(h) => break h,
-                Err(e) => {
-                    warn!("history tables unavailable: {e}");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-            }
-        };
-        let postgres = history.is_postgres();
-        let handle = tokio::runtime::Handle::current();
-        {
-            let live = live.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || live.connect_history(history, handle)).await;
-        }
-        let (wake_tx, mut wake) = tokio::sync::mpsc::channel::<()>(16);
-        if postgres {
-            let url = live.startup_config().store.as_str().to_string();
-            tokio::spawn(listen(url, wake_tx));
-        }
-        let mut poll = tokio::time::interval(poll_every);
-        loop {
-            tokio::select! {
-                _ = poll.tick() => {}
-                Some(()) = wake.recv() => {}
-            }
-            let live = live.clone();
-            let _ = tokio::task::spawn_blocking(move || live.sync_fleet()).await;
-        }
-    }
-
-    /// Wakes the sync loop on every announced change; reconnects if the
-    /// connection drops.
-    async fn listen(url: String, wake: tokio::sync::mpsc::Sender<()>) {
-        loop {
-            match sqlx::postgres::PgListener::connect(&url).await {
-                Ok(mut listener) => {
-                    if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-                        warn!("LISTEN {CHANGES_CHANNEL} failed: {e}");
-                    } else {
-                        info!("listening for fleet changes");
-                        // Anything announced while not listening is caught now.
-                        let _ = wake.try_send(());
-                        while listener.recv().await.is_ok() {
-                            let _ = wake.try_send(());
-                        }
-                    }
-                }
-                Err(e) => warn!("fleet listener cannot connect: {e}"),
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
     }
 }
 
@@ -237,8 +172,8 @@ const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// query within [`STORE_CHECK_TIMEOUT`], 0 while it is not connected yet,
 /// refuses, errs or does not answer. A store going away or coming back is
 /// logged once.
-async fn watch_store(live: Arc<Live>, writer: StoreWriter) {
-    let gauge = live.metrics().store_up.clone();
+async fn watch_store(changes: Arc<Changes>, writer: StoreWriter) {
+    let gauge = changes.live().metrics().store_up.clone();
     let mut tick = tokio::time::interval(STORE_CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_up: Option<bool> = None;
@@ -284,7 +219,7 @@ async fn track_readiness(
     mut phases: broadcast::Receiver<ExecutionPhase>,
     ready: Readiness,
     listen: std::net::SocketAddr,
-    live: Arc<Live>,
+    changes: Arc<Changes>,
 ) {
     let probe = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => {
@@ -310,7 +245,7 @@ async fn track_readiness(
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     let deadline = tokio::time::Instant::now() + HISTORY_WAIT;
-                    while !live.history_connected() {
+                    while !changes.history_connected() {
                         if tokio::time::Instant::now() >= deadline {
                             warn!(
                                 "ready without the history store (not connected after {} s): changes are applied but not recorded until it is",

@@ -5,10 +5,19 @@
 //! - [`routing`]: the pure decision: route, side, canary draw, shadow;
 //! - [`dataplane`]: the Pingora proxy: request in, primary upstream, response
 //!   out, metrics;
-//! - [`shadow`]: the copy to the other side, the comparison and the store;
-//! - [`live`]: the live table (`ArcSwap`) and hot reload;
-//! - [`admin`]: the admin listener (health, metrics, routes, reload);
+//! - [`shadow`]: the copy to the other side, handed to shadow-diff's judge
+//!   and store;
+//! - [`live`]: the table being served (`ArcSwap`) and its upstreams;
+//! - [`changes`]: every change of that table: planned, applied, written to
+//!   the file, recorded, followed across the fleet;
+//! - [`guard`]: the automatic guard's judgement (it acts through
+//!   [`changes`]);
+//! - [`control`]: the background tasks (file watcher, SIGHUP, store watch,
+//!   fleet, guard, readiness);
+//! - [`admin`]: the admin listener (health, metrics, routes, changes);
 //! - [`metrics`]: the Prometheus registry and per-route handles;
+//! - [`report`]: the diff report served by the admin listener;
+//! - [`server`]: the process assembled;
 //! - [`cli`]: the `strangler` subcommands.
 
 pub mod admin;

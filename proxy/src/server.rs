@@ -15,6 +15,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, Readiness};
+use crate::changes::Changes;
 use crate::control::ControlPlane;
 use crate::dataplane::StranglerProxy;
 use crate::dataplane::connection::{ConnectionLimits, ConnectionStats, GuardedApp};
@@ -117,13 +118,10 @@ pub fn serve(options: ServeOptions) -> Result<()> {
                 .map(|(c, _)| c.listen.port())
                 .unwrap_or(0)
         });
-    let live = Live::load(
-        &options.config,
-        metrics,
-        instance_name(listen_port),
-        options.listeners,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let instance = instance_name(listen_port);
+    let live = Live::load(&options.config, metrics, options.listeners)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let changes = Changes::new(live.clone(), instance.clone());
     let startup = live.startup_config().clone();
     let current = live.current();
     info!(
@@ -186,7 +184,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         options.shadow.clone(),
         live.metrics().clone(),
         writer.clone(),
-        live.instance.clone(),
+        instance,
     ));
     let mut shadow_service = background_service("strangler shadow", ShadowService(engine));
     shadow_service.threads = Some(1);
@@ -241,7 +239,11 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     let ready = Readiness::default();
     let mut admin = Service::new(
         "strangler admin".to_string(),
-        HttpServer::new_app(AdminApp::new(live.clone(), ready.clone(), writer.clone())),
+        HttpServer::new_app(AdminApp::new(
+            changes.clone(),
+            ready.clone(),
+            writer.clone(),
+        )),
     );
     admin.threads = Some(1);
     admin.add_tcp(&startup.admin.listen.to_string());
@@ -253,7 +255,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     server.add_service(shadow_service);
 
     control.run(
-        live.clone(),
+        changes,
         writer.clone(),
         crate::control::PollIntervals {
             file: options.watch_interval,

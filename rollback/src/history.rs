@@ -24,6 +24,67 @@ pub enum HistoryError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored edits: {0}")]
     Document(#[from] serde_json::Error),
+    #[error("unknown change source {0:?} in the history")]
+    UnknownSource(String),
+}
+
+/// Where a configuration change came from: a version's `source` and an
+/// audit row's `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeSource {
+    /// The file was loaded (at start) or reloaded.
+    File,
+    /// A canary percentage was set (`strangler canary`, `POST /routes/R/canary`).
+    Canary,
+    /// A person rolled routes back.
+    Rollback,
+    /// The automatic guard rolled a route back (or saw a trip with nothing
+    /// to roll back).
+    Guard,
+    /// A recorded version was served again (`strangler rollback --to`).
+    Restore,
+    /// Another proxy of the fleet made the change; this one applied it.
+    Fleet,
+}
+
+impl ChangeSource {
+    pub const ALL: [ChangeSource; 6] = [
+        ChangeSource::File,
+        ChangeSource::Canary,
+        ChangeSource::Rollback,
+        ChangeSource::Guard,
+        ChangeSource::Restore,
+        ChangeSource::Fleet,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeSource::File => "file",
+            ChangeSource::Canary => "canary",
+            ChangeSource::Rollback => "rollback",
+            ChangeSource::Guard => "guard",
+            ChangeSource::Restore => "restore",
+            ChangeSource::Fleet => "fleet",
+        }
+    }
+}
+
+impl std::fmt::Display for ChangeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ChangeSource {
+    type Err = HistoryError;
+
+    fn from_str(s: &str) -> Result<Self, HistoryError> {
+        ChangeSource::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| HistoryError::UnknownSource(s.to_string()))
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -38,8 +99,7 @@ pub fn now_ms() -> i64 {
 pub struct VersionEntry {
     pub instance: String,
     pub actor: String,
-    /// `file`, `canary`, `rollback`, `guard`, `restore` or `fleet`.
-    pub source: String,
+    pub source: ChangeSource,
     pub reason: String,
     /// What changed, in words.
     pub summary: String,
@@ -58,8 +118,7 @@ pub struct VersionRow {
 pub struct AuditEntry {
     pub instance: String,
     pub actor: String,
-    /// `canary`, `rollback`, `restore`, `reload`, `guard`.
-    pub action: String,
+    pub action: ChangeSource,
     /// The route(s) or version concerned.
     pub target: String,
     pub reason: String,
@@ -189,7 +248,7 @@ impl History {
                     entry: VersionEntry {
                         instance: r.try_get(2)?,
                         actor: r.try_get(3)?,
-                        source: r.try_get(4)?,
+                        source: r.try_get::<String, _>(4)?.parse()?,
                         reason: r.try_get(5)?,
                         summary: r.try_get(6)?,
                         digest: r.try_get(7)?,
@@ -249,7 +308,7 @@ impl History {
                     entry: AuditEntry {
                         instance: r.try_get(2)?,
                         actor: r.try_get(3)?,
-                        action: r.try_get(4)?,
+                        action: r.try_get::<String, _>(4)?.parse()?,
                         target: r.try_get(5)?,
                         reason: r.try_get(6)?,
                         detail: r.try_get(7)?,

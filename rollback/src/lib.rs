@@ -1,11 +1,10 @@
 //! The rollback engine, independent of Pingora: what a canary change or a
 //! rollback does to `routes.yaml` ([`edit`], format-preserving), how the file
 //! is written ([`atomic`]), the numbered history, the audit log and the fleet
-//! changes in the store ([`history`]), and the automatic guard's judgement
-//! ([`guard`]). The proxy applies changes live; this crate says what they
-//! are and keeps the record.
+//! changes in the store ([`history`]). The proxy plans changes and applies
+//! them live (`proxy/src/changes/`); this crate edits, writes and records
+//! them, with no knowledge of the proxy.
 
 pub mod atomic;
 pub mod edit;
-pub mod guard;
 pub mod history;

@@ -15,8 +15,9 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::changes::{ChangeError, ChangeOutcome, ChangeRequest, Requester};
-use crate::live::{Live, ReloadTrigger};
+use crate::changes::reload::ReloadTrigger;
+use crate::changes::{ChangeError, ChangeOutcome, ChangeRequest, Changes, Requester};
+use crate::live::Live;
 use crate::report::{self, ReportError, ReportRequest};
 use auth::Access;
 use shadow_diff::report::html;
@@ -74,14 +75,16 @@ impl Readiness {
 #[derive(Debug)]
 pub struct AdminApp {
     live: Arc<Live>,
+    changes: Arc<Changes>,
     ready: Readiness,
     writer: StoreWriter,
 }
 
 impl AdminApp {
-    pub fn new(live: Arc<Live>, ready: Readiness, writer: StoreWriter) -> AdminApp {
+    pub fn new(changes: Arc<Changes>, ready: Readiness, writer: StoreWriter) -> AdminApp {
         AdminApp {
-            live,
+            live: changes.live().clone(),
+            changes,
             ready,
             writer,
         }
@@ -89,10 +92,10 @@ impl AdminApp {
 
     async fn change(
         &self,
-        job: impl FnOnce(&Live) -> Result<ChangeOutcome, ChangeError> + Send + 'static,
+        job: impl FnOnce(&Changes) -> Result<ChangeOutcome, ChangeError> + Send + 'static,
     ) -> Response<Vec<u8>> {
-        let live = self.live.clone();
-        match tokio::task::spawn_blocking(move || job(&live)).await {
+        let changes = self.changes.clone();
+        match tokio::task::spawn_blocking(move || job(&changes)).await {
             Ok(Ok(outcome)) => json_response(
                 StatusCode::OK,
                 serde_json::to_value(&outcome).unwrap_or_default(),
@@ -151,7 +154,7 @@ impl AdminApp {
             route: route.to_string(),
             percent,
         };
-        self.change(move |live| live.request_change(&change, &who))
+        self.change(move |changes| changes.request(&change, &who))
             .await
     }
 
@@ -169,7 +172,9 @@ impl AdminApp {
         };
         let who = request.requester();
         if let Some(version) = request.to_version {
-            return self.change(move |live| live.restore(version, &who)).await;
+            return self
+                .change(move |changes| changes.restore(version, &who))
+                .await;
         }
         let routes = if request.all {
             self.live
@@ -192,7 +197,7 @@ impl AdminApp {
             routes,
             tenant: request.tenant.clone(),
         };
-        self.change(move |live| live.request_change(&change, &who))
+        self.change(move |changes| changes.request(&change, &who))
             .await
     }
 
@@ -389,8 +394,9 @@ impl AdminApp {
     }
 
     async fn reload(&self) -> Response<Vec<u8>> {
-        let live = self.live.clone();
-        let result = tokio::task::spawn_blocking(move || live.reload(ReloadTrigger::Admin)).await;
+        let changes = self.changes.clone();
+        let result =
+            tokio::task::spawn_blocking(move || changes.reload(ReloadTrigger::Admin)).await;
         match result {
             Ok(Ok(outcome)) => json_response(
                 StatusCode::OK,

@@ -18,13 +18,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rollback::atomic::write_atomically;
 use rollback::edit::{Edit, apply_all};
-use rollback::history::{AuditEntry, History, VersionEntry};
+use rollback::history::{ChangeSource, History};
 use serde_json::{Value, json};
 use shadow_diff::DiffStore;
 
 use super::admin_client::{AdminClient, ClientError, Reply, actor, seconds};
+use crate::changes::record::{ChangeRecord, FleetRecord, Recorder};
+use crate::changes::{ChangeMeta, ChangeRequest, plan};
 use crate::cli::{CanaryArgs, HistoryArgs, RollbackArgs};
-use crate::config::{self, Config, Percent, Side};
+use crate::config::{self, Config, Percent};
 use crate::live::digest;
 
 /// How long the new side must stay silent for a rollback to count as done.
@@ -200,11 +202,19 @@ pub fn canary(args: &CanaryArgs) -> Result<Done> {
         );
     }
     let in_file = |alone: Alone| -> Result<Done> {
-        let edits = vec![Edit::SetCanary {
+        let request = ChangeRequest::Canary {
             route: args.route.clone(),
-            percent: percent.to_string(),
-        }];
-        let note = edit_file_alone(&args.config, &config, &edits, "canary", &args.reason, alone)?;
+            percent,
+        };
+        let edits = plan(&config, &request)?;
+        let note = edit_file_alone(
+            &args.config,
+            &config,
+            &edits,
+            ChangeSource::Canary,
+            &args.reason,
+            alone,
+        )?;
         Ok(Done {
             outcome: alone.outcome(),
             text: format!(
@@ -256,7 +266,7 @@ fn edit_file_alone(
     path: &Path,
     config: &Config,
     edits: &[Edit],
-    action: &str,
+    source: ChangeSource,
     reason: &str,
     alone: Alone,
 ) -> Result<String> {
@@ -269,48 +279,39 @@ fn edit_file_alone(
     }
     write_atomically(path, &new_text)?;
     // Recorded when the store can be reached; the file is what matters.
-    let recorded = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
-                .await??;
-            let history = History::open(&store).await?;
-            let summary = edits
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let version = history
-                .record_version(
-                    &VersionEntry {
-                        instance: "cli".into(),
-                        actor: actor(),
-                        source: action.into(),
-                        reason: reason.into(),
-                        summary: summary.clone(),
-                        digest: digest(&new_text),
-                    },
-                    &new_text,
-                )
-                .await?;
-            history
-                .record_change("cli", &actor(), version, edits)
-                .await?;
-            history
-                .audit(&AuditEntry {
-                    instance: "cli".into(),
-                    actor: actor(),
-                    action: action.into(),
-                    target: edits.iter().map(edit_route).collect::<Vec<_>>().join(","),
-                    reason: reason.into(),
-                    detail: summary,
-                    outcome: alone.audit_outcome().into(),
-                    version: Some(version),
-                })
-                .await?;
-            Ok::<i64, anyhow::Error>(version)
+    let summary = edits
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let recorded = with_recorder(config, |recorder| {
+        let meta = ChangeMeta {
+            actor: actor(),
+            source,
+            reason: reason.into(),
+            summary: summary.clone(),
+        };
+        let version = recorder
+            .record_version(&meta, &digest(&new_text), &new_text)
+            .unwrap_or_else(|| Err("not connected".into()))
+            .map_err(anyhow::Error::msg)?;
+        let r = recorder.record(&ChangeRecord {
+            source,
+            actor: actor(),
+            reason: reason.into(),
+            target: edits.iter().map(edit_route).collect::<Vec<_>>().join(","),
+            detail: summary,
+            outcome: alone.audit_outcome().into(),
+            version: Some(version),
+            fleet: Some(FleetRecord::Edits(edits.to_vec())),
         });
+        for failed in [r.fleet.map(|f| f.map(|_| ())), r.audit] {
+            if let Some(Err(e)) = failed {
+                bail!(e);
+            }
+        }
+        Ok(version)
+    });
     Ok(match recorded {
         // Recorded as a fleet change too: proxies on a shared store apply it.
         Ok(v) if config.store.as_str().starts_with("postgres") => format!(
@@ -321,49 +322,36 @@ fn edit_file_alone(
     })
 }
 
+/// Runs `job` with a recorder connected to the config's store (for the
+/// CLI, which records what it changes alone the way a proxy would).
+fn with_recorder<T>(config: &Config, job: impl FnOnce(&Recorder) -> Result<T>) -> Result<T> {
+    // Multi-threaded: the recorder makes its calls with `block_on` from
+    // this thread, outside the runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let history = runtime.block_on(async {
+        let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the store {} did not answer in {}",
+                    config.store.as_str(),
+                    seconds(STORE_WAIT)
+                )
+            })??;
+        Ok::<_, anyhow::Error>(History::open(&store).await?)
+    })?;
+    let recorder = Recorder::new("cli".into());
+    recorder.connect(history, runtime.handle().clone());
+    job(&recorder)
+}
+
 fn edit_route(e: &Edit) -> String {
     match e {
         Edit::SetCanary { route, .. } | Edit::SetPin { route, .. } => route.clone(),
     }
-}
-
-/// The edits a rollback makes to a config (when no proxy is asked).
-fn rollback_edits(config: &Config, routes: &[String], tenant: Option<&str>) -> Vec<Edit> {
-    let mut edits = Vec::new();
-    for name in routes {
-        let Some(route) = config.route(name) else {
-            continue;
-        };
-        match tenant {
-            Some(t) => {
-                if route.pin_for(t) != Some(Side::Legacy) {
-                    edits.push(Edit::SetPin {
-                        route: name.clone(),
-                        tenant: t.to_string(),
-                        side: "legacy".into(),
-                    });
-                }
-            }
-            None => {
-                if route.canary.get() != 0.0 {
-                    edits.push(Edit::SetCanary {
-                        route: name.clone(),
-                        percent: "0".into(),
-                    });
-                }
-                for (t, side) in &route.pins {
-                    if *side == Side::New {
-                        edits.push(Edit::SetPin {
-                            route: name.clone(),
-                            tenant: t.clone(),
-                            side: "legacy".into(),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    edits
 }
 
 pub fn rollback(args: &RollbackArgs) -> Result<Done> {
@@ -391,12 +379,16 @@ pub fn rollback(args: &RollbackArgs) -> Result<Done> {
         }
     }
     let in_file = |alone: Alone| -> Result<Done> {
-        let edits = rollback_edits(&config, &routes, args.tenant.as_deref());
+        let request = ChangeRequest::Rollback {
+            routes: routes.clone(),
+            tenant: args.tenant.clone(),
+        };
+        let edits = plan(&config, &request)?;
         let note = edit_file_alone(
             &args.config,
             &config,
             &edits,
-            "rollback",
+            ChangeSource::Rollback,
             &args.reason,
             alone,
         )?;
@@ -515,25 +507,7 @@ fn restore_file(
     alone: Alone,
     runbook: Runbook,
 ) -> Result<Done> {
-    let text = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "the store {} did not answer in {}",
-                        config.store.as_str(),
-                        seconds(STORE_WAIT)
-                    )
-                })??;
-            let history = History::open(&store).await?;
-            history
-                .config_of(version)
-                .await?
-                .with_context(|| format!("version {version} is not in the history"))
-        })?;
+    let text = with_recorder(config, |recorder| Ok(recorder.recorded_text(version)?))?;
     config::parse(&text, "restored")
         .map_err(|e| anyhow::anyhow!("version {version} is not valid today: {e}"))?;
     write_atomically(&args.config, &text)?;

@@ -275,7 +275,22 @@ pub struct Route {
     pub max_request_body: ByteSize,
 }
 
-pub use rollback::guard::GuardPolicy;
+/// A route's `guard:` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardPolicy {
+    pub window: Duration,
+    /// New-side requests needed in the window before the guard judges.
+    pub min_requests: u64,
+    /// How many percentage points the new side's 5xx rate may exceed
+    /// legacy's (as a fraction: 0.05 = 5 points).
+    pub error_rate_margin: f64,
+    /// How much higher the new side's p99 may be, as a fraction of legacy's
+    /// (0.5 = 50% higher). `None`: latency is not guarded.
+    pub p99_margin: Option<f64>,
+    /// Largest real-diff rate of shadow comparisons (fraction). `None`: not
+    /// guarded.
+    pub max_diff_rate: Option<f64>,
+}
 
 impl Route {
     pub fn pin_for(&self, tenant: &str) -> Option<Side> {

@@ -22,11 +22,11 @@ async fn both(tag: &str) -> Vec<(String, History, Option<std::path::PathBuf>)> {
     ]
 }
 
-fn entry(source: &str, digest: &str) -> VersionEntry {
+fn entry(source: ChangeSource, digest: &str) -> VersionEntry {
     VersionEntry {
         instance: "test:1".into(),
         actor: "alice".into(),
-        source: source.into(),
+        source,
         reason: "because".into(),
         summary: "orders: canary 0".into(),
         digest: digest.into(),
@@ -38,11 +38,11 @@ async fn versions_are_numbered_and_kept() {
     for (name, h, dir) in both("versions").await {
         assert_eq!(h.latest_version().await.unwrap(), None);
         let v1 = h
-            .record_version(&entry("file", "d1"), "text one")
+            .record_version(&entry(ChangeSource::File, "d1"), "text one")
             .await
             .unwrap();
         let v2 = h
-            .record_version(&entry("rollback", "d2"), "text two")
+            .record_version(&entry(ChangeSource::Rollback, "d2"), "text two")
             .await
             .unwrap();
         assert_eq!((v1, v2), (1, 2), "{name}");
@@ -54,7 +54,7 @@ async fn versions_are_numbered_and_kept() {
             rows.iter().map(|r| r.version).collect::<Vec<_>>(),
             vec![2, 1]
         );
-        assert_eq!(rows[0].entry.source, "rollback");
+        assert_eq!(rows[0].entry.source, ChangeSource::Rollback);
         // The diff store's own migrations run again without complaint.
         if let Some(d) = dir {
             DiffStore::connect(&format!("sqlite://{}/h.db", d.display()))
@@ -72,7 +72,7 @@ async fn concurrent_versions_get_distinct_numbers() {
         for i in 0..8 {
             let h = h.clone();
             tasks.push(tokio::spawn(async move {
-                h.record_version(&entry("file", &format!("d{i}")), "t")
+                h.record_version(&entry(ChangeSource::File, &format!("d{i}")), "t")
                     .await
                     .unwrap()
             }));
@@ -95,7 +95,7 @@ async fn audit_and_fleet_changes() {
         h.audit(&AuditEntry {
             instance: "test:1".into(),
             actor: "bob".into(),
-            action: "rollback".into(),
+            action: ChangeSource::Rollback,
             target: "orders".into(),
             reason: "errors".into(),
             detail: "canary 25 -> 0".into(),

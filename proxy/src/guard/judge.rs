@@ -1,27 +1,11 @@
-//! The automatic guard's decision, as a pure function of what happened in a
-//! window: the new side's error rate or p99 against legacy's, and the real
-//! diff rate of shadow comparisons. The proxy gathers the numbers (from its
-//! own metrics) and acts on a trip; this module only judges.
+//! The guard's judgement of one window, as a pure function: the new side's
+//! error rate or p99 against legacy's, and the real-diff rate of shadow
+//! comparisons. [`super::window`] turns the route's counters into the
+//! [`Observation`] judged here; acting on a trip is [`crate::changes`]' job.
 
 use std::fmt;
-use std::time::Duration;
 
-/// A route's `guard:` block, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GuardPolicy {
-    pub window: Duration,
-    /// New-side requests needed in the window before the guard judges.
-    pub min_requests: u64,
-    /// How many percentage points the new side's 5xx rate may exceed
-    /// legacy's (as a fraction: 0.05 = 5 points).
-    pub error_rate_margin: f64,
-    /// How much higher the new side's p99 may be, as a fraction of legacy's
-    /// (0.5 = 50% higher). `None`: latency is not guarded.
-    pub p99_margin: Option<f64>,
-    /// Largest real-diff rate of shadow comparisons (fraction). `None`: not
-    /// guarded.
-    pub max_diff_rate: Option<f64>,
-}
+use crate::config::GuardPolicy;
 
 /// One side's traffic in the window.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -189,6 +173,8 @@ pub fn evaluate(policy: &GuardPolicy, o: &Observation) -> Option<Trip> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn policy() -> GuardPolicy {
