@@ -1,11 +1,16 @@
 //! Shadow comparison for Strangler, independent of Pingora: decoding and
-//! comparing two answers ([`compare`]), telling noise from real differences
-//! ([`noise`]), removing secrets before anything is kept ([`redact`]), and
-//! the diff store ([`store`]) that reports read.
+//! comparing two answers ([`compare`](mod@compare)), what is known of a
+//! route's noise ([`noise`]), the judge that decides from both whether a
+//! shadowed request is a match, a real diff or only noise
+//! ([`judge`](mod@judge)), removing secrets before anything is kept
+//! ([`redact`]), the diff store ([`store`]: the diff tables' schema and
+//! every query on them), and the reports shaped from what it reads
+//! ([`report`]).
 
 pub mod compare;
 pub mod decode;
 pub mod exchange;
+pub mod judge;
 pub mod noise;
 pub mod record;
 pub mod redact;
@@ -15,6 +20,7 @@ pub mod store;
 
 pub use compare::{Comparison, DiffKind, Difference, compare};
 pub use exchange::{Exchange, RequestSummary};
+pub use judge::{Answers, Compared, JudgedDifference, Judgement, judge};
 pub use noise::{FieldClass, NoiseModel, Verdict};
 pub use record::{
     ComparisonRecord, NoiseDelta, StoreItem, StoredDifference, StoredRequest, StoredResponse,

@@ -45,6 +45,20 @@ impl Verdict {
             _ => None,
         }
     }
+
+    /// The verdict of a comparison whose differences are of `classes`:
+    /// match when nothing differs, noise when every difference is noise,
+    /// else diff.
+    pub fn of_classes(classes: impl IntoIterator<Item = FieldClass>) -> Verdict {
+        let mut verdict = Verdict::Match;
+        for class in classes {
+            match class {
+                FieldClass::Real => return Verdict::Diff,
+                FieldClass::Noise => verdict = Verdict::Noise,
+            }
+        }
+        verdict
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,12 +117,21 @@ impl NoiseModel {
     }
 
     pub fn class_of(&self, field_key: &str) -> FieldClass {
-        let differed = self.fields.get(field_key).map_or(0, |c| c.legacy_differed);
-        if differed > 0 && differed as f64 >= NOISE_SHARE * self.legacy_pairs as f64 {
-            FieldClass::Noise
-        } else {
-            FieldClass::Real
-        }
+        class_from_counts(self.legacy_differed(field_key), self.legacy_pairs)
+    }
+
+    /// The class a field would have if `learned` were merged into this
+    /// model. A judgement reads the route's knowledge with what its own
+    /// comparison taught, without copying that knowledge.
+    pub fn class_with(&self, learned: &NoiseModel, field_key: &str) -> FieldClass {
+        class_from_counts(
+            self.legacy_differed(field_key) + learned.legacy_differed(field_key),
+            self.legacy_pairs + learned.legacy_pairs,
+        )
+    }
+
+    fn legacy_differed(&self, field_key: &str) -> u64 {
+        self.fields.get(field_key).map_or(0, |c| c.legacy_differed)
     }
 
     /// Why a field is in its class, in words a release manager can check.
@@ -130,19 +153,10 @@ impl NoiseModel {
         }
     }
 
-    /// Match when nothing differs, noise when every difference is noise,
-    /// else diff.
+    /// The verdict on `differences` with this model's knowledge
+    /// ([`Verdict::of_classes`]).
     pub fn verdict(&self, differences: &[Difference]) -> Verdict {
-        if differences.is_empty() {
-            Verdict::Match
-        } else if differences
-            .iter()
-            .all(|d| self.class_of(&d.field_key()) == FieldClass::Noise)
-        {
-            Verdict::Noise
-        } else {
-            Verdict::Diff
-        }
+        Verdict::of_classes(differences.iter().map(|d| self.class_of(&d.field_key())))
     }
 
     /// Adds another model's counts (e.g. totals read from the store).
@@ -158,6 +172,16 @@ impl NoiseModel {
 
     pub fn is_empty(&self) -> bool {
         self.legacy_pairs == 0 && self.comparisons == 0 && self.fields.is_empty()
+    }
+}
+
+/// Noise when the field differed in at least [`NOISE_SHARE`] of the legacy
+/// pairs, and at least once.
+fn class_from_counts(legacy_differed: u64, legacy_pairs: u64) -> FieldClass {
+    if legacy_differed > 0 && legacy_differed as f64 >= NOISE_SHARE * legacy_pairs as f64 {
+        FieldClass::Noise
+    } else {
+        FieldClass::Real
     }
 }
 
@@ -239,8 +263,8 @@ mod tests {
         use crate::compare::compare;
         let rules = crate::CompareRules::default();
         let mut m = NoiseModel::default();
-        // What the shadow engine does per request: the noise probe's legacy
-        // pair is learned, then the comparison is recorded and judged.
+        // What a judgement does per request (`judge.rs`): the noise probe's
+        // legacy pair is learned, then the comparison is recorded and judged.
         let mut judge =
             |legacy: &crate::Exchange, probe: Option<&crate::Exchange>, new: &crate::Exchange| {
                 if let Some(second) = probe {

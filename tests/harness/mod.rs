@@ -3,8 +3,10 @@
 //! for the proxy's Prometheus metrics. No mocks: what a test observes is what
 //! an operator would.
 
+pub mod admin;
 pub mod backend;
 pub mod client;
+pub mod evil;
 pub mod metrics;
 pub mod prometheus;
 pub mod proxy;

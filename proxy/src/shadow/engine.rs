@@ -1,6 +1,8 @@
 //! The shadow engine: a background service on its own thread that takes
 //! jobs from the queue, sends copies (and noise probes) with a concurrency
-//! cap and a timeout, compares, learns noise, counts verdicts and hands
+//! cap and a timeout, has `shadow_diff`'s judge decide each verdict, keeps
+//! the route's noise knowledge (adding what each judgement learned, flushing
+//! it to the store, refreshing it from the store), counts verdicts and hands
 //! redacted records to the store writer.
 
 use std::collections::HashMap;
@@ -13,8 +15,8 @@ use pingora::connectors::http::Connector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use shadow_diff::{
-    ComparisonRecord, Exchange, NoiseDelta, NoiseModel, StoreItem, StoreWriter, StoredDifference,
-    StoredRequest, StoredResponse, compare, decode::decode_body,
+    Answers, Compared, ComparisonRecord, Exchange, NoiseDelta, NoiseModel, StoreItem, StoreWriter,
+    StoredRequest, StoredResponse, decode::decode_body,
 };
 use tokio::sync::{Semaphore, mpsc};
 
@@ -48,6 +50,16 @@ impl Default for ShadowSettings {
 struct Noise {
     totals: HashMap<String, NoiseModel>,
     pending: HashMap<String, NoiseModel>,
+}
+
+impl Noise {
+    /// Adds what one judgement of `route` learned to the totals and to what
+    /// the next flush writes.
+    fn learn(&mut self, route: &str, learned: &NoiseModel) {
+        for models in [&mut self.totals, &mut self.pending] {
+            models.entry(route.to_string()).or_default().merge(learned);
+        }
+    }
 }
 
 pub struct ShadowEngine {
@@ -175,49 +187,23 @@ impl ShadowEngine {
             Side::Legacy => (&primary, &other, &job.primary, &copy),
             Side::New => (&other, &primary, &copy, &job.primary),
         };
-        let comparison = compare(&rt.compare, legacy, new);
-        let (verdict, differences) = {
+        let second = probe.as_ref().map(decoded);
+        let compared = Compared::of(
+            &rt.compare,
+            Answers {
+                legacy,
+                new,
+                legacy_again: second.as_ref(),
+            },
+        );
+        let judgement = {
             let mut noise = self.noise.lock().unwrap_or_else(|e| e.into_inner());
-            let noise = &mut *noise;
-            if let Some(second) = probe.as_ref().map(decoded) {
-                let pair = compare(&rt.compare, legacy, &second);
-                noise
-                    .totals
-                    .entry(route.to_string())
-                    .or_default()
-                    .learn_legacy_pair(&pair.differences);
-                noise
-                    .pending
-                    .entry(route.to_string())
-                    .or_default()
-                    .learn_legacy_pair(&pair.differences);
-            }
-            noise
-                .totals
-                .entry(route.to_string())
-                .or_default()
-                .record_comparison(&comparison.differences);
-            noise
-                .pending
-                .entry(route.to_string())
-                .or_default()
-                .record_comparison(&comparison.differences);
-            let model = &noise.totals[route];
-            let verdict = model.verdict(&comparison.differences);
-            let differences: Vec<StoredDifference> = comparison
-                .differences
-                .iter()
-                .map(|d| {
-                    let key = d.field_key();
-                    StoredDifference {
-                        difference: rt.redactor.difference(d),
-                        class: model.class_of(&key),
-                        key,
-                    }
-                })
-                .collect();
-            (verdict, differences)
+            let unknown = NoiseModel::default();
+            let judgement = compared.judge(noise.totals.get(route).unwrap_or(&unknown));
+            noise.learn(route, &judgement.learned);
+            judgement
         };
+        let verdict = judgement.verdict;
         self.metrics
             .shadow_diffs
             .with_label_values(&[route, verdict.as_str()])
@@ -256,8 +242,8 @@ impl ShadowEngine {
             verdict,
             legacy: stored(legacy_raw, legacy),
             new: stored(new_raw, new),
-            differences,
-            more_differences: comparison.more,
+            differences: judgement.stored_differences(&rt.redactor),
+            more_differences: judgement.more_differences,
         };
         self.writer.submit(StoreItem::Comparison(Box::new(record)));
     }

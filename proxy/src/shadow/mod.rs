@@ -4,9 +4,9 @@
 //! primary answer are kept (bounded by `max_body`); when the client has its
 //! answer, a [`job::ShadowJob`] is queued without waiting ([`queue`]). The
 //! [`engine`] (its own thread) sends the copy to the other side, and for a
-//! sample of safe requests a second request to legacy to learn noise,
-//! compares with `shadow_diff`, counts the verdict and hands the redacted
-//! record to the store writer. Everything is bounded (queue, bytes,
+//! sample of safe requests a second request to legacy to learn noise, has
+//! `shadow_diff`'s judge compare the answers and decide the verdict, counts
+//! it and hands the redacted record to the store writer. Everything is bounded (queue, bytes,
 //! concurrency, timeouts) and everything skipped is counted with a reason.
 
 pub mod capture;

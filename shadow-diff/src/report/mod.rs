@@ -5,6 +5,11 @@
 //! covered, the fields that differ most (real or noise, and why) and
 //! examples. Rendered as JSON (the [`Report`] itself, a stable shape), as
 //! HTML ([`html`]) and as Markdown ([`markdown`]).
+//!
+//! No SQL here: what is stored is read through the store's queries
+//! ([`DiffStore::counts`], [`DiffStore::diffs`], [`DiffStore::noise_models`]
+//! and [`crate::store::report_queries`]); this module turns those numbers
+//! into rates, intervals and verdicts.
 
 pub mod html;
 pub mod markdown;
@@ -12,10 +17,10 @@ pub mod markdown;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::noise::{FieldClass, NoiseModel};
 use crate::record::ComparisonRecord;
+use crate::store::report_queries::{FieldCount, RouteWindow};
 use crate::store::{DiffQuery, DiffStore, StoreError};
 
 /// Version of the JSON shape; bumped only on incompatible changes.
@@ -320,14 +325,6 @@ fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
     }
 }
 
-/// Binds a `Vec` of text parameters after `first` numbered ones.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 async fn route_report(
     store: &DiffStore,
     filter: &ReportFilter,
@@ -344,77 +341,29 @@ async fn route_report(
     let first_ms = rows.iter().map(|r| r.minute * 60_000).min();
     let last_ms = rows.iter().map(|r| r.minute * 60_000 + 59_999).max();
 
-    // Fields of stored diffs in the window, classed with today's knowledge.
-    let tenant_clause = if filter.tenant.is_some() {
-        " AND tenant = $4"
-    } else {
-        ""
+    let window = RouteWindow {
+        route,
+        tenant: filter.tenant.as_deref(),
+        since_ms: filter.since_ms,
+        until_ms: filter.until_ms,
     };
-    let field_sql = format!(
-        "SELECT field, CAST(COUNT(*) AS BIGINT) FROM diff_fields WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause} \
-         GROUP BY field ORDER BY COUNT(*) DESC, field"
-    );
-    let mut q = sqlx::query(&field_sql)
-        .bind(route)
-        .bind(filter.since_ms)
-        .bind(filter.until_ms);
-    if let Some(t) = &filter.tenant {
-        q = q.bind(t.as_str());
-    }
-    let field_rows = q.fetch_all(store.pool()).await?;
-    let fields_all: Vec<(String, u64)> = field_rows
-        .iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)? as u64)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    // Fields of stored diffs in the window, classed with today's knowledge.
+    let fields_all = store.field_counts(window).await?;
     let noise_fields: Vec<&str> = fields_all
         .iter()
-        .filter(|(f, _)| model.class_of(f) == FieldClass::Noise)
-        .map(|(f, _)| f.as_str())
+        .filter(|f| model.class_of(&f.field) == FieldClass::Noise)
+        .map(|f| f.field.as_str())
         .collect();
 
-    // A stored comparison is a real diff if any of its fields is real now.
-    let base = if filter.tenant.is_some() { 5 } else { 4 };
-    let not_noise = if noise_fields.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " AND field NOT IN ({})",
-            placeholders(base, noise_fields.len())
-        )
-    };
-    let stored_sql = format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM diffs WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}"
-    );
-    let mut q = sqlx::query(&stored_sql)
-        .bind(route)
-        .bind(filter.since_ms)
-        .bind(filter.until_ms);
-    if let Some(t) = &filter.tenant {
-        q = q.bind(t.as_str());
-    }
-    let stored_diffs = q.fetch_one(store.pool()).await?.try_get::<i64, _>(0)? as u64;
+    let stored_diffs = store.stored_diff_count(window).await?;
 
     // Whole minutes, so that a minute's comparisons and its diffs always
-    // fall in the same bucket.
+    // fall in the same bucket. A stored comparison is a real diff if any of
+    // its fields is real now.
     let bucket = limits.bucket_ms.max(60_000) / 60_000 * 60_000;
-    let real_sql = format!(
-        "SELECT (created_at / {bucket}) * {bucket} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
-         WHERE route = $1 AND created_at >= $2 AND created_at < $3{tenant_clause}{not_noise} GROUP BY b ORDER BY b"
-    );
-    let mut q = sqlx::query(&real_sql)
-        .bind(route)
-        .bind(filter.since_ms)
-        .bind(filter.until_ms);
-    if let Some(t) = &filter.tenant {
-        q = q.bind(t.as_str());
-    }
-    for f in &noise_fields {
-        q = q.bind(*f);
-    }
-    let mut real_by_bucket: BTreeMap<i64, u64> = BTreeMap::new();
-    for r in q.fetch_all(store.pool()).await? {
-        real_by_bucket.insert(r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? as u64);
-    }
+    let real_by_bucket = store
+        .real_diffs_by_bucket(window, &noise_fields, bucket)
+        .await?;
     let real_diffs: u64 = real_by_bucket.values().sum();
     let noise_only = stored_diffs.saturating_sub(real_diffs);
 
@@ -434,7 +383,7 @@ async fn route_report(
         .collect();
 
     let mut fields = Vec::new();
-    for (field, count) in fields_all.iter().take(limits.fields) {
+    for FieldCount { field, count } in fields_all.iter().take(limits.fields) {
         let examples =
             field_examples(store, filter, route, field, limits.examples_per_field).await?;
         let class = model.class_of(field);

@@ -1,8 +1,11 @@
 //! The diff store: SQLite (a file, the default) or PostgreSQL (for a fleet),
 //! chosen by the URL, through one sqlx code path (`Any`) and one set of
 //! portable migrations. Writes come in batches from [`writer::StoreWriter`];
-//! reads serve reports.
+//! reads serve reports and the admin API, the report's own aggregate
+//! queries in [`report_queries`]. Every query on the diff tables is in this
+//! module.
 
+pub mod report_queries;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod writer;

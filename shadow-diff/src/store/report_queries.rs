@@ -1,0 +1,142 @@
+//! The queries behind a diff report ([`crate::report`]), kept with the rest
+//! of the store so that one module knows the schema: for one route's window
+//! of stored diffs, the fields that differed and how often, how many diffs
+//! there are, and how many of them had a real difference, per trend bucket.
+//! They return plain data; what it means for a route is the report's to
+//! say.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{DiffStore, StoreError};
+
+/// One route's stored diffs in `[since_ms, until_ms)`, of one tenant or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteWindow<'a> {
+    pub route: &'a str,
+    pub tenant: Option<&'a str>,
+    pub since_ms: i64,
+    pub until_ms: i64,
+}
+
+impl<'a> RouteWindow<'a> {
+    /// The tenant condition, bound as `$4` after route and window.
+    fn tenant_clause(&self) -> &'static str {
+        if self.tenant.is_some() {
+            " AND tenant = $4"
+        } else {
+            ""
+        }
+    }
+
+    /// The first placeholder number after the window's own.
+    fn next_placeholder(&self) -> usize {
+        if self.tenant.is_some() { 5 } else { 4 }
+    }
+
+    /// Binds route, window and tenant as `$1` to `$4`.
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        let q = q.bind(self.route).bind(self.since_ms).bind(self.until_ms);
+        match self.tenant {
+            Some(t) => q.bind(t),
+            None => q,
+        }
+    }
+}
+
+/// A generalized field and the number of stored diffs it differed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldCount {
+    pub field: String,
+    pub count: u64,
+}
+
+/// `n` numbered placeholders from `$from`.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl DiffStore {
+    /// Every field that differed in the window's stored diffs, most frequent
+    /// first (ties by name).
+    pub async fn field_counts(
+        &self,
+        window: RouteWindow<'_>,
+    ) -> Result<Vec<FieldCount>, StoreError> {
+        let sql = format!(
+            "SELECT field, CAST(COUNT(*) AS BIGINT) FROM diff_fields WHERE route = $1 AND created_at >= $2 AND created_at < $3{} \
+             GROUP BY field ORDER BY COUNT(*) DESC, field",
+            window.tenant_clause()
+        );
+        let rows = window
+            .bind(sqlx::query(&sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(FieldCount {
+                    field: r.try_get(0)?,
+                    count: r.try_get::<i64, _>(1)? as u64,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// How many diffs are stored in the window.
+    pub async fn stored_diff_count(&self, window: RouteWindow<'_>) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM diffs WHERE route = $1 AND created_at >= $2 AND created_at < $3{}",
+            window.tenant_clause()
+        );
+        let row = window
+            .bind(sqlx::query(&sql))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// Stored diffs with at least one field not in `noise_fields`, counted
+    /// per bucket of `bucket_ms` (a whole number of minutes, so that a
+    /// minute's diffs never straddle two buckets); keyed by the bucket's
+    /// start. Buckets without such a diff are absent.
+    pub async fn real_diffs_by_bucket(
+        &self,
+        window: RouteWindow<'_>,
+        noise_fields: &[&str],
+        bucket_ms: i64,
+    ) -> Result<BTreeMap<i64, u64>, StoreError> {
+        let not_noise = if noise_fields.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND field NOT IN ({})",
+                placeholders(window.next_placeholder(), noise_fields.len())
+            )
+        };
+        let sql = format!(
+            "SELECT (created_at / {bucket_ms}) * {bucket_ms} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
+             WHERE route = $1 AND created_at >= $2 AND created_at < $3{}{not_noise} GROUP BY b ORDER BY b",
+            window.tenant_clause()
+        );
+        let mut q = window.bind(sqlx::query(&sql));
+        for f in noise_fields {
+            q = q.bind(*f);
+        }
+        let mut by_bucket = BTreeMap::new();
+        for r in q.fetch_all(self.pool()).await? {
+            by_bucket.insert(r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? as u64);
+        }
+        Ok(by_bucket)
+    }
+}
