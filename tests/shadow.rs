@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shadow_diff::{DiffQuery, DiffStore, FieldClass, Verdict};
+use shadow_diff::{DiffAndHistoryStore, DiffQuery, FieldClass, Verdict};
 use strangler_e2e::backend::{Answer, Script};
 use strangler_e2e::{Backend, BlackHole, Http, Mode, Proxy, Seen, eventually};
 
@@ -173,7 +173,9 @@ async fn known_differences_are_stored(store: &str) {
         1.0
     );
 
-    let db = DiffStore::connect(&proxy.store_url()).await.unwrap();
+    let db = DiffAndHistoryStore::connect(&proxy.store_url())
+        .await
+        .unwrap();
     let rows = db
         .diffs(&DiffQuery {
             route: Some("orders".into()),
@@ -314,7 +316,9 @@ async fn secrets_are_redacted_before_storing() {
         .await;
     assert_eq!(r.status, 200);
     wait_stored(&proxy, 1.0).await;
-    let db = DiffStore::connect(&proxy.store_url()).await.unwrap();
+    let db = DiffAndHistoryStore::connect(&proxy.store_url())
+        .await
+        .unwrap();
     let rows = db
         .diffs(&DiffQuery {
             limit: 10,

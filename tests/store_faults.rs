@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shadow_diff::{DiffQuery, DiffStore};
+use shadow_diff::{DiffAndHistoryStore, DiffQuery};
 use strangler_e2e::backend::Answer;
 use strangler_e2e::relay::{Cut, Relay};
 use strangler_e2e::{Backend, Http, Mode, Proxy, Scrape, Seen, eventually};
@@ -270,7 +270,7 @@ fn check_books(test: &str, m: &Scrape, rows: usize) -> Counters {
 
 /// Every stored diff of the route in `store` (and how many came in at or
 /// after `since_ms`).
-async fn rows(store: &DiffStore, since_ms: Option<i64>) -> usize {
+async fn rows(store: &DiffAndHistoryStore, since_ms: Option<i64>) -> usize {
     store
         .diffs(&DiffQuery {
             route: Some(ROUTE.into()),
@@ -284,7 +284,7 @@ async fn rows(store: &DiffStore, since_ms: Option<i64>) -> usize {
 }
 
 /// The sum of the per-minute comparison counts of the route.
-async fn counted(store: &DiffStore) -> i64 {
+async fn counted(store: &DiffAndHistoryStore) -> i64 {
     store
         .counts(Some(ROUTE), None, None)
         .await
@@ -405,7 +405,9 @@ async fn postgres_gone_for_60s_fails_no_client_and_the_books_balance() {
     );
 
     let m = settled(&proxy).await;
-    let store = DiffStore::connect(&direct).await.expect("connect directly");
+    let store = DiffAndHistoryStore::connect(&direct)
+        .await
+        .expect("connect directly");
     let rows_total = rows(&store, None).await;
     let rows_after = rows(&store, Some(restore_ms)).await;
     println!(
@@ -474,7 +476,9 @@ async fn postgres_lost_after_commit_neither_loses_nor_double_counts_a_batch() {
     check_clients(&samples, &[("all", Duration::ZERO, Duration::MAX)]);
 
     let m = settled(&proxy).await;
-    let store = DiffStore::connect(&direct).await.expect("connect directly");
+    let store = DiffAndHistoryStore::connect(&direct)
+        .await
+        .expect("connect directly");
     let rows_total = rows(&store, None).await;
     println!("at the cut: {at_cut:?}");
     let c = check_books("postgres lost after COMMIT", &m, rows_total);
@@ -579,9 +583,10 @@ async fn sqlite_disk_full_fails_no_client_and_the_books_balance() {
         println!("{file}: {} bytes", bytes.len());
         std::fs::write(copy.path().join(file), bytes).unwrap();
     }
-    let store = DiffStore::connect(&format!("sqlite://{}/strangler.db", copy.path().display()))
-        .await
-        .expect("open the copy of the store");
+    let store =
+        DiffAndHistoryStore::connect(&format!("sqlite://{}/strangler.db", copy.path().display()))
+            .await
+            .expect("open the copy of the store");
     let rows_total = rows(&store, None).await;
     let log = proxy.logs();
     println!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shadow_diff::report::{self, Report, ReportFilter, ReportLimits, Threshold};
-use shadow_diff::{DiffStore, StoreError};
+use shadow_diff::{DiffAndHistoryStore, StoreError};
 
 use crate::config::Config;
 use crate::config::units::parse_duration;
@@ -96,7 +96,7 @@ impl ReportRequest {
 }
 
 pub async fn build(
-    store: &DiffStore,
+    store: &DiffAndHistoryStore,
     request: &ReportRequest,
     thresholds: &HashMap<String, Threshold>,
 ) -> Result<Report, ReportError> {

@@ -8,7 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use shadow_diff::DiffStore;
+use shadow_diff::DiffAndHistoryStore;
 use sqlx::{AnyPool, Row};
 
 use crate::edit::Edit;
@@ -166,7 +166,7 @@ pub struct History {
 
 impl History {
     /// Uses the store's pool and brings the history tables up to date.
-    pub async fn open(store: &DiffStore) -> Result<History, HistoryError> {
+    pub async fn open(store: &DiffAndHistoryStore) -> Result<History, HistoryError> {
         let mut migrator = sqlx::migrate!("./migrations");
         // The diff tables' migrations share the bookkeeping table.
         migrator.set_ignore_missing(true);

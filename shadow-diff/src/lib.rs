@@ -28,4 +28,4 @@ pub use record::{
 pub use redact::Redactor;
 pub use rules::{CompareRules, FieldPattern};
 pub use store::writer::{StoreWriter, WriterEvents, WriterSettings};
-pub use store::{DiffQuery, DiffStore, StoreError};
+pub use store::{DiffAndHistoryStore, DiffQuery, StoreError};

@@ -319,7 +319,11 @@ impl AdminApp {
         html_response(StatusCode::OK, body)
     }
 
-    async fn diffs(&self, store: &shadow_diff::DiffStore, query: &str) -> Response<Vec<u8>> {
+    async fn diffs(
+        &self,
+        store: &shadow_diff::DiffAndHistoryStore,
+        query: &str,
+    ) -> Response<Vec<u8>> {
         let mut q = DiffQuery {
             limit: 50,
             ..DiffQuery::default()

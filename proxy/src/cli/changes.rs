@@ -20,7 +20,7 @@ use rollback::atomic::write_atomically;
 use rollback::edit::{Edit, apply_all};
 use rollback::history::{ChangeSource, History};
 use serde_json::{Value, json};
-use shadow_diff::DiffStore;
+use shadow_diff::DiffAndHistoryStore;
 
 use super::admin_client::{AdminClient, ClientError, Reply, actor, seconds};
 use crate::changes::record::{ChangeRecord, FleetRecord, Recorder};
@@ -332,15 +332,18 @@ fn with_recorder<T>(config: &Config, job: impl FnOnce(&Recorder) -> Result<T>) -
         .enable_all()
         .build()?;
     let history = runtime.block_on(async {
-        let store = tokio::time::timeout(STORE_WAIT, DiffStore::connect(config.store.as_str()))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the store {} did not answer in {}",
-                    config.store.as_str(),
-                    seconds(STORE_WAIT)
-                )
-            })??;
+        let store = tokio::time::timeout(
+            STORE_WAIT,
+            DiffAndHistoryStore::connect(config.store.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the store {} did not answer in {}",
+                config.store.as_str(),
+                seconds(STORE_WAIT)
+            )
+        })??;
         Ok::<_, anyhow::Error>(History::open(&store).await?)
     })?;
     let recorder = Recorder::new("cli".into());
@@ -637,7 +640,7 @@ pub fn history(args: &HistoryArgs) -> Result<String> {
         .enable_all()
         .build()?
         .block_on(async {
-            let store = DiffStore::connect_existing(&store_url)
+            let store = DiffAndHistoryStore::connect_existing(&store_url)
                 .await
                 .with_context(|| format!("cannot open the store {store_url}"))?;
             let history = History::open(&store).await?;

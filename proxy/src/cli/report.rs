@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use shadow_diff::DiffStore;
+use shadow_diff::DiffAndHistoryStore;
 use shadow_diff::report::{html, markdown};
 
 use crate::cli::ReportArgs;
@@ -49,7 +49,7 @@ pub fn run(args: &ReportArgs) -> Result<String> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let store = DiffStore::connect_existing(&store_url)
+        let store = DiffAndHistoryStore::connect_existing(&store_url)
             .await
             .with_context(|| format!("cannot open the diff store {store_url}"))?;
         report::build(&store, &request, &thresholds)

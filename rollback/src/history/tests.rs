@@ -6,10 +6,10 @@ use shadow_diff::store::testing::fresh_postgres_url;
 async fn both(tag: &str) -> Vec<(String, History, Option<std::path::PathBuf>)> {
     let dir = std::env::temp_dir().join(format!("rollback-history-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = DiffStore::connect(&format!("sqlite://{}/h.db", dir.display()))
+    let sqlite = DiffAndHistoryStore::connect(&format!("sqlite://{}/h.db", dir.display()))
         .await
         .unwrap();
-    let pg = DiffStore::connect(&fresh_postgres_url(tag).await)
+    let pg = DiffAndHistoryStore::connect(&fresh_postgres_url(tag).await)
         .await
         .unwrap();
     vec![
@@ -57,7 +57,7 @@ async fn versions_are_numbered_and_kept() {
         assert_eq!(rows[0].entry.source, ChangeSource::Rollback);
         // The diff store's own migrations run again without complaint.
         if let Some(d) = dir {
-            DiffStore::connect(&format!("sqlite://{}/h.db", d.display()))
+            DiffAndHistoryStore::connect(&format!("sqlite://{}/h.db", d.display()))
                 .await
                 .unwrap();
             let _ = std::fs::remove_dir_all(d);

@@ -7,7 +7,7 @@
 //! HTML ([`html`]) and as Markdown ([`markdown`]).
 //!
 //! No SQL here: what is stored is read through the store's queries
-//! ([`DiffStore::counts`], [`DiffStore::diffs`], [`DiffStore::noise_models`]
+//! ([`DiffAndHistoryStore::counts`], [`DiffAndHistoryStore::diffs`], [`DiffAndHistoryStore::noise_models`]
 //! and [`crate::store::report_queries`]); this module turns those numbers
 //! into rates, intervals and verdicts.
 
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::noise::{FieldClass, NoiseModel};
 use crate::record::ComparisonRecord;
 use crate::store::report_queries::{FieldCount, RouteWindow};
-use crate::store::{DiffQuery, DiffStore, StoreError};
+use crate::store::{DiffAndHistoryStore, DiffQuery, StoreError};
 
 /// Version of the JSON shape; bumped only on incompatible changes.
 pub const REPORT_VERSION: u32 = 1;
@@ -271,7 +271,7 @@ impl Default for ReportLimits {
 /// Builds the report. `thresholds` gives each route's threshold (routes not
 /// in it get the default).
 pub async fn build(
-    store: &DiffStore,
+    store: &DiffAndHistoryStore,
     filter: &ReportFilter,
     thresholds: &HashMap<String, Threshold>,
     limits: ReportLimits,
@@ -326,7 +326,7 @@ fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
 }
 
 async fn route_report(
-    store: &DiffStore,
+    store: &DiffAndHistoryStore,
     filter: &ReportFilter,
     route: &str,
     rows: &[&crate::store::CountRow],
@@ -446,7 +446,7 @@ async fn route_report(
 }
 
 async fn field_examples(
-    store: &DiffStore,
+    store: &DiffAndHistoryStore,
     filter: &ReportFilter,
     route: &str,
     field: &str,

@@ -1,9 +1,11 @@
-//! The diff store: SQLite (a file, the default) or PostgreSQL (for a fleet),
+//! The store: SQLite (a file, the default) or PostgreSQL (for a fleet),
 //! chosen by the URL, through one sqlx code path (`Any`) and one set of
-//! portable migrations. Writes come in batches from [`writer::StoreWriter`];
-//! reads serve reports and the admin API, the report's own aggregate
-//! queries in [`report_queries`]. Every query on the diff tables is in this
-//! module.
+//! portable migrations. It holds the diffs and the noise knowledge, whose
+//! every query is in this module (writes in batches from
+//! [`writer::StoreWriter`]; reads for reports and the admin API, the
+//! report's aggregates in [`report_queries`]), and, in the same database,
+//! the configuration history, audit log and fleet changes, whose tables and
+//! queries belong to `rollback::history` (it migrates them on this pool).
 
 pub mod report_queries;
 #[cfg(any(test, feature = "test-support"))]
@@ -53,9 +55,10 @@ pub enum Dialect {
     Postgres,
 }
 
-/// A connection pool to the store, migrated.
+/// A connection pool to the store of diffs and of configuration history,
+/// migrated.
 #[derive(Debug, Clone)]
-pub struct DiffStore {
+pub struct DiffAndHistoryStore {
     pool: AnyPool,
     pub dialect: Dialect,
 }
@@ -156,9 +159,9 @@ pub struct CountRow {
     pub n: i64,
 }
 
-impl DiffStore {
+impl DiffAndHistoryStore {
     /// Connects and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<DiffStore, StoreError> {
+    pub async fn connect(url: &str) -> Result<DiffAndHistoryStore, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, dialect) = normalize_url(url)?;
         let pool = AnyPoolOptions::new()
@@ -179,14 +182,14 @@ impl DiffStore {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
-        Ok(DiffStore { pool, dialect })
+        Ok(DiffAndHistoryStore { pool, dialect })
     }
 
     /// Connects to a store that must already exist: for readers (reports,
     /// history), which must never leave an empty database behind where a
     /// mistyped path pointed. A SQLite file that is not there is
     /// [`StoreError::Missing`], naming the path looked at.
-    pub async fn connect_existing(url: &str) -> Result<DiffStore, StoreError> {
+    pub async fn connect_existing(url: &str) -> Result<DiffAndHistoryStore, StoreError> {
         if let Some(file) = sqlite_file(url) {
             let path = std::path::Path::new(file);
             if !path.is_file() {
@@ -198,10 +201,10 @@ impl DiffStore {
         if let Some(rest) = url.strip_prefix("sqlite:") {
             if !rest.contains("mode=") {
                 let sep = if rest.contains('?') { '&' } else { '?' };
-                return DiffStore::connect(&format!("sqlite:{rest}{sep}mode=rw")).await;
+                return DiffAndHistoryStore::connect(&format!("sqlite:{rest}{sep}mode=rw")).await;
             }
         }
-        DiffStore::connect(url).await
+        DiffAndHistoryStore::connect(url).await
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -221,9 +224,9 @@ impl DiffStore {
         self.write_batch(None, items, &AtomicBool::new(false)).await
     }
 
-    /// [`DiffStore::write`], with a marker: `batch` (an id never used before)
+    /// [`DiffAndHistoryStore::write`], with a marker: `batch` (an id never used before)
     /// is recorded in the same transaction, so that if the answer to its
-    /// `COMMIT` is lost, [`DiffStore::settle_batch`] can find out whether it
+    /// `COMMIT` is lost, [`DiffAndHistoryStore::settle_batch`] can find out whether it
     /// was committed. `committing` is set just before the `COMMIT` is sent:
     /// a failure before that point never leaves anything in the store.
     pub async fn write_batch(
@@ -248,7 +251,7 @@ impl DiffStore {
         Ok(())
     }
 
-    /// Whether the batch written as `batch` by [`DiffStore::write_batch`] is
+    /// Whether the batch written as `batch` by [`DiffAndHistoryStore::write_batch`] is
     /// in the store; if it is not, it never will be (a tombstone takes its
     /// id; a transaction still holding it is waited for). Idempotent.
     pub async fn settle_batch(&self, batch: &str, now_ms: i64) -> Result<bool, StoreError> {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{DiffStore, StoreError};
+use super::{DiffAndHistoryStore, StoreError};
 
 /// One route's stored diffs in `[since_ms, until_ms)`, of one tenant or all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-impl DiffStore {
+impl DiffAndHistoryStore {
     /// Every field that differed in the window's stored diffs, most frequent
     /// first (ties by name).
     pub async fn field_counts(

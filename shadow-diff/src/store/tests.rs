@@ -15,12 +15,16 @@ use crate::store::writer::{StoreWriter, WriterEvents, WriterSettings};
 
 use super::testing::{fresh_postgres_url, system_time_nanos};
 
-async fn both(tag: &str) -> Vec<(String, DiffStore, tempfile_dir::Dir)> {
+async fn both(tag: &str) -> Vec<(String, DiffAndHistoryStore, tempfile_dir::Dir)> {
     let dir = tempfile_dir::Dir::new(tag);
     let sqlite_url = format!("sqlite://{}/diffs.db", dir.path.display());
-    let sqlite = DiffStore::connect(&sqlite_url).await.expect("sqlite store");
+    let sqlite = DiffAndHistoryStore::connect(&sqlite_url)
+        .await
+        .expect("sqlite store");
     let pg_url = fresh_postgres_url(tag).await;
-    let pg = DiffStore::connect(&pg_url).await.expect("postgres store");
+    let pg = DiffAndHistoryStore::connect(&pg_url)
+        .await
+        .expect("postgres store");
     vec![
         ("sqlite".to_string(), sqlite, dir),
         ("postgres".to_string(), pg, tempfile_dir::Dir::new("unused")),
@@ -343,7 +347,11 @@ fn steady_stream(t0: i64, minutes: i64) -> Vec<StoreItem> {
 
 /// The `orders` report over everything stored, with one trend bucket per
 /// minute and a 5% threshold.
-async fn orders_report(store: &DiffStore, since_ms: i64, now: i64) -> report::RouteReport {
+async fn orders_report(
+    store: &DiffAndHistoryStore,
+    since_ms: i64,
+    now: i64,
+) -> report::RouteReport {
     let thresholds = HashMap::from([(
         "orders".to_string(),
         report::Threshold {
@@ -369,7 +377,7 @@ async fn orders_report(store: &DiffStore, since_ms: i64, now: i64) -> report::Ro
 }
 
 /// Writes [`steady_stream`] as the writer would, in batches.
-async fn write_steady_stream(name: &str, store: &DiffStore, t0: i64, minutes: i64) {
+async fn write_steady_stream(name: &str, store: &DiffAndHistoryStore, t0: i64, minutes: i64) {
     for chunk in steady_stream(t0, minutes).chunks(500) {
         store
             .write(chunk)

@@ -7,7 +7,7 @@
 //! when the connection is lost while a batch commits: such a batch is held
 //! "in doubt" (its records are not written again) until the writer, once
 //! reconnected, finds out from the batch's marker whether it was committed
-//! ([`DiffStore::settle_batch`]).
+//! ([`DiffAndHistoryStore::settle_batch`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{info, warn};
 use tokio::sync::{mpsc, watch};
 
-use super::{DiffStore, StoreError};
+use super::{DiffAndHistoryStore, StoreError};
 use crate::record::StoreItem;
 
 /// Batches in doubt kept for settling; beyond this the oldest is given up
@@ -68,7 +68,7 @@ pub trait WriterEvents: Send + Sync {
 pub struct StoreWriter {
     tx: mpsc::Sender<StoreItem>,
     events: Arc<dyn WriterEvents>,
-    store: watch::Receiver<Option<DiffStore>>,
+    store: watch::Receiver<Option<DiffAndHistoryStore>>,
 }
 
 impl std::fmt::Debug for StoreWriter {
@@ -117,12 +117,12 @@ impl StoreWriter {
     }
 
     /// The connected store, once there is one (reports read through it).
-    pub fn store(&self) -> Option<DiffStore> {
+    pub fn store(&self) -> Option<DiffAndHistoryStore> {
         self.store.borrow().clone()
     }
 
     /// Waits until the store is connected, up to `timeout`.
-    pub async fn connected(&self, timeout: Duration) -> Option<DiffStore> {
+    pub async fn connected(&self, timeout: Duration) -> Option<DiffAndHistoryStore> {
         let mut rx = self.store.clone();
         let wait = rx.wait_for(|s| s.is_some());
         match tokio::time::timeout(timeout, wait).await {
@@ -136,10 +136,10 @@ async fn run(
     url: String,
     settings: WriterSettings,
     mut rx: mpsc::Receiver<StoreItem>,
-    store_tx: watch::Sender<Option<DiffStore>>,
+    store_tx: watch::Sender<Option<DiffAndHistoryStore>>,
     events: Arc<dyn WriterEvents>,
 ) {
-    let mut store: Option<DiffStore> = None;
+    let mut store: Option<DiffAndHistoryStore> = None;
     let mut last_attempt: Option<Instant> = None;
     let mut last_prune = Instant::now();
     let mut last_complaint: Option<Instant> = None;
@@ -149,7 +149,12 @@ async fn run(
     loop {
         if store.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= settings.reconnect_every) {
             last_attempt = Some(Instant::now());
-            match tokio::time::timeout(settings.write_timeout * 2, DiffStore::connect(&url)).await {
+            match tokio::time::timeout(
+                settings.write_timeout * 2,
+                DiffAndHistoryStore::connect(&url),
+            )
+            .await
+            {
                 Ok(Ok(s)) => {
                     info!("diff store connected ({:?})", s.dialect);
                     store = Some(s.clone());
@@ -277,8 +282,8 @@ async fn run(
 /// Drops the connection (if any); the next reconnect comes after
 /// `reconnect_every`.
 fn disconnect(
-    store: &mut Option<DiffStore>,
-    store_tx: &watch::Sender<Option<DiffStore>>,
+    store: &mut Option<DiffAndHistoryStore>,
+    store_tx: &watch::Sender<Option<DiffAndHistoryStore>>,
     last_attempt: &mut Option<Instant>,
 ) {
     if store.take().is_some() {
@@ -325,7 +330,7 @@ struct InDoubt {
 /// still holds open (the old connection not yet noticed gone) stays in doubt
 /// for a later try; an error means the connection is unusable.
 async fn settle(
-    store: &DiffStore,
+    store: &DiffAndHistoryStore,
     in_doubt: &mut Vec<InDoubt>,
     settings: &WriterSettings,
     events: &dyn WriterEvents,

@@ -6,8 +6,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use shadow_diff::{
-    ComparisonRecord, DiffKind, DiffStore, Difference, FieldClass, NoiseDelta, NoiseModel,
-    StoreItem, StoredDifference, StoredRequest, StoredResponse, Verdict,
+    ComparisonRecord, DiffAndHistoryStore, DiffKind, Difference, FieldClass, NoiseDelta,
+    NoiseModel, StoreItem, StoredDifference, StoredRequest, StoredResponse, Verdict,
 };
 
 fn main() {
@@ -23,7 +23,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let store = DiffStore::connect(&url).await.expect("store");
+        let store = DiffAndHistoryStore::connect(&url).await.expect("store");
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
         let mut noise = NoiseModel::default();
         let noise_diff = |f: &str| Difference { field: f.into(), kind: DiffKind::Changed, legacy: None, new: None };
