@@ -4,7 +4,7 @@
 //! shadows) run here too, after each part was checked on its own.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,10 +13,10 @@ use regex::Regex;
 
 use super::error::{ConfigError, ErrorSink, Place};
 use super::model::*;
+use super::precedence::{priority_order, shadowed_by};
 use super::raw::*;
 use super::units::{ByteSize, Percent, parse_duration};
-use crate::routing::path::normalize_path;
-use crate::routing::table::{priority_order, shadowed_by};
+use crate::request_path::normalize_path;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
@@ -389,22 +389,6 @@ pub fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
         host: host.to_ascii_lowercase(),
         port,
     })
-}
-
-/// Resolves an endpoint's host to socket addresses (done when serving, so
-/// that `check` works on a machine that cannot see production DNS).
-pub fn resolve_endpoint(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, String> {
-    if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, endpoint.port)]);
-    }
-    let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(format!("{} resolves to no address", endpoint.host));
-    }
-    Ok(addrs)
 }
 
 fn positive_duration(raw: &Scalar) -> Result<Duration, String> {
