@@ -52,7 +52,7 @@ use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
-use strangler::config::compile::DEFAULT_MAX_REQUEST_BODY;
+use strangler::config::defaults::DEFAULT_MAX_REQUEST_BODY;
 use strangler::config::{
     self, BackendId, PathMatch, Percent, Route, RouteMatch, RouteName, Side, Sticky,
 };

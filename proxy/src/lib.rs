@@ -2,6 +2,8 @@
 //!
 //! A request's way through the code, top to bottom:
 //! - [`config`]: `routes.yaml` read, validated and compiled;
+//! - [`request_path`]: the normal form requests are routed on (a leaf, shared
+//!   by the compiler, the router and the data plane);
 //! - [`routing`]: the pure decision: route, side, canary draw, shadow;
 //! - [`dataplane`]: the Pingora proxy: request in, primary upstream, response
 //!   out, metrics;
@@ -30,6 +32,7 @@ pub mod guard;
 pub mod live;
 pub mod metrics;
 pub mod report;
+pub mod request_path;
 pub mod routing;
 pub mod server;
 pub mod shadow;

@@ -24,7 +24,7 @@ fn check_file(file: &std::path::Path, resolve: bool) -> Result<String, ConfigErr
         let mut errors = Vec::new();
         for b in &config.backends {
             for (i, e) in b.endpoints.iter().enumerate() {
-                if let Err(msg) = config::compile::resolve_endpoint(e) {
+                if let Err(msg) = crate::live::upstream::resolve_endpoint(e) {
                     let place = Place::root().key("backends").key(b.name.as_str());
                     let place = if b.endpoints.len() == 1 {
                         place.key("url")

@@ -147,11 +147,17 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Accumulates errors while a configuration is compiled.
+/// Accumulates errors while a configuration is compiled. Every part of the
+/// compiler records into one sink, so a single run reports every problem.
 #[derive(Debug, Default)]
 pub struct ErrorSink {
     errors: Vec<ConfigError>,
 }
+
+/// A point in an [`ErrorSink`]'s record, for asking later whether a part
+/// checked after it was clean (see [`ErrorSink::clean_since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorMark(usize);
 
 impl ErrorSink {
     pub fn push(&mut self, place: Place, message: impl Into<String>) {
@@ -160,6 +166,14 @@ impl ErrorSink {
 
     pub fn push_error(&mut self, error: ConfigError) {
         self.errors.push(error);
+    }
+
+    /// Records errors found while a part was decoded on its own (their places
+    /// relative to it), under the part's place in the file.
+    pub fn push_under(&mut self, place: &Place, errors: &[ConfigError]) {
+        for e in errors {
+            self.push_error(ConfigError::new(place.join(&e.place), e.message.clone()));
+        }
     }
 
     /// Records `Err` results and hands back the `Ok` value.
@@ -171,6 +185,16 @@ impl ErrorSink {
                 None
             }
         }
+    }
+
+    pub fn mark(&self) -> ErrorMark {
+        ErrorMark(self.errors.len())
+    }
+
+    /// True when nothing was recorded after `mark`: a part that reported a
+    /// problem yields no value, even where the problem left a usable one.
+    pub fn clean_since(&self, mark: ErrorMark) -> bool {
+        self.errors.len() == mark.0
     }
 
     pub fn is_empty(&self) -> bool {

@@ -3,10 +3,15 @@
 //! The file is read in two steps, as in River: [`raw`] mirrors the file format
 //! in serde types, [`compile`] checks it and builds the [`model`] the engine
 //! uses. All errors are collected, each with its place ([`error::Place`]).
+//! What an absent key means is in [`defaults`]; [`precedence`] orders routes
+//! for both the router and the compiler. Nothing in this module resolves a
+//! name or opens a socket.
 
 pub mod compile;
+pub mod defaults;
 pub mod error;
 pub mod model;
+pub mod precedence;
 pub mod raw;
 pub mod units;
 

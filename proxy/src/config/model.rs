@@ -130,7 +130,7 @@ pub struct Config {
     pub backends: Vec<Backend>,
     pub tenant: Vec<TenantSource>,
     pub default_backend: BackendId,
-    /// In file order; the routing table orders them by specificity.
+    /// In file order; the router tries them in [`super::precedence::priority_order`].
     pub routes: Vec<Route>,
 }
 
@@ -329,6 +329,20 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
+    /// Whether a normalized routing path meets this condition.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::Exact(e) => path == e,
+            PathMatch::Prefix(prefix) => {
+                prefix == "/"
+                    || (path.starts_with(prefix.as_str())
+                        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+            }
+            PathMatch::Regex(re) => re.is_match(path),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             PathMatch::Any => "any path".to_string(),

@@ -74,7 +74,7 @@ impl RequestCtx {
     pub fn body_limit(&self) -> u64 {
         match self.route {
             Some(i) => self.table.config().routes[i].max_request_body.get(),
-            None => crate::config::compile::DEFAULT_MAX_REQUEST_BODY.get(),
+            None => crate::config::defaults::DEFAULT_MAX_REQUEST_BODY.get(),
         }
     }
 

@@ -2,14 +2,31 @@
 //! version (Pingora's `HttpPeer::new` would panic on a name it cannot
 //! resolve), timeouts and TLS settings applied, endpoints taken in turn.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::config::Backend;
-use crate::config::compile::resolve_endpoint;
+use crate::config::{Backend, Endpoint};
+
+/// Resolves an endpoint's host to socket addresses. Done here, where
+/// upstreams are built for serving, and by `check --resolve` on request, never
+/// while a file is validated: `check` must work on a machine that cannot see
+/// production DNS.
+pub fn resolve_endpoint(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, endpoint.port)]);
+    }
+    let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{} resolves to no address", endpoint.host));
+    }
+    Ok(addrs)
+}
 
 /// One backend, ready to hand out peers.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 //! followed by the MurmurHash3 finalizer for avalanche) rather than taken from
 //! `std`, whose hasher may change, and pinned by test vectors.
 
-use crate::config::Percent;
+use crate::config::model::Percent;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -10,7 +10,7 @@ use base64::Engine;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
-use crate::config::TenantSource;
+use crate::config::model::TenantSource;
 
 /// Longest tenant value taken from a request; longer values are ignored so a
 /// client cannot make the proxy hash or store megabytes.
