@@ -1,7 +1,9 @@
-//! The control plane: what changes the live table outside a request. It runs
-//! on its own small runtime so that it works before, during and after
-//! Pingora's services: SIGHUP and file changes trigger a reload, and the
-//! server's execution phase drives readiness.
+//! The control plane: the background tasks that are not requests, on their
+//! own small runtime so that they work before, during and after Pingora's
+//! services: SIGHUP and file changes trigger a reload ([`crate::changes`]),
+//! the store is watched (`strangler_store_up`), other proxies' changes are
+//! followed ([`crate::changes::fleet`]), the guard judges
+//! ([`crate::guard`]), and the server's execution phase drives readiness.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
