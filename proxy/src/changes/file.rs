@@ -162,3 +162,53 @@ pub fn write_whole(path: &Path, overrides: &Overrides, text: &str) -> FileOutcom
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary(percent: &str) -> Edit {
+        Edit::SetCanary {
+            route: "orders".into(),
+            percent: percent.into(),
+        }
+    }
+
+    const FILE: &str = "routes:\n  - name: orders\n    canary: 40\n";
+
+    #[test]
+    fn a_change_the_file_lacks_is_reapplied_until_the_file_is_newer() {
+        let overrides = Overrides::default();
+        overrides.keep_edits(&[canary("0")]);
+        let made = overrides.lock()[0].created_at_ms;
+        // A file older than the change: the change is put back.
+        assert!(overrides.apply_to(FILE, made - 1).contains("canary: 0"));
+        // A file written after it (by a person, on purpose): the file wins,
+        // and the override is gone for good.
+        assert!(overrides.apply_to(FILE, made + 1).contains("canary: 40"));
+        assert!(overrides.apply_to(FILE, made - 1).contains("canary: 40"));
+    }
+
+    #[test]
+    fn a_restored_text_replaces_the_file_and_earlier_overrides() {
+        let overrides = Overrides::default();
+        overrides.keep_edits(&[canary("0")]);
+        overrides.replace_with(Some("routes:\n  - name: orders\n    canary: 5\n"));
+        let old_file = 0;
+        let text = overrides.apply_to(FILE, old_file);
+        assert!(text.contains("canary: 5"), "{text}");
+        overrides.replace_with(None);
+        assert_eq!(overrides.apply_to(FILE, old_file), FILE);
+    }
+
+    #[test]
+    fn an_override_that_no_longer_applies_is_dropped() {
+        let overrides = Overrides::default();
+        overrides.keep_edits(&[canary("0")]);
+        let made = overrides.lock()[0].created_at_ms;
+        // The route is gone from the file: the edit fails and is dropped.
+        let other = "routes:\n  - name: users\n    canary: 1\n";
+        assert_eq!(overrides.apply_to(other, made - 1), other);
+        assert!(overrides.lock().is_empty());
+    }
+}

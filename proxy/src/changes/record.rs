@@ -252,3 +252,123 @@ impl Recorder {
         self.call(|h| async move { h.last_change_id().await })?.ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadow_diff::DiffAndHistoryStore;
+
+    fn meta(source: ChangeSource) -> ChangeMeta {
+        ChangeMeta {
+            actor: "test".into(),
+            source,
+            reason: "unit test".into(),
+            summary: "a change".into(),
+        }
+    }
+
+    /// A recorder on a fresh SQLite file, and the runtime its calls run on.
+    fn recorder(tag: &str) -> (Recorder, tokio::runtime::Runtime) {
+        let dir = std::env::temp_dir().join(format!(
+            "strangler-recorder-{tag}-{}-{}",
+            std::process::id(),
+            rollback::history::now_ms()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let history = runtime.block_on(async {
+            let url = format!("sqlite://{}/h.db", dir.display());
+            let store = DiffAndHistoryStore::connect(&url).await.unwrap();
+            History::open(&store).await.unwrap()
+        });
+        let r = Recorder::new("test:1".into());
+        r.connect(history, runtime.handle().clone());
+        (r, runtime)
+    }
+
+    #[test]
+    fn without_a_store_versions_are_numbered_locally() {
+        let r = Recorder::new("test:1".into());
+        let m = meta(ChangeSource::Canary);
+        assert_eq!(r.number("a", "a", &m, Reuse::Never, 1), 2);
+        assert_eq!(r.number("b", "b", &m, Reuse::Always, 2), 3);
+        assert!(matches!(r.recorded_text(1), Err(ChangeError::NoHistory(_))));
+    }
+
+    #[test]
+    fn numbers_are_reused_only_where_the_fleet_must_agree() {
+        let (r, _runtime) = recorder("reuse");
+        let file = meta(ChangeSource::File);
+        let one = r.number("d1", "text one", &file, Reuse::Never, 0);
+        let two = r.number("d2", "text two", &file, Reuse::Never, one);
+        assert!(two > one);
+        // The same text at start, or from the fleet: the recorded number.
+        assert_eq!(r.number("d1", "text one", &file, Reuse::Always, two), one);
+        // A reload of an older text while a newer one is served: new number.
+        let three = r.number("d1", "text one", &file, Reuse::IfNewer, two);
+        assert!(three > two);
+        // ... but a text recorded with a newer number than served keeps it.
+        assert_eq!(
+            r.number("d1", "text one", &file, Reuse::IfNewer, two),
+            three
+        );
+        assert_eq!(r.recorded_text(two as i64).unwrap(), "text two");
+        assert!(matches!(
+            r.recorded_text(99),
+            Err(ChangeError::NoSuchVersion(99))
+        ));
+    }
+
+    #[test]
+    fn a_change_is_recorded_for_the_fleet_and_the_audit_log() {
+        let (r, runtime) = recorder("record");
+        let v = r.number("d1", "t", &meta(ChangeSource::Rollback), Reuse::Never, 0) as i64;
+        let edits = vec![Edit::SetCanary {
+            route: "orders".into(),
+            percent: "0".into(),
+        }];
+        let base = ChangeRecord {
+            source: ChangeSource::Rollback,
+            actor: "sre".into(),
+            reason: "errors".into(),
+            target: "orders".into(),
+            detail: "orders: canary 0".into(),
+            outcome: "applied".into(),
+            version: Some(v),
+            fleet: Some(FleetRecord::Edits(edits.clone())),
+        };
+        let done = r.record(&base);
+        assert!(matches!(done.fleet, Some(Ok(_))) && matches!(done.audit, Some(Ok(()))));
+        // A restore is a fleet change with no edits; a rejected change
+        // (no version) and a guard observation (no fleet) only audit.
+        r.record(&ChangeRecord {
+            source: ChangeSource::Restore,
+            fleet: Some(FleetRecord::Restore),
+            ..base.clone()
+        });
+        let rejected = r.record(&ChangeRecord {
+            version: None,
+            outcome: "rejected: no route".into(),
+            ..base.clone()
+        });
+        assert!(rejected.fleet.is_none());
+        let fleet = r.fleet_changes_after(0).unwrap();
+        assert_eq!(fleet.len(), 2);
+        assert_eq!(fleet[0].edits, edits);
+        assert!(fleet[1].restores());
+        assert_eq!(r.last_fleet_change(), Some(fleet[1].id));
+        let history = r.link.lock().unwrap().clone().unwrap().history;
+        let audit = runtime.block_on(history.audit_rows(10)).unwrap();
+        assert_eq!(audit.len(), 3);
+        assert!(audit.iter().all(|a| a.entry.instance == "test:1"));
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.entry.action == ChangeSource::Restore && a.entry.version == Some(v))
+        );
+    }
+}
