@@ -71,8 +71,10 @@ impl ChangeSource {
 }
 
 impl std::fmt::Display for ChangeSource {
+    /// Honours width and alignment: `strangler history` prints it in a
+    /// column (`{:<8}`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

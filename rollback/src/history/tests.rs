@@ -126,3 +126,13 @@ async fn audit_and_fleet_changes() {
         }
     }
 }
+
+#[test]
+fn a_source_fills_its_column() {
+    // `strangler history` lines its table up with `{:<8}`.
+    assert_eq!(format!("{:<8}|", ChangeSource::File), "file    |");
+    assert_eq!(format!("{:<8}|", ChangeSource::Rollback), "rollback|");
+    for source in ChangeSource::ALL {
+        assert_eq!(source.to_string().parse::<ChangeSource>().unwrap(), source);
+    }
+}
