@@ -260,19 +260,25 @@ mod tests {
 
     #[test]
     fn a_noisy_text_line_hides_no_other_line() {
-        use crate::compare::compare;
+        use crate::judge::{Answers, Compared};
         let rules = crate::CompareRules::default();
         let mut m = NoiseModel::default();
-        // What a judgement does per request (`judge.rs`): the noise probe's
-        // legacy pair is learned, then the comparison is recorded and judged.
+        // Judged as the shadow engine judges, the route's knowledge growing
+        // by what each judgement learned.
         let mut judge =
             |legacy: &crate::Exchange, probe: Option<&crate::Exchange>, new: &crate::Exchange| {
-                if let Some(second) = probe {
-                    m.learn_legacy_pair(&compare(&rules, legacy, second).differences);
-                }
-                let c = compare(&rules, legacy, new);
-                m.record_comparison(&c.differences);
-                (m.verdict(&c.differences), c)
+                let compared = Compared::of(
+                    &rules,
+                    Answers {
+                        legacy,
+                        new,
+                        legacy_again: probe,
+                    },
+                );
+                let c = compared.legacy_vs_new.clone();
+                let j = compared.judge(&m);
+                m.merge(&j.learned);
+                (j.verdict, c)
             };
 
         // The two legacy answers differ in the footer's time only; the new

@@ -203,7 +203,9 @@ impl AdminApp {
 
     /// `GET /history?limit=N`: versions and audit rows, newest first.
     async fn history(&self, query: &str) -> Response<Vec<u8>> {
-        let Some(store) = self.writer.store() else {
+        // The history the changes are recorded in: opened (and migrated)
+        // once, when the store connected, not on every request.
+        let Some(h) = self.changes.history() else {
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "the store is not connected; history lives there"}),
@@ -216,7 +218,6 @@ impl AdminApp {
             .unwrap_or(20i64)
             .clamp(1, 1000);
         let result = async {
-            let h = rollback::history::History::open(&store).await?;
             Ok::<_, rollback::history::HistoryError>((
                 h.versions(limit).await?,
                 h.audit_rows(limit).await?,

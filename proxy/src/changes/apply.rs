@@ -45,6 +45,11 @@ impl Changes {
         &self.live
     }
 
+    /// The history changes are recorded in, once the store is connected.
+    pub fn history(&self) -> Option<rollback::history::History> {
+        self.recorder.history()
+    }
+
     /// Whether the history store is connected (changes are recorded).
     pub fn history_connected(&self) -> bool {
         self.recorder.is_connected()
@@ -96,7 +101,7 @@ impl Changes {
             let summary = if edits.is_empty() {
                 "nothing to change".to_string()
             } else {
-                joined(&edits)
+                super::describe(&edits)
             };
             let meta = ChangeMeta {
                 actor: who.actor.clone(),
@@ -275,12 +280,4 @@ impl Reuse {
             _ => Reuse::Never,
         }
     }
-}
-
-fn joined(edits: &[Edit]) -> String {
-    edits
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -148,12 +148,7 @@ impl Changes {
             actor: c.actor.clone(),
             source: ChangeSource::Fleet,
             reason: format!("change #{} from {}", c.id, c.instance),
-            summary: c
-                .edits
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
+            summary: super::describe(&c.edits),
         };
         let table = self.live.current();
         let needed: Vec<Edit> = c

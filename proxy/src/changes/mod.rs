@@ -124,6 +124,16 @@ pub struct ChangeMeta {
     pub summary: String,
 }
 
+/// Edits in words, as a version's summary and an audit row's detail show
+/// them.
+pub fn describe(edits: &[rollback::edit::Edit]) -> String {
+    edits
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn now_ms() -> i64 {
     rollback::history::now_ms()
 }

@@ -62,8 +62,8 @@ pub struct ChangeRecord {
     pub fleet: Option<FleetRecord>,
 }
 
-/// What could not be recorded (each `None` when there was nothing to do or
-/// no store).
+/// How each record of a change went: `None` when there was nothing to
+/// record or no store, else the store's answer (failures are also logged).
 #[derive(Debug, Default)]
 pub struct Recorded {
     pub fleet: Option<Result<i64, String>>,
@@ -105,6 +105,15 @@ impl Recorder {
     /// threads outside it).
     pub fn connect(&self, history: History, runtime: tokio::runtime::Handle) {
         *self.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(StoreLink { history, runtime });
+    }
+
+    /// The connected history, for reading it (`GET /history`).
+    pub fn history(&self) -> Option<History> {
+        self.link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.history.clone())
     }
 
     pub fn is_connected(&self) -> bool {

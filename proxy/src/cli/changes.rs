@@ -24,7 +24,7 @@ use shadow_diff::DiffAndHistoryStore;
 
 use super::admin_client::{AdminClient, ClientError, Reply, actor, seconds};
 use crate::changes::record::{ChangeRecord, FleetRecord, Recorder};
-use crate::changes::{ChangeMeta, ChangeRequest, plan};
+use crate::changes::{ChangeMeta, ChangeRequest, describe, plan};
 use crate::cli::{CanaryArgs, HistoryArgs, RollbackArgs};
 use crate::config::{self, Config, Percent};
 use crate::live::digest;
@@ -279,11 +279,7 @@ fn edit_file_alone(
     }
     write_atomically(path, &new_text)?;
     // Recorded when the store can be reached; the file is what matters.
-    let summary = edits
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let summary = describe(edits);
     let recorded = with_recorder(config, |recorder| {
         let meta = ChangeMeta {
             actor: actor(),

@@ -187,6 +187,23 @@ impl ErrorSink {
         }
     }
 
+    /// The value of an optional key of the part at `place`: `default` when
+    /// the key is absent, else what `parse` makes of it (its error recorded
+    /// at the key).
+    pub fn optional<R: ?Sized, T>(
+        &mut self,
+        place: &Place,
+        key: &str,
+        raw: Option<&R>,
+        default: T,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<T> {
+        match raw {
+            None => Some(default),
+            Some(r) => self.check(&place.key(key), parse(r)),
+        }
+    }
+
     pub fn mark(&self) -> ErrorMark {
         ErrorMark(self.errors.len())
     }

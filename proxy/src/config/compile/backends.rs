@@ -117,9 +117,8 @@ fn compile_backend(
     for (url_place, url) in urls {
         endpoints.extend(sink.check(&url_place, parse_endpoint(url)));
     }
-    let mut timeout = |key: &str, raw: &Option<Scalar>, default: Duration| match raw {
-        None => Some(default),
-        Some(s) => sink.check(&place.key(key), positive_duration(s)),
+    let mut timeout = |key: &str, raw: &Option<Scalar>, default: Duration| {
+        sink.optional(place, key, raw.as_ref(), default, positive_duration)
     };
     let connect_timeout = timeout(
         "connect_timeout",

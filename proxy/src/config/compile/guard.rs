@@ -28,14 +28,20 @@ pub(super) fn compile_guard(
             .check(&place.key("window"), positive_duration(s))
             .and_then(|d| sink.check(&place.key("window"), window_in_range(d))),
     };
-    let min_requests = match &raw.min_requests {
-        None => Some(DEFAULT_GUARD_MIN_REQUESTS),
-        Some(s) => sink.check(&place.key("min_requests"), count(s)),
-    };
-    let error_rate_margin = match &raw.error_rate_margin {
-        None => Some(DEFAULT_GUARD_ERROR_RATE_MARGIN),
-        Some(s) => sink.check(&place.key("error_rate_margin"), fraction(s)),
-    };
+    let min_requests = sink.optional(
+        place,
+        "min_requests",
+        raw.min_requests.as_ref(),
+        DEFAULT_GUARD_MIN_REQUESTS,
+        count,
+    );
+    let error_rate_margin = sink.optional(
+        place,
+        "error_rate_margin",
+        raw.error_rate_margin.as_ref(),
+        DEFAULT_GUARD_ERROR_RATE_MARGIN,
+        fraction,
+    );
     // Unlike a rate, a latency may grow by more than 100%.
     let p99_margin = match &raw.p99_margin {
         None => Some(None),

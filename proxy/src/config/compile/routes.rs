@@ -104,14 +104,20 @@ fn compile_route(
         }
     }
 
-    let canary = match &raw.canary {
-        None => Some(DEFAULT_CANARY),
-        Some(s) => sink.check(&place.key("canary"), percent(s)),
-    };
-    let sticky = match raw.sticky.as_deref() {
-        None => Some(DEFAULT_STICKY),
-        Some(text) => sink.check(&place.key("sticky"), parse_sticky(text)),
-    };
+    let canary = sink.optional(
+        place,
+        "canary",
+        raw.canary.as_ref(),
+        DEFAULT_CANARY,
+        percent,
+    );
+    let sticky = sink.optional(
+        place,
+        "sticky",
+        raw.sticky.as_deref(),
+        DEFAULT_STICKY,
+        parse_sticky,
+    );
     let pins = raw
         .tenants
         .as_ref()
@@ -125,10 +131,13 @@ fn compile_route(
         .guard
         .as_ref()
         .map(|g| compile_guard(sink, &place.key("guard"), g));
-    let max_request_body = match &raw.max_request_body {
-        None => Some(DEFAULT_MAX_REQUEST_BODY),
-        Some(s) => sink.check(&place.key("max_request_body"), byte_size(s)),
-    };
+    let max_request_body = sink.optional(
+        place,
+        "max_request_body",
+        raw.max_request_body.as_ref(),
+        DEFAULT_MAX_REQUEST_BODY,
+        byte_size,
+    );
 
     Some(Route {
         name: name?,

@@ -26,23 +26,32 @@ pub(super) fn compile_shadow(
     raw: &RawShadow,
 ) -> Option<ShadowPolicy> {
     let mark = sink.mark();
-    let share = match &raw.percent {
-        None => Some(DEFAULT_SHADOW_PERCENT),
-        Some(s) => sink.check(&place.key("percent"), percent(s)),
-    };
+    let share = sink.optional(
+        place,
+        "percent",
+        raw.percent.as_ref(),
+        DEFAULT_SHADOW_PERCENT,
+        percent,
+    );
     let allow_writes = raw.allow_writes.unwrap_or(DEFAULT_SHADOW_ALLOW_WRITES);
     let methods = match &raw.methods {
         None => DEFAULT_SHADOW_METHODS.to_vec(),
         Some(list) => shadow_methods(sink, &place.key("methods"), list, allow_writes),
     };
-    let max_body = match &raw.max_body {
-        None => Some(DEFAULT_SHADOW_MAX_BODY),
-        Some(s) => sink.check(&place.key("max_body"), byte_size(s)),
-    };
-    let timeout = match &raw.timeout {
-        None => Some(DEFAULT_SHADOW_TIMEOUT),
-        Some(s) => sink.check(&place.key("timeout"), positive_duration(s)),
-    };
+    let max_body = sink.optional(
+        place,
+        "max_body",
+        raw.max_body.as_ref(),
+        DEFAULT_SHADOW_MAX_BODY,
+        byte_size,
+    );
+    let timeout = sink.optional(
+        place,
+        "timeout",
+        raw.timeout.as_ref(),
+        DEFAULT_SHADOW_TIMEOUT,
+        positive_duration,
+    );
     let noise_sample = match &raw.noise_sample {
         None => Percent::new(DEFAULT_NOISE_SAMPLE).ok(),
         Some(s) => sink.check(&place.key("noise_sample"), percent(s)),
