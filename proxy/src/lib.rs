@@ -14,6 +14,7 @@
 //!   the file, recorded, followed across the fleet;
 //! - [`guard`]: the automatic guard's judgement (it acts through
 //!   [`changes`]);
+//! - [`access_log`]: one line per request, written off the request path;
 //! - [`control`]: the background tasks (file watcher, SIGHUP, store watch,
 //!   fleet, guard, readiness);
 //! - [`admin`]: the admin listener (health, metrics, routes, changes);
@@ -22,6 +23,7 @@
 //! - [`server`]: the process assembled;
 //! - [`cli`]: the `strangler` subcommands.
 
+pub mod access_log;
 pub mod admin;
 pub mod changes;
 pub mod cli;

@@ -58,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 header_timeout: args.header_timeout,
                 max_inflight: args.max_inflight,
+                access_log_queue: args.access_log_queue,
                 listeners: strangler::live::ListenerOverrides {
                     listen: args.listen,
                     admin: args.admin_listen,

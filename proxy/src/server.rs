@@ -54,6 +54,8 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// Requests in flight above which new ones get a fast 503.
     pub max_inflight: usize,
+    /// Access-log lines queued for the writer before new ones are dropped.
+    pub access_log_queue: usize,
 }
 
 /// Where the pid file and upgrade socket go by default: derived from the
@@ -194,12 +196,22 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         header_timeouts: rejected.with_label_values(&[Rejection::HeaderTimeout.as_str()]),
         headers_too_large: rejected.with_label_values(&[Rejection::HeadersTooLarge.as_str()]),
         bad_request_lines: rejected.with_label_values(&[Rejection::BadRequestLine.as_str()]),
+        proxy_protocol: rejected.with_label_values(&[Rejection::ProxyProtocol.as_str()]),
     };
     let limits = ConnectionLimits {
         header_deadline: options.header_timeout,
         keepalive: Duration::from_secs(60),
     };
     let inflight = Arc::new(AtomicUsize::new(0));
+    let access_log = {
+        let dropped = prometheus::IntCounter::new(
+            "strangler_access_log_dropped_total",
+            "Access-log lines not written: the writer was behind (queue full) or the write failed.",
+        )
+        .expect("valid metric");
+        live.metrics().register_extra(Box::new(dropped.clone()));
+        crate::access_log::AccessLog::spawn(options.access_log_queue.max(1), dropped)
+    };
     let mut workers = Vec::new();
     for n in 0..options.threads.max(1) {
         let mut http = pingora::proxy::http_proxy(
@@ -210,6 +222,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
                 shadow_queue.clone(),
                 inflight.clone(),
                 options.max_inflight,
+                access_log.clone(),
             ),
         );
         http.server_options = Some({
@@ -217,7 +230,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             o.h2c = true;
             o
         });
-        let app = GuardedApp::new(http, limits, true, connection_stats.clone());
+        let app = GuardedApp::new(http, limits, true, connection_stats.clone(), live.clone());
         let mut proxy = Service::new(format!("strangler proxy {n}"), app);
         proxy.threads = Some(1);
         proxy.add_tcp_with_settings(&worker_listen_key(startup.listen, n), reuseport());
@@ -227,6 +240,13 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             )
             .map_err(|e| anyhow::anyhow!("tls: cannot load {} / {}: {e}", tls.cert, tls.key))?;
             settings.enable_h2();
+            proxy.endpoints().set_pre_tls_callback(Arc::new(
+                crate::dataplane::proxy_protocol::PreTlsProxyProtocol {
+                    live: live.clone(),
+                    deadline: options.header_timeout,
+                    refused: connection_stats.proxy_protocol.clone(),
+                },
+            ));
             proxy.add_tls_with_settings(
                 &worker_listen_key(tls.listen, n),
                 Some(reuseport()),

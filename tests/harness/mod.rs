@@ -7,6 +7,7 @@ pub mod admin;
 pub mod backend;
 pub mod client;
 pub mod evil;
+pub mod haproxy;
 pub mod metrics;
 pub mod prometheus;
 pub mod proxy;

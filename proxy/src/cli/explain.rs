@@ -10,6 +10,8 @@ use serde_json::json;
 use crate::cli::ExplainArgs;
 use crate::config::{self, Side, units::format_duration};
 use crate::routing::canary::bucket_of;
+use crate::routing::forwarded::{Forwarded, forwarded};
+use crate::routing::rewrite::{upstream_host, upstream_path};
 use crate::routing::{Decision, Reason, RequestInfo, RouteTable, ShadowDecision, normalize_path};
 
 pub fn run(args: &ExplainArgs) -> Result<String> {
@@ -36,7 +38,10 @@ pub fn run(args: &ExplainArgs) -> Result<String> {
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
     });
-    let (path_only, _query) = raw_path.split_once('?').unwrap_or((&raw_path, ""));
+    let (path_only, query) = match raw_path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw_path.as_str(), None),
+    };
     let path = match normalize_path(path_only) {
         Ok(p) => p.into_owned(),
         Err(e) => {
@@ -52,20 +57,109 @@ pub fn run(args: &ExplainArgs) -> Result<String> {
         }
     };
     let route_on = crate::routing::routing_path(&path).into_owned();
+    // `--client-ip` is the connection's peer, as the proxy would see it.
+    let who = args
+        .client_ip
+        .map(|peer| forwarded(peer, &headers, &table.config().trusted_proxies));
     let info = RequestInfo {
         method: &method,
         host: host.as_deref(),
         path: &route_on,
         headers: &headers,
-        client_ip: args.client_ip,
+        client_ip: who.as_ref().map(|w| w.client),
         entropy: 0,
     };
     let decision = table.decide(&info);
+    let sent = Upstream::of(&table, &decision, &path, query, host.as_deref());
     Ok(if args.json {
-        serde_json::to_string_pretty(&as_json(&table, &decision, &path, host.as_deref()))?
+        let mut value = as_json(&table, &decision, &path, host.as_deref());
+        value["client"] = json!(who.as_ref().map(|w| w.client.to_string()));
+        value["upstream_path"] = json!(sent.path);
+        value["upstream_host"] = json!(sent.host);
+        serde_json::to_string_pretty(&value)?
     } else {
-        as_text(&table, &decision, &method, &path, host.as_deref(), args)
+        let mut out = as_text(&table, &decision, &method, &path, host.as_deref(), args);
+        if let (Some(w), Some(peer)) = (&who, args.client_ip) {
+            out.insert_str(out.find("route:").unwrap_or(0), &client_line(w, peer));
+        }
+        out.push_str(&sent.describe(&table, &decision));
+        out
     })
+}
+
+/// What the chosen backend is sent: the path after the route's rewrite
+/// (new side only) and its Host.
+struct Upstream {
+    /// `None`: the rewrite made no valid path (the proxy answers 400).
+    path: Option<String>,
+    host: Option<String>,
+}
+
+impl Upstream {
+    fn of(
+        table: &RouteTable,
+        d: &Decision<'_>,
+        path: &str,
+        query: Option<&str>,
+        client_host: Option<&str>,
+    ) -> Upstream {
+        let config = table.config();
+        let sent = match d.route {
+            Some(i) => upstream_path(&config.routes[i], d.side, path),
+            None => Some(std::borrow::Cow::Borrowed(path)),
+        };
+        Upstream {
+            path: sent.map(|p| match query {
+                Some(q) => format!("{p}?{q}"),
+                None => p.into_owned(),
+            }),
+            host: upstream_host(&config.backend(d.backend).host, client_host).map(str::to_string),
+        }
+    }
+
+    fn describe(&self, table: &RouteTable, d: &Decision<'_>) -> String {
+        let config = table.config();
+        let backend = config.backend(d.backend);
+        let route = d.route.map(|i| &config.routes[i]);
+        let mut notes = Vec::new();
+        if let Some(r) = route.and_then(|r| r.rewrite.as_ref().filter(|_| d.side == Side::New)) {
+            notes.push(format!("rewrite: {r}"));
+        }
+        notes.push(format!("Host: {}", backend.host));
+        let timeout = route
+            .and_then(|r| r.timeout)
+            .unwrap_or(backend.read_timeout);
+        notes.push(format!("read timeout {}", format_duration(timeout)));
+        if let Some(r) = route.filter(|r| r.retries > 0) {
+            notes.push(format!("{} retries for idempotent methods", r.retries));
+        }
+        let line = match &self.path {
+            Some(p) => format!(
+                "upstream: {p}, Host: {}",
+                self.host.as_deref().unwrap_or("(none)")
+            ),
+            None => {
+                "upstream: none: the rewrite makes no valid path, so the proxy answers 400".into()
+            }
+        };
+        format!("{line}\n          ({})\n", notes.join("; "))
+    }
+}
+
+fn client_line(w: &Forwarded, peer: std::net::IpAddr) -> String {
+    let how = if !w.trusted_peer {
+        format!(
+            "the connection's peer {peer}; it is not in trusted_proxies, so its X-Forwarded-For is not believed"
+        )
+    } else if w.client == crate::config::canonical(peer) {
+        format!("the trusted proxy {peer} itself (no untrusted hop in X-Forwarded-For)")
+    } else {
+        format!("from X-Forwarded-For: the peer {peer} is a trusted proxy")
+    };
+    format!(
+        "client:   {} ({how})\nforwarded for: {}\n",
+        w.client, w.forwarded_for
+    )
 }
 
 fn split_url(url: &str) -> Result<(Option<String>, String)> {
@@ -108,7 +202,7 @@ fn as_text(
     if args.url.split('?').next() != Some(path) && !args.url.ends_with(path) {
         let _ = writeln!(
             out,
-            "          (normalized path {path}; the backend receives this path)"
+            "          (normalized path {path}; routed on this path)"
         );
     }
     match d.route {

@@ -217,6 +217,14 @@ pub struct ServeArgs {
     /// Diff records waiting for the store; beyond this they are dropped (store).
     #[arg(long, default_value_t = 10_000)]
     pub store_queue: usize,
+    /// Access-log lines waiting for the writer; beyond this they are dropped
+    /// and counted (strangler_access_log_dropped_total).
+    #[arg(long, default_value_t = strangler_access_log_queue_default())]
+    pub access_log_queue: usize,
+}
+
+const fn strangler_access_log_queue_default() -> usize {
+    crate::access_log::QUEUE_LINES
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,12 @@ pub const DEFAULT_CANARY: Percent = Percent::ZERO;
 pub const DEFAULT_STICKY: Sticky = Sticky::Tenant;
 /// Largest request body a route accepts unless it says otherwise.
 pub const DEFAULT_MAX_REQUEST_BODY: ByteSize = ByteSize::bytes(100 << 20);
+/// No attempt beyond the first unless a route asks (an idempotent request
+/// whose pooled connection turns out dead is still tried again once on a
+/// fresh one, as Pingora does).
+pub const DEFAULT_RETRIES: u32 = 0;
+/// The most `retries` a route may ask for.
+pub const MAX_RETRIES: u32 = 5;
 
 // Shadow blocks.
 

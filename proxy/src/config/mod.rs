@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod precedence;
 pub mod raw;
+pub mod topology;
 pub mod units;
 
 use std::path::Path;

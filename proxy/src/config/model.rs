@@ -10,6 +10,10 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use regex::Regex;
 
+pub use super::topology::{
+    AccessLogFormat, AccessLogSettings, AccessLogTarget, Cidr, Rewrite, TrustedProxies,
+    UpstreamHost, canonical,
+};
 pub use super::units::{ByteSize, Percent};
 
 /// Names of routes and backends: `[A-Za-z0-9._-]`, 1 to 64 characters. They
@@ -124,6 +128,11 @@ impl fmt::Display for Side {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The listener expects a PROXY protocol (v1 or v2) header first, from
+    /// trusted peers only.
+    pub proxy_protocol: bool,
+    pub trusted_proxies: TrustedProxies,
+    pub access_log: Option<std::sync::Arc<AccessLogSettings>>,
     pub tls: Option<TlsListener>,
     pub admin: AdminSettings,
     pub store: StoreUrl,
@@ -214,6 +223,8 @@ pub struct Backend {
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
     pub tls_verify: bool,
+    /// The `Host` header this backend is sent.
+    pub host: UpstreamHost,
 }
 
 /// One `scheme://host:port` of a backend. The host is resolved when the table
@@ -223,6 +234,24 @@ pub struct Endpoint {
     pub tls: bool,
     pub host: String,
     pub port: u16,
+}
+
+impl Endpoint {
+    /// `host[:port]` as a `Host` header names it: the port only when it is not
+    /// the scheme's default.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -273,6 +302,13 @@ pub struct Route {
     pub guard: Option<GuardPolicy>,
     /// Largest request body accepted (413 above).
     pub max_request_body: ByteSize,
+    /// The path the new side receives; `None`: the routed path.
+    pub rewrite: Option<Rewrite>,
+    /// Read timeout of this route's requests, over the backend's.
+    pub timeout: Option<Duration>,
+    /// Further attempts of an idempotent request after an upstream error,
+    /// each on a fresh connection, never after the client got a byte.
+    pub retries: u32,
 }
 
 /// A route's `guard:` block, validated.

@@ -21,6 +21,9 @@ use super::error::{ConfigError, Place};
 pub struct RawConfig {
     pub version: Option<Scalar>,
     pub listen: Option<String>,
+    pub proxy_protocol: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub access_log: Option<RawAccessLog>,
     pub tls: Option<RawTls>,
     pub admin: Option<RawAdmin>,
     pub store: Option<String>,
@@ -43,6 +46,13 @@ pub struct RawTls {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    pub path: Option<String>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
     pub token_env: Option<String>,
@@ -58,6 +68,7 @@ pub struct RawBackend {
     pub write_timeout: Option<Scalar>,
     pub idle_timeout: Option<Scalar>,
     pub tls_verify: Option<bool>,
+    pub host: Option<String>,
 }
 
 /// One way of finding a request's tenant; exactly one key is set.
@@ -84,6 +95,20 @@ pub struct RawRoute {
     pub shadow: Option<RawShadow>,
     pub guard: Option<RawGuard>,
     pub max_request_body: Option<Scalar>,
+    pub rewrite: Option<RawRewrite>,
+    pub timeout: Option<Scalar>,
+    pub retries: Option<Scalar>,
+}
+
+/// What the new side receives instead of the request's path: either a
+/// prefix swap or a regex with a replacement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRewrite {
+    pub strip_prefix: Option<String>,
+    pub add_prefix: Option<String>,
+    pub regex: Option<String>,
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +314,8 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("struct RawGuard", "a guard block (a mapping)")
         .replace("struct RawAdmin", "an admin block (a mapping)")
         .replace("struct RawTls", "a tls block (a mapping)")
+        .replace("struct RawAccessLog", "an access_log block (a mapping)")
+        .replace("struct RawRewrite", "a rewrite block (a mapping)")
         .replace("struct RawConfig", "a mapping");
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once("`, expected ") {

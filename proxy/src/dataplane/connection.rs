@@ -21,6 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::hygiene::{MAX_HEADER_BYTES, request_line_ok};
+use super::proxy_protocol::{Admission, admit, peer_ip};
+use crate::live::Live;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -40,6 +42,7 @@ pub struct ConnectionStats {
     pub header_timeouts: prometheus::IntCounter,
     pub headers_too_large: prometheus::IntCounter,
     pub bad_request_lines: prometheus::IntCounter,
+    pub proxy_protocol: prometheus::IntCounter,
 }
 
 /// Wraps Pingora's HTTP application (`HttpProxy`) with the header deadline.
@@ -48,6 +51,9 @@ pub struct GuardedApp<A> {
     limits: ConnectionLimits,
     h2c: bool,
     stats: ConnectionStats,
+    /// For `proxy_protocol` and `trusted_proxies`, read per connection so a
+    /// reload changes them.
+    live: Arc<Live>,
 }
 
 impl<A> std::fmt::Debug for GuardedApp<A> {
@@ -64,12 +70,14 @@ impl<A> GuardedApp<A> {
         limits: ConnectionLimits,
         h2c: bool,
         stats: ConnectionStats,
+        live: Arc<Live>,
     ) -> GuardedApp<A> {
         GuardedApp {
             app: Arc::new(app),
             limits,
             h2c,
             stats,
+            live,
         }
     }
 }
@@ -193,6 +201,29 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let tls = stream.get_ssl_digest().is_some();
+        // On TLS the PROXY header came before the handshake (see
+        // `proxy_protocol::PreTlsProxyProtocol`).
+        if !tls {
+            let peer = peer_ip(stream.get_socket_digest());
+            let fd = stream.id();
+            match admit(
+                &mut stream,
+                peer,
+                fd,
+                &self.live,
+                self.limits.header_deadline,
+            )
+            .await
+            {
+                Ok(Admission::Accepted(Some(digest))) => stream.set_socket_digest(digest),
+                Ok(_) => {}
+                Err(e) => {
+                    log::debug!("connection refused: {e}");
+                    self.stats.proxy_protocol.inc();
+                    return None;
+                }
+            }
+        }
         let mut h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         if !tls && self.h2c && !h2 {
             match h2c_preface(&mut stream, self.limits).await {

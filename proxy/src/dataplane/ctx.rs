@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::config::{BackendId, Side};
 use crate::live::LiveTable;
 use crate::metrics::{RouteMetrics, UpstreamErrorKind};
+use crate::routing::forwarded::Forwarded;
 use crate::shadow::ShadowCapture;
 
 /// Everything one request needs between phases. The live table is loaded
@@ -37,6 +38,17 @@ pub struct RequestCtx {
     pub refused: Option<crate::dataplane::hygiene::Rejection>,
     /// Holds a place in the in-flight count until the request is done.
     pub inflight: Option<InflightSlot>,
+    /// Who sent the request, as far as it is believed (`None` before the
+    /// request filter, or on a socket without an IP peer).
+    pub forwarded: Option<Forwarded>,
+    /// The `Host` the client sent (the upstream may get another).
+    pub client_host: Option<http::HeaderValue>,
+    /// The route's `retries` spent so far.
+    pub retries_used: u32,
+    /// The next upstream attempt must not take a pooled connection.
+    pub fresh_connection: bool,
+    /// A shadow copy of this request was queued.
+    pub shadowed: bool,
 }
 
 /// One request's place in the in-flight count; released on drop.
@@ -67,6 +79,11 @@ impl RequestCtx {
             body_bytes: 0,
             refused: None,
             inflight: None,
+            forwarded: None,
+            client_host: None,
+            retries_used: 0,
+            fresh_connection: false,
+            shadowed: false,
         }
     }
 
@@ -97,9 +114,14 @@ impl RequestCtx {
     }
 }
 
-/// A 128-bit random request id, printed as 32 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestId([u8; 32]);
+/// A request's id: 128 random bits printed as 32 hex digits, or the id a
+/// trusted proxy in front of us already gave the request (kept so that one
+/// id follows the request through every hop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestId {
+    Generated([u8; 32]),
+    Kept(Box<str>),
+}
 
 impl RequestId {
     pub fn generate() -> RequestId {
@@ -115,11 +137,24 @@ impl RequestId {
             out[2 * i] = HEX[(byte >> 4) as usize];
             out[2 * i + 1] = HEX[(byte & 15) as usize];
         }
-        RequestId(out)
+        RequestId::Generated(out)
+    }
+
+    /// A trusted peer's id, if it is one we can pass on safely.
+    pub fn kept(value: &[u8]) -> Option<RequestId> {
+        if !crate::routing::forwarded::acceptable_request_id(value) {
+            return None;
+        }
+        std::str::from_utf8(value)
+            .ok()
+            .map(|s| RequestId::Kept(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("hex is ASCII")
+        match self {
+            RequestId::Generated(hex) => std::str::from_utf8(hex).expect("hex is ASCII"),
+            RequestId::Kept(id) => id,
+        }
     }
 }
 

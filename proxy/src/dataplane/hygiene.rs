@@ -27,6 +27,10 @@ pub enum Rejection {
     BadRequestLine,
     /// An HTTP/1.1 request without `Host` (400, RFC 9112 section 3.2).
     MissingHost,
+    /// On a PROXY-protocol listener: a connection from a peer that is not a
+    /// trusted proxy, or one that does not start with a valid PROXY header.
+    /// The connection is closed without an answer (there is no HTTP yet).
+    ProxyProtocol,
 }
 
 impl Rejection {
@@ -40,6 +44,7 @@ impl Rejection {
             Rejection::HeaderTimeout => 408,
             Rejection::BodyTooLarge => 413,
             Rejection::Overloaded => 503,
+            Rejection::ProxyProtocol => 400,
         }
     }
 
@@ -54,6 +59,7 @@ impl Rejection {
             Rejection::Overloaded => "overloaded",
             Rejection::BadRequestLine => "bad_request_line",
             Rejection::MissingHost => "missing_host",
+            Rejection::ProxyProtocol => "proxy_protocol",
         }
     }
 
@@ -68,10 +74,11 @@ impl Rejection {
             Rejection::Overloaded => "too many requests in flight; retry shortly",
             Rejection::BadRequestLine => "malformed request line",
             Rejection::MissingHost => "HTTP/1.1 request without Host",
+            Rejection::ProxyProtocol => "PROXY protocol header missing, invalid or untrusted",
         }
     }
 
-    pub const ALL: [Rejection; 9] = [
+    pub const ALL: [Rejection; 10] = [
         Rejection::ConflictingLength,
         Rejection::HeadersTooLarge,
         Rejection::TooManyHeaders,
@@ -81,6 +88,7 @@ impl Rejection {
         Rejection::Overloaded,
         Rejection::BadRequestLine,
         Rejection::MissingHost,
+        Rejection::ProxyProtocol,
     ];
 }
 

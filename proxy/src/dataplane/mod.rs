@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod ctx;
 pub mod hygiene;
+pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
 

@@ -2,19 +2,22 @@
 //! request:
 //!
 //! 1. [`new_ctx`](StranglerProxy::new_ctx): load the live table once;
-//! 2. [`request_filter`](StranglerProxy::request_filter): hygiene checks, path
-//!    normalization, the route decision (route, side, backend);
+//! 2. [`request_filter`](StranglerProxy::request_filter): hygiene checks, who
+//!    the client is (trusted proxies), path normalization, the route decision
+//!    (route, side, backend) and the path that side receives (rewrite);
 //! 3. [`upstream_peer`](StranglerProxy::upstream_peer): a peer of the chosen
-//!    backend;
+//!    backend, with the route's timeout; a fresh connection for a retry;
 //! 4. [`upstream_request_filter`](StranglerProxy::upstream_request_filter):
-//!    the normalized path and the forwarding headers;
+//!    the path, the backend's Host and the forwarding headers;
 //! 5. [`upstream_response_filter`](StranglerProxy::upstream_response_filter)
 //!    and the body filters: keep the primary answer of a shadowed request;
 //! 6. [`response_filter`](StranglerProxy::response_filter): the request id;
-//! 7. on failure, [`fail_to_proxy`](StranglerProxy::fail_to_proxy): a 502/504
-//!    that names the backend;
-//! 8. [`logging`](StranglerProxy::logging): metrics, and the shadow job, queued
-//!    once the client has its answer.
+//! 7. on an upstream error, [`error_while_proxy`](StranglerProxy::error_while_proxy):
+//!    whether the route's `retries` allow another attempt; on failure,
+//!    [`fail_to_proxy`](StranglerProxy::fail_to_proxy): a 502/504 that names
+//!    the backend;
+//! 8. [`logging`](StranglerProxy::logging): metrics, the access log line, and
+//!    the shadow job, queued once the client has its answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,12 +31,15 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
-use super::ctx::{RequestCtx, fast_random};
+use super::ctx::{RequestCtx, RequestId, fast_random};
 use super::hygiene::{self, Rejection};
 use super::respond;
+use crate::access_log::{AccessLog, Entry};
 use crate::live::Live;
 use crate::metrics::{DropReason, ShadowOutcome};
 use crate::routing::canary::selected;
+use crate::routing::forwarded::forwarded;
+use crate::routing::rewrite::{upstream_host, upstream_path};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
 use crate::shadow::{ShadowCapture, ShadowQueue};
 use prometheus::IntCounterVec;
@@ -50,6 +56,7 @@ pub struct StranglerProxy {
     /// Requests in flight in this process (shared by all workers).
     inflight: Arc<AtomicUsize>,
     max_inflight: usize,
+    access_log: AccessLog,
 }
 
 impl StranglerProxy {
@@ -59,6 +66,7 @@ impl StranglerProxy {
         shadow: ShadowQueue,
         inflight: Arc<AtomicUsize>,
         max_inflight: usize,
+        access_log: AccessLog,
     ) -> StranglerProxy {
         StranglerProxy {
             live,
@@ -66,6 +74,7 @@ impl StranglerProxy {
             shadow,
             inflight,
             max_inflight,
+            access_log,
         }
     }
 
@@ -111,10 +120,53 @@ impl StranglerProxy {
             *legacy,
         );
         if let Some(job) = job {
-            if self.shadow.submit(job).is_err() {
-                self.shadow_skipped(&route, Some(DropReason::QueueFull));
+            match self.shadow.submit(job) {
+                Ok(()) => ctx.shadowed = true,
+                Err(_) => self.shadow_skipped(&route, Some(DropReason::QueueFull)),
             }
         }
+    }
+
+    /// One access-log line for the request, if the table asks for a log.
+    /// Refused requests are logged too (with no backend): they are what an
+    /// operator looks for when a client reports an error.
+    fn write_access_log(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let Some(settings) = &ctx.table.config().access_log else {
+            return;
+        };
+        let req = session.req_header();
+        let header =
+            |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let routed = !ctx.rejected && ctx.refused.is_none();
+        let entry = Entry {
+            at: chrono::Utc::now(),
+            request_id: ctx.request_id.as_str(),
+            client: ctx.forwarded.as_ref().map(|f| f.client),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            version: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            route: ctx.route_name(),
+            side: ctx.side.as_str(),
+            backend: if routed { ctx.backend_name() } else { "" },
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            bytes_out: session.body_bytes_sent(),
+            upstream_error: ctx.upstream_error.map(|k| k.as_str()),
+            shadowed: ctx.shadowed,
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+        };
+        self.access_log.submit(settings, &entry);
     }
 
     /// `strangler_rejected_requests_total`, registered once and shared by
@@ -159,6 +211,14 @@ impl StranglerProxy {
     }
 }
 
+/// A path with the request's query, if it had one.
+fn with_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for StranglerProxy {
     type CTX = RequestCtx;
@@ -182,6 +242,24 @@ impl ProxyHttp for StranglerProxy {
             return Ok(true);
         }
         let req = session.req_header();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(peer) = peer {
+            let who = forwarded(peer, &req.headers, &ctx.table.config().trusted_proxies);
+            if who.trusted_peer {
+                if let Some(id) = req
+                    .headers
+                    .get("x-request-id")
+                    .and_then(|v| RequestId::kept(v.as_bytes()))
+                {
+                    ctx.request_id = id;
+                }
+            }
+            ctx.forwarded = Some(who);
+        }
+        ctx.client_host = req.headers.get(http::header::HOST).cloned();
         let path = match normalize_path(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
@@ -195,10 +273,7 @@ impl ProxyHttp for StranglerProxy {
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
         });
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client_ip = ctx.forwarded.as_ref().map(|f| f.client);
         let route_on = routing_path(&path);
         let info = RequestInfo {
             method: &req.method,
@@ -245,11 +320,33 @@ impl ProxyHttp for StranglerProxy {
             }
             _ => {}
         }
-        if path.as_ref() != req.uri.path() {
-            ctx.upstream_path = Some(match req.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.into_owned(),
-            });
+        let sent = match ctx.route {
+            Some(i) => upstream_path(&ctx.table.config().routes[i], ctx.side, &path),
+            None => Some(std::borrow::Cow::Borrowed(path.as_ref())),
+        };
+        let Some(sent) = sent else {
+            let detail = "(the route's rewrite made it invalid)";
+            self.reject(session, ctx, Rejection::BadPath, detail).await;
+            return Ok(true);
+        };
+        let req = session.req_header();
+        if sent.as_ref() != req.uri.path() {
+            ctx.upstream_path = Some(with_query(&sent, req.uri.query()));
+        }
+        if let Some(capture) = ctx.shadow.as_mut() {
+            let route =
+                &ctx.table.config().routes[ctx.route.expect("shadowed requests have a route")];
+            capture.path = with_query(&path, req.uri.query());
+            let target_path = upstream_path(route, capture.target_side, &path);
+            let legacy_path = upstream_path(route, crate::config::Side::Legacy, &path);
+            match (target_path, legacy_path) {
+                (Some(t), Some(l)) => {
+                    capture.copy.path = with_query(&t, req.uri.query());
+                    capture.probe.path = with_query(&l, req.uri.query());
+                }
+                // The copy's path cannot be made: nothing to compare.
+                _ => ctx.shadow = None,
+            }
         }
         Ok(false)
     }
@@ -289,7 +386,49 @@ impl ProxyHttp for StranglerProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.connect_attempts += 1;
-        Ok(ctx.table.upstreams[ctx.backend.0].pick())
+        let mut peer = ctx.table.upstreams[ctx.backend.0].pick();
+        if let Some(timeout) = ctx.route.and_then(|i| ctx.table.config().routes[i].timeout) {
+            peer.options.read_timeout = Some(timeout);
+        }
+        if std::mem::take(&mut ctx.fresh_connection) {
+            // The pool is keyed by the peer's hash, which includes the group
+            // key: a key no pooled connection has makes Pingora connect anew.
+            peer.group_key = fast_random();
+        }
+        Ok(peer)
+    }
+
+    /// After an upstream error: another attempt when the route has
+    /// `retries` left, the method is idempotent, the body can be sent again
+    /// and the client has not had a byte of the answer; on a fresh
+    /// connection. Otherwise Pingora's own rule: an idempotent request whose
+    /// pooled connection turned out dead is tried again.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none();
+        let budget = ctx
+            .route
+            .map_or(0, |i| ctx.table.config().routes[i].retries);
+        if !replayable {
+            e.set_retry(false);
+        } else if ctx.retries_used < budget {
+            ctx.retries_used += 1;
+            ctx.fresh_connection = true;
+            ctx.route_metrics().side(ctx.side).upstream_retry();
+            e.set_retry(true);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     /// A refused or failed connect is tried on the backend's next address,
@@ -340,30 +479,56 @@ impl ProxyHttp for StranglerProxy {
             })?;
             upstream_request.set_uri(uri);
         }
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            upstream_request.insert_header("x-forwarded-for", addr.ip().to_string())?;
-        } else {
-            upstream_request.remove_header("x-forwarded-for");
+        // Believed only from a trusted peer (see `routing::forwarded`).
+        let trusted = ctx.forwarded.as_ref().is_some_and(|f| f.trusted_peer);
+        match &ctx.forwarded {
+            Some(f) => {
+                upstream_request.insert_header("x-forwarded-for", f.forwarded_for.as_str())?
+            }
+            None => {
+                upstream_request.remove_header("x-forwarded-for");
+            }
+        }
+        if !(trusted && upstream_request.headers.contains_key("x-forwarded-proto")) {
+            let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+            upstream_request
+                .insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        }
+        if !(trusted && upstream_request.headers.contains_key("x-forwarded-host")) {
+            match &ctx.client_host {
+                Some(h) => upstream_request.insert_header("x-forwarded-host", h.clone())?,
+                None => {
+                    upstream_request.remove_header("x-forwarded-host");
+                }
+            }
         }
         // Only the proxy marks shadow copies: a client sending the marker
         // could make a backend treat a real request as a copy (skip its
         // side effects, or answer differently).
         upstream_request.remove_header(crate::shadow::SHADOW_HEADER);
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        let config = ctx.table.config();
+        let client_host = ctx.client_host.as_ref().and_then(|h| h.to_str().ok());
+        if let Some(host) = upstream_host(&config.backend(ctx.backend).host, client_host) {
+            if client_host != Some(host) {
+                upstream_request.insert_header(http::header::HOST, host)?;
+            }
+        }
         if let Some(capture) = ctx.shadow.as_mut() {
-            // The copy must look like what the primary upstream received.
+            // The copy carries what the primary upstream received, with the
+            // path and Host its own backend is sent.
             capture.headers = upstream_request
                 .headers
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            capture.path = upstream_request
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".to_string());
+            let host_of = |id: crate::config::BackendId| {
+                upstream_host(&config.backend(id).host, client_host)
+                    .and_then(|h| http::HeaderValue::from_str(h).ok())
+            };
+            capture.copy.host = host_of(capture.target_backend);
+            let legacy = config.routes[ctx.route.expect("shadowed requests have a route")].legacy;
+            capture.probe.host = host_of(legacy);
         }
         Ok(())
     }
@@ -437,16 +602,20 @@ impl ProxyHttp for StranglerProxy {
     /// Counts the request under its route, backend, side and status class,
     /// and queues its shadow job now that the client has its answer.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.rejected {
-            return;
-        }
-        self.queue_shadow(session, e.is_some(), ctx);
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
+        let elapsed = ctx.started.elapsed();
+        if !ctx.rejected {
+            self.queue_shadow(session, e.is_some(), ctx);
+        }
+        self.write_access_log(session, ctx, status, elapsed);
+        if ctx.rejected {
+            return;
+        }
         let side = ctx.route_metrics().side(ctx.side);
-        side.observe(status, ctx.started.elapsed().as_secs_f64());
+        side.observe(status, elapsed.as_secs_f64());
         if let Some(kind) = ctx.upstream_error {
             side.upstream_error(kind);
         }

@@ -131,6 +131,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
+    pub upstream_retries: IntCounterVec,
     pub canary_percent: GaugeVec,
     pub shadow_requests: IntCounterVec,
     pub shadow_dropped: IntCounterVec,
@@ -172,6 +173,11 @@ impl Metrics {
             "strangler_upstream_errors_total",
             "Failures talking to a backend, by route, side and kind.",
             &["route", "side", "kind"],
+        );
+        let upstream_retries = counter(
+            "strangler_upstream_retries_total",
+            "Further attempts of idempotent requests after an upstream error (a route's `retries`), by route and side.",
+            &["route", "side"],
         );
         let shadow_requests = counter(
             "strangler_shadow_requests_total",
@@ -271,6 +277,7 @@ impl Metrics {
             requests,
             duration,
             upstream_errors,
+            upstream_retries,
             canary_percent,
             shadow_requests,
             shadow_dropped,
@@ -318,6 +325,7 @@ impl Metrics {
         match family {
             Family::Requests => Some(&self.requests),
             Family::UpstreamErrors => Some(&self.upstream_errors),
+            Family::UpstreamRetries => Some(&self.upstream_retries),
             Family::ShadowRequests => Some(&self.shadow_requests),
             Family::ShadowDropped => Some(&self.shadow_dropped),
             Family::ShadowDiffs => Some(&self.shadow_diffs),
@@ -405,6 +413,7 @@ pub struct SideMetrics {
     by_status_class: [IntCounter; 6],
     duration: Histogram,
     upstream_errors: IntCounterVec,
+    upstream_retries: IntCounterVec,
     route: String,
     side: Side,
 }
@@ -420,6 +429,7 @@ impl SideMetrics {
             by_status_class,
             duration: metrics.duration.with_label_values(&[route, side.as_str()]),
             upstream_errors: metrics.upstream_errors.clone(),
+            upstream_retries: metrics.upstream_retries.clone(),
             route: route.to_string(),
             side,
         }
@@ -448,6 +458,13 @@ impl SideMetrics {
             .collect();
         out.push((f64::INFINITY, h.get_sample_count()));
         out
+    }
+
+    /// Rare, so resolved by label when it happens.
+    pub fn upstream_retry(&self) {
+        self.upstream_retries
+            .with_label_values(&[&self.route, self.side.as_str()])
+            .inc();
     }
 
     /// Rare, so resolved by label when it happens.

@@ -43,6 +43,7 @@ pub(crate) enum Family {
     Requests,
     Duration,
     UpstreamErrors,
+    UpstreamRetries,
     CanaryPercent,
     ShadowRequests,
     ShadowDropped,
@@ -121,6 +122,9 @@ impl RouteSeries {
             return;
         }
         each(Family::CanaryPercent, &[route]);
+        for side in SIDES {
+            each(Family::UpstreamRetries, &[route, side.as_str()]);
+        }
         for trigger in RollbackTrigger::ALL {
             each(Family::Rollbacks, &[route, trigger.as_str()]);
         }

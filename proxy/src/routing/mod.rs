@@ -5,6 +5,8 @@
 //! [`crate::request_path`], which the configuration compiler shares.
 
 pub mod canary;
+pub mod forwarded;
+pub mod rewrite;
 pub mod table;
 pub mod tenant;
 

@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 use pingora::http::ResponseHeader;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::job::{CapturedResponse, ShadowJob, ShadowRuntime};
+use super::job::{Addressed, CapturedResponse, ShadowJob, ShadowRuntime};
 use crate::config::{BackendId, Side};
 
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct ShadowCapture {
     pub noise_probe: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub path: String,
+    pub copy: Addressed,
+    pub probe: Addressed,
     body: BytesMut,
     response: Option<(u16, Vec<(String, String)>)>,
     response_body: BytesMut,
@@ -45,6 +47,8 @@ impl ShadowCapture {
             noise_probe,
             headers: Vec::new(),
             path: String::new(),
+            copy: Addressed::default(),
+            probe: Addressed::default(),
             body: BytesMut::new(),
             response: None,
             response_body: BytesMut::new(),
@@ -111,6 +115,8 @@ impl ShadowCapture {
             received_at: SystemTime::now() - latency,
             method,
             path: self.path,
+            copy: self.copy,
+            probe: self.probe,
             headers: self.headers,
             body: self.body.freeze(),
             primary_side,

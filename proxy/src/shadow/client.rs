@@ -8,7 +8,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
-use super::job::{CapturedResponse, ShadowJob};
+use super::job::{Addressed, CapturedResponse, ShadowJob};
 
 /// Request headers never copied: they describe the client's connection, not
 /// the request.
@@ -30,16 +30,25 @@ pub enum SendError {
     Failed(String),
 }
 
-/// The request for `job`'s copy, marked with `marker` in the shadow header.
-pub fn request_for(job: &ShadowJob, marker: &str) -> Result<RequestHeader, SendError> {
+/// The request for `job` as `to` is sent it, marked with `marker` in the
+/// shadow header.
+pub fn request_for(
+    job: &ShadowJob,
+    to: &Addressed,
+    marker: &str,
+) -> Result<RequestHeader, SendError> {
     let mut req = RequestHeader::build(
         job.method.clone(),
-        job.path.as_bytes(),
+        to.path.as_bytes(),
         Some(job.headers.len() + 2),
     )
     .map_err(|e| SendError::Failed(e.to_string()))?;
+    if let Some(host) = &to.host {
+        req.insert_header(http::header::HOST, host.clone())
+            .map_err(|e| SendError::Failed(e.to_string()))?;
+    }
     for (name, value) in &job.headers {
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.contains(&name.as_str()) || name == http::header::HOST {
             continue;
         }
         req.append_header(name.clone(), value.clone())

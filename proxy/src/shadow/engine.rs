@@ -132,7 +132,7 @@ impl ShadowEngine {
         let rt = job.runtime.clone();
         let route = rt.route.as_str();
         let copy = async {
-            let req = request_for(&job, "1")?;
+            let req = request_for(&job, &job.copy, "1")?;
             match tokio::time::timeout(
                 rt.timeout,
                 exchange(&connector, &job.target, req, job.body.clone(), rt.max_body),
@@ -147,7 +147,7 @@ impl ShadowEngine {
             let Some(peer) = &job.noise_probe else {
                 return None;
             };
-            let req = request_for(&job, "noise").ok()?;
+            let req = request_for(&job, &job.probe, "noise").ok()?;
             tokio::time::timeout(
                 rt.timeout,
                 exchange(&connector, peer, req, job.body.clone(), rt.max_body),

@@ -44,6 +44,15 @@ pub struct CapturedResponse {
     pub latency: Duration,
 }
 
+/// The path (and query) and `Host` one backend gets, after its route's
+/// `rewrite` and its `host` setting: the same rules as a primary request.
+#[derive(Debug, Clone, Default)]
+pub struct Addressed {
+    pub path: String,
+    /// `None`: the request had no Host and the backend sets none.
+    pub host: Option<HeaderValue>,
+}
+
 #[derive(Debug)]
 pub struct ShadowJob {
     pub runtime: std::sync::Arc<ShadowRuntime>,
@@ -52,8 +61,13 @@ pub struct ShadowJob {
     pub tenant: Option<String>,
     pub received_at: SystemTime,
     pub method: Method,
-    /// Path and query exactly as the primary upstream received them.
+    /// Path and query of the request (normalized, before any rewrite): what
+    /// the diff record shows.
     pub path: String,
+    /// What the copy's target is sent: its side's path and its backend's Host.
+    pub copy: Addressed,
+    /// What the noise probe (legacy again) is sent.
+    pub probe: Addressed,
     /// Request headers as the primary upstream received them.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,

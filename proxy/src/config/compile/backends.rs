@@ -14,7 +14,7 @@ use crate::config::defaults::{
     DEFAULT_WRITE_TIMEOUT,
 };
 use crate::config::error::{ErrorSink, Place};
-use crate::config::model::{Backend, BackendId, BackendName, Endpoint};
+use crate::config::model::{Backend, BackendId, BackendName, Endpoint, UpstreamHost};
 use crate::config::raw::{Lenient, OrderedMap, RawBackend, Scalar};
 
 /// Backend names as routes refer to them. A backend that is declared but has
@@ -131,6 +131,7 @@ fn compile_backend(
     if endpoints.is_empty() {
         return None;
     }
+    let host = compile_upstream_host(sink, place, raw.host.as_deref(), &endpoints[0]);
     Some(Backend {
         name: name?,
         endpoints,
@@ -139,7 +140,46 @@ fn compile_backend(
         write_timeout: write_timeout?,
         idle_timeout: idle_timeout?,
         tls_verify: raw.tls_verify.unwrap_or(DEFAULT_TLS_VERIFY),
+        host: host?,
     })
+}
+
+/// `host`: `preserve` (the default), `backend` (the first URL's host) or a
+/// name to send. A literal must be a valid `Host` value: a name or address,
+/// with an optional port.
+fn compile_upstream_host(
+    sink: &mut ErrorSink,
+    place: &Place,
+    raw: Option<&str>,
+    first: &Endpoint,
+) -> Option<UpstreamHost> {
+    let host = match raw {
+        None | Some("preserve") => UpstreamHost::Preserve,
+        Some("backend") => UpstreamHost::Backend(first.authority()),
+        Some(name) => {
+            let (h, port) = match name.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(':') && !name.starts_with('[') => (h, Some(p)),
+                _ => (name, None),
+            };
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            let name_ok = !h.is_empty()
+                && (h.parse::<IpAddr>().is_ok()
+                    || h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !(name_ok && port_ok) {
+                sink.push(
+                    place.key("host"),
+                    format!(
+                        "{name:?} is not a Host to send (use preserve, backend, or a name like orders.internal[:8443])"
+                    ),
+                );
+                return None;
+            }
+            UpstreamHost::Literal(name.to_ascii_lowercase())
+        }
+    };
+    Some(host)
 }
 
 /// `default`: the backend that serves traffic no route matched.

@@ -101,7 +101,7 @@ fn path_condition(sink: &mut ErrorSink, place: &Place, raw: &RawMatch) -> Option
     }
 }
 
-fn path_regex(text: &str) -> Result<Regex, String> {
+pub(super) fn path_regex(text: &str) -> Result<Regex, String> {
     Regex::new(text).map_err(|e| {
         // The regex crate's message repeats the pattern with a caret under
         // it; its last line is the part that reads well after the place.
@@ -165,7 +165,7 @@ fn header_condition(value: &str) -> Result<String, String> {
 /// A path in a route must already be in normal form: a route written as
 /// `/api//orders/` or `/api/./x` could never see a request, because requests
 /// are normalized before they are routed.
-fn route_path(text: &str) -> Result<String, String> {
+pub(super) fn route_path(text: &str) -> Result<String, String> {
     if !text.starts_with('/') {
         return Err(format!("{text:?} must start with /"));
     }

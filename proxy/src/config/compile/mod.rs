@@ -17,10 +17,12 @@ mod guard;
 mod listeners;
 mod matching;
 mod reachability;
+mod rewrite;
 mod routes;
 mod settings;
 mod shadow;
 mod tenants;
+mod topology;
 mod values;
 
 pub use backends::parse_endpoint;
@@ -36,6 +38,11 @@ pub fn compile(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
 
     settings::check_version(&mut sink, raw.version.as_ref());
     let listen = listeners::compile_listen(&mut sink, raw.listen.as_deref());
+    let proxy_protocol = raw.proxy_protocol.unwrap_or(false);
+    topology::check_proxy_protocol(&mut sink, proxy_protocol, raw.trusted_proxies.as_ref());
+    let trusted_proxies =
+        topology::compile_trusted_proxies(&mut sink, raw.trusted_proxies.as_ref());
+    let access_log = topology::compile_access_log(&mut sink, raw.access_log.as_ref());
     let tls = listeners::compile_tls(&mut sink, raw.tls.as_ref());
     let admin = listeners::compile_admin(&mut sink, raw.admin.as_ref());
     let store = settings::compile_store(&mut sink, raw.store.as_deref());
@@ -56,6 +63,9 @@ pub fn compile(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     // every part is present.
     Ok(Config {
         listen: listen.expect("checked"),
+        proxy_protocol,
+        trusted_proxies,
+        access_log,
         tls,
         admin: admin.expect("checked"),
         store: store.expect("checked"),

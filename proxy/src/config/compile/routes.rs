@@ -9,9 +9,12 @@ use std::collections::HashSet;
 use super::backends::KnownBackends;
 use super::guard::compile_guard;
 use super::matching::compile_match;
+use super::rewrite::compile_rewrite;
 use super::shadow::compile_shadow;
-use super::values::{byte_size, cookie_name, header_name, percent};
-use crate::config::defaults::{DEFAULT_CANARY, DEFAULT_MAX_REQUEST_BODY, DEFAULT_STICKY};
+use super::values::{byte_size, cookie_name, header_name, percent, positive_duration};
+use crate::config::defaults::{
+    DEFAULT_CANARY, DEFAULT_MAX_REQUEST_BODY, DEFAULT_RETRIES, DEFAULT_STICKY, MAX_RETRIES,
+};
 use crate::config::error::{ErrorSink, Place};
 use crate::config::model::{BackendId, Route, RouteName, Side, Sticky};
 use crate::config::raw::{Lenient, OrderedMap, RawRoute};
@@ -139,6 +142,26 @@ fn compile_route(
         byte_size,
     );
 
+    let rewrite = raw.rewrite.as_ref().map(|r| {
+        compile_rewrite(
+            sink,
+            &place.key("rewrite"),
+            r,
+            matcher.as_ref().map(|m| &m.path),
+        )
+    });
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .map(|t| sink.check(&place.key("timeout"), positive_duration(t)));
+    let retries = sink.optional(
+        place,
+        "retries",
+        raw.retries.as_ref(),
+        DEFAULT_RETRIES,
+        retry_count,
+    );
+
     Some(Route {
         name: name?,
         matcher: matcher?,
@@ -158,7 +181,34 @@ fn compile_route(
             Some(g) => Some(g?),
         },
         max_request_body: max_request_body?,
+        rewrite: match rewrite {
+            None => None,
+            Some(r) => Some(r?),
+        },
+        timeout: match timeout {
+            None => None,
+            Some(t) => Some(t?),
+        },
+        retries: retries?,
     })
+}
+
+fn retry_count(raw: &crate::config::raw::Scalar) -> Result<u32, String> {
+    let n = match raw {
+        crate::config::raw::Scalar::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n as u64,
+        other => {
+            return Err(format!(
+                "{} is not a number of retries (a whole number, 0 to {MAX_RETRIES})",
+                other.as_text()
+            ));
+        }
+    };
+    if n > u64::from(MAX_RETRIES) {
+        return Err(format!(
+            "{n} is over {MAX_RETRIES}; retries multiply the load on a failing backend"
+        ));
+    }
+    Ok(n as u32)
 }
 
 /// `tenants`: tenants pinned to a side whatever the canary says.

@@ -1,0 +1,170 @@
+//! Who the client is, and what the upstream is told about it. Pure: the
+//! data plane and `strangler explain` give it the peer and the headers.
+//!
+//! The peer is the socket's peer, or the source of a PROXY header that a
+//! trusted peer sent. Only a trusted peer is believed: then the client is the
+//! last address of `X-Forwarded-For` that is not itself trusted (the hops
+//! after it are our own load balancers), and that peer's `X-Forwarded-For`,
+//! `-Proto`, `-Host` and `X-Request-Id` are passed on. An untrusted peer's
+//! values are replaced, so a client cannot choose its own address, its
+//! sticky bucket or the id a report quotes.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+
+use crate::config::model::{TrustedProxies, canonical};
+
+/// What the request says about where it came from, as far as it is believed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The client's address: sticky `ip`, the keyless fallback, the access
+    /// log.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy (its headers are kept).
+    pub trusted_peer: bool,
+    /// `X-Forwarded-For` for the upstream: a trusted peer's list with the
+    /// peer appended, else the peer alone.
+    pub forwarded_for: String,
+}
+
+/// Addresses in `X-Forwarded-For` values, left to right, across repeated
+/// headers. Entries that are not addresses (`unknown`, obfuscated ids) stop
+/// the walk where they stand, as they cannot be judged trusted.
+fn forwarded_for_entries(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// An entry as an address: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:80` or `::1`.
+fn entry_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok().map(canonical);
+    }
+    let (host, _) = entry.rsplit_once(':')?;
+    host.parse().ok().map(canonical)
+}
+
+pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Forwarded {
+    let peer = canonical(peer);
+    if !trusted.contains(peer) {
+        return Forwarded {
+            client: peer,
+            trusted_peer: false,
+            forwarded_for: peer.to_string(),
+        };
+    }
+    let entries = forwarded_for_entries(headers);
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry_address(entry) {
+            Some(ip) => {
+                client = ip;
+                if !trusted.contains(ip) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    let forwarded_for = if entries.is_empty() {
+        peer.to_string()
+    } else {
+        format!("{}, {peer}", entries.join(", "))
+    };
+    Forwarded {
+        client,
+        trusted_peer: true,
+        forwarded_for,
+    }
+}
+
+/// A request id a trusted peer may hand us: printable ASCII without spaces,
+/// at most 128 bytes, so it is safe in a header, a log line and a report.
+pub fn acceptable_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Cidr;
+
+    fn trusted(blocks: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(blocks.iter().map(|b| Cidr::parse(b).unwrap()).collect())
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_and_its_list_is_replaced() {
+        let f = forwarded(
+            ip("203.0.113.9"),
+            &xff(&["1.1.1.1"]),
+            &trusted(&["10.0.0.0/8"]),
+        );
+        assert_eq!(f.client, ip("203.0.113.9"));
+        assert!(!f.trusted_peer);
+        assert_eq!(f.forwarded_for, "203.0.113.9");
+    }
+
+    #[test]
+    fn a_trusted_peer_is_believed_up_to_the_last_untrusted_hop() {
+        let t = trusted(&["10.0.0.0/8"]);
+        // A client's own claim (1.1.1.1) stays left of the real client.
+        let f = forwarded(ip("10.0.0.2"), &xff(&["1.1.1.1, 198.51.100.7"]), &t);
+        assert_eq!(f.client, ip("198.51.100.7"));
+        assert_eq!(f.forwarded_for, "1.1.1.1, 198.51.100.7, 10.0.0.2");
+        // Two of our own hops, one list per header.
+        let f = forwarded(ip("10.0.0.2"), &xff(&["198.51.100.7", "10.9.9.9"]), &t);
+        assert_eq!(f.client, ip("198.51.100.7"));
+        assert_eq!(f.forwarded_for, "198.51.100.7, 10.9.9.9, 10.0.0.2");
+    }
+
+    #[test]
+    fn a_trusted_peer_without_a_list_is_the_client() {
+        let f = forwarded(ip("10.0.0.2"), &HeaderMap::new(), &trusted(&["10.0.0.0/8"]));
+        assert_eq!(f.client, ip("10.0.0.2"));
+        assert_eq!(f.forwarded_for, "10.0.0.2");
+    }
+
+    #[test]
+    fn entries_with_ports_and_garbage() {
+        let t = trusted(&["10.0.0.0/8"]);
+        let f = forwarded(ip("10.0.0.2"), &xff(&["[2001:db8::1]:443"]), &t);
+        assert_eq!(f.client, ip("2001:db8::1"));
+        let f = forwarded(ip("10.0.0.2"), &xff(&["198.51.100.7:5555"]), &t);
+        assert_eq!(f.client, ip("198.51.100.7"));
+        // An entry that is not an address ends the walk at the last hop
+        // judged so far.
+        let f = forwarded(ip("10.0.0.2"), &xff(&["unknown, 10.1.1.1"]), &t);
+        assert_eq!(f.client, ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn request_ids_from_peers_are_bounded() {
+        assert!(acceptable_request_id(b"abc-123"));
+        assert!(!acceptable_request_id(b"a b"));
+        assert!(!acceptable_request_id(b""));
+        assert!(!acceptable_request_id(&[b'a'; 129]));
+    }
+}
