@@ -215,7 +215,7 @@ where
             )
             .await
             {
-                Ok(Admission::Accepted(Some(digest))) => stream.set_socket_digest(digest),
+                Ok(Admission::Accepted(Some(digest))) => stream.set_socket_digest(*digest),
                 Ok(_) => {}
                 Err(e) => {
                     log::debug!("connection refused: {e}");

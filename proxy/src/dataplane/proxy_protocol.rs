@@ -168,7 +168,7 @@ pub enum Admission {
     NotExpected,
     /// A valid header from a trusted proxy; with a digest naming the client
     /// as the peer, to put on the stream, when the header named one.
-    Accepted(Option<SocketDigest>),
+    Accepted(Option<Box<SocketDigest>>),
 }
 
 /// The checks of a PROXY-protocol listener, on the live table: the socket's
@@ -199,7 +199,7 @@ pub async fn admit<S: AsyncRead + Unpin>(
             .set(Some(pingora::protocols::l4::socket::SocketAddr::Inet(
                 source,
             )));
-        digest
+        Box::new(digest)
     })))
 }
 
@@ -228,7 +228,7 @@ impl pingora::listeners::PreTlsProcess for PreTlsProxyProtocol {
         let fd = stream.id();
         match admit(stream, peer, fd, &self.live, self.deadline).await {
             Ok(Admission::Accepted(Some(digest))) => {
-                stream.set_socket_digest(digest);
+                stream.set_socket_digest(*digest);
                 Ok(())
             }
             Ok(_) => Ok(()),
