@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Throughput and p99 latency, in one run on this machine: direct to a backend,
 # through nginx (reverse proxy, upstream keep-alive, same worker count) and
-# through Strangler with a realistic 20-route table. Prints requests/s and p99
-# for each, and the Strangler/nginx ratios. Everything (load generator, proxy,
+# through Strangler with a realistic 20-route table, with its access log off
+# and on (JSON lines to a file). Prints requests/s and p99 for each, and the
+# Strangler/nginx and access-log on/off ratios. Everything (load generator, proxy,
 # backend) shares this machine's cores, so only ratios from one run mean much.
 #
 #   bench/proxy-vs-nginx.sh [DURATION] [CONNECTIONS] [WORKERS] [ROUNDS]
@@ -33,6 +34,7 @@ trap cleanup EXIT
 
 source bench/lib.sh
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+LOG_PROXY_PORT=$(free_port); LOG_ADMIN_PORT=$(free_port)
 
 "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
 
@@ -107,15 +109,22 @@ routes:
     sticky: tenant
     tenants: { acme: new, initech: legacy, globex: new }
 YAML
-"$BIN/strangler" check "$WORK/routes.yaml" >/dev/null
+# The same table with the access log on, on ports of its own.
+sed -e "s/^listen: .*/listen: 127.0.0.1:$LOG_PROXY_PORT/" \
+    -e "s/^admin: .*/admin: { listen: \"127.0.0.1:$LOG_ADMIN_PORT\" }/" \
+    -e "s#^store: .*#store: sqlite://$WORK/strangler-log.db\naccess_log: { path: $WORK/access.log, format: json }#" \
+    "$WORK/routes.yaml" > "$WORK/routes-log.yaml"
+"$BIN/strangler" check "$WORK/routes.yaml" "$WORK/routes-log.yaml" >/dev/null
 RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" \
     --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
+RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes-log.yaml" --threads "$WORKERS" \
+    --pid-file "$WORK/strangler-log.pid" --upgrade-sock "$WORK/strangler-log.sock" >"$WORK/strangler-log.log" 2>&1 & PIDS+=($!)
 
-wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$PROXY_PORT"
+wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$PROXY_PORT"; wait_port "$LOG_PROXY_PORT"
 
 PATH_UNDER_TEST=/api/orders/12345
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
-for port in "$BACKEND_PORT" "$NGINX_PORT" "$PROXY_PORT"; do
+for port in "$BACKEND_PORT" "$NGINX_PORT" "$PROXY_PORT" "$LOG_PROXY_PORT"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$PATH_UNDER_TEST" "${HEADERS[@]}")
     [ "$code" = 200 ] || { echo "port $port answered $code"; cat "$WORK/strangler.log"; exit 1; }
 done
@@ -138,7 +147,11 @@ run direct "$BACKEND_PORT"
 for round in $(seq "$ROUNDS"); do
     run nginx "$NGINX_PORT"
     run strangler "$PROXY_PORT"
+    run strangler+log "$LOG_PROXY_PORT"
 done
+lines=$(wc -l < "$WORK/access.log")
+dropped=$(curl -s "http://127.0.0.1:$LOG_ADMIN_PORT/metrics" | awk '$1=="strangler_access_log_dropped_total" {print $2}')
+echo "access log: $lines lines written, ${dropped:-0} dropped"
 
 python3 - "$WORK/results" <<'PY'
 import sys, statistics
@@ -147,7 +160,9 @@ def agg(name, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == name)
 n_rps, s_rps = agg("nginx", 1), agg("strangler", 1)
 n_p99, s_p99 = agg("nginx", 2), agg("strangler", 2)
+l_rps, l_p99 = agg("strangler+log", 1), agg("strangler+log", 2)
 d_rps = agg("direct", 1)
-print(f"median: direct {d_rps:.0f} req/s; nginx {n_rps:.0f} req/s p99 {n_p99:.2f} ms; strangler {s_rps:.0f} req/s p99 {s_p99:.2f} ms")
+print(f"median: direct {d_rps:.0f} req/s; nginx {n_rps:.0f} req/s p99 {n_p99:.2f} ms; strangler {s_rps:.0f} req/s p99 {s_p99:.2f} ms; strangler+log {l_rps:.0f} req/s p99 {l_p99:.2f} ms")
 print(f"ratio strangler/nginx: throughput {s_rps/n_rps:.2f}x, p99 {s_p99/n_p99:.2f}x")
+print(f"ratio access log on/off: throughput {l_rps/s_rps:.2f}x, p99 {l_p99/s_p99:.2f}x")
 PY
