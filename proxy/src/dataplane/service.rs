@@ -127,6 +127,30 @@ impl StranglerProxy {
         }
     }
 
+    /// Who sent the request (see `routing::forwarded`), the id a trusted
+    /// proxy gave it, and the Host the client asked for.
+    fn identify_client(session: &Session, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(peer) = peer {
+            let who = forwarded(peer, &req.headers, &ctx.table.config().trusted_proxies);
+            if who.trusted_peer {
+                if let Some(id) = req
+                    .headers
+                    .get("x-request-id")
+                    .and_then(|v| RequestId::kept(v.as_bytes()))
+                {
+                    ctx.request_id = id;
+                }
+            }
+            ctx.forwarded = Some(who);
+        }
+        ctx.client_host = req.headers.get(http::header::HOST).cloned();
+    }
+
     /// One access-log line for the request, if the table asks for a log.
     /// Refused requests are logged too (with no backend): they are what an
     /// operator looks for when a client reports an error.
@@ -230,6 +254,9 @@ impl ProxyHttp for StranglerProxy {
     /// Refuses ambiguous or oversized requests, normalizes the path and makes
     /// the routing decision. Everything after this uses the decision.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // First, so that even a refused request is logged with its client
+        // and the id the balancer gave it.
+        Self::identify_client(session, ctx);
         // A fast 503 above the cap keeps an overload from becoming a pile-up.
         let before = self.inflight.fetch_add(1, Ordering::AcqRel);
         ctx.inflight = Some(super::ctx::InflightSlot(self.inflight.clone()));
@@ -242,24 +269,6 @@ impl ProxyHttp for StranglerProxy {
             return Ok(true);
         }
         let req = session.req_header();
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        if let Some(peer) = peer {
-            let who = forwarded(peer, &req.headers, &ctx.table.config().trusted_proxies);
-            if who.trusted_peer {
-                if let Some(id) = req
-                    .headers
-                    .get("x-request-id")
-                    .and_then(|v| RequestId::kept(v.as_bytes()))
-                {
-                    ctx.request_id = id;
-                }
-            }
-            ctx.forwarded = Some(who);
-        }
-        ctx.client_host = req.headers.get(http::header::HOST).cloned();
         let path = match normalize_path(req.uri.path()) {
             Ok(p) => p,
             Err(e) => {
@@ -463,13 +472,7 @@ impl ProxyHttp for StranglerProxy {
             // and reach the shadow side twice.
             ctx.body_bytes = 0;
             if let Some(old) = ctx.shadow.take() {
-                ctx.shadow = Some(Box::new(ShadowCapture::new(
-                    old.runtime,
-                    old.target_side,
-                    old.target_backend,
-                    old.tenant,
-                    old.noise_probe,
-                )));
+                ctx.shadow = Some(Box::new(old.restarted()));
             }
         }
         // Not taken: a retried attempt must send the same normalized path.

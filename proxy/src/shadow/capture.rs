@@ -56,6 +56,24 @@ impl ShadowCapture {
         }
     }
 
+    /// The same capture with nothing of the body or answer kept: for another
+    /// upstream attempt, which replays the body from the start. What the
+    /// copy is sent (path, Host) stays.
+    pub fn restarted(self) -> ShadowCapture {
+        ShadowCapture {
+            path: self.path,
+            copy: self.copy,
+            probe: self.probe,
+            ..ShadowCapture::new(
+                self.runtime,
+                self.target_side,
+                self.target_backend,
+                self.tenant,
+                self.noise_probe,
+            )
+        }
+    }
+
     fn fits(&mut self, have: usize, more: usize) -> bool {
         if have + more > self.runtime.max_body {
             self.too_large = true;
