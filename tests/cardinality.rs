@@ -269,7 +269,8 @@ fn bounds() -> BTreeMap<&'static str, usize> {
         ("strangler_config_reloads_total", 2), // ok/error
         ("strangler_config_version", 1),
         ("strangler_rollbacks_total", routes * 2), // manual/auto
-        ("strangler_rejected_requests_total", 9),  // Rejection::ALL
+        ("strangler_rejected_requests_total", 10), // Rejection::ALL
+        ("strangler_upstream_retries_total", ROUTES.len() * sides),
     ])
 }
 
