@@ -505,8 +505,19 @@ routes:
     let copied = request_from(local, to, b"", &get_request("/copied", "t", &[]))
         .await
         .unwrap();
-    assert_eq!((ok.status, bad.status, copied.status), (200, 502, 200));
-    let lines = access_log(&proxy, 3).await;
+    let refused = request_from(
+        local,
+        to,
+        b"",
+        &get_request("/a/%2e%2e/%2e%2e/etc", "t", &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (ok.status, bad.status, copied.status, refused.status),
+        (200, 502, 200, 400)
+    );
+    let lines = access_log(&proxy, 4).await;
     let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
@@ -544,6 +555,11 @@ routes:
     assert_eq!(l["upstream_error"], "connect_refused");
     let l = line_for(&lines, &copied.header("x-request-id").unwrap());
     assert_eq!(l["shadowed"], true);
+    // Refused before routing: logged, with no backend.
+    let l = line_for(&lines, &refused.header("x-request-id").unwrap());
+    assert_eq!(l["status"], 400);
+    assert_eq!(l["backend"], serde_json::Value::Null);
+    assert_eq!(l["client"], "127.0.0.1");
 }
 
 /// A log sink that cannot keep up (a pipe nobody reads) or fails (a full

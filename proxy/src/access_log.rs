@@ -33,7 +33,8 @@ pub struct Entry<'a> {
     pub version: &'a str,
     pub route: &'a str,
     pub side: &'a str,
-    pub backend: &'a str,
+    /// `None` for a request refused before it was routed.
+    pub backend: Option<&'a str>,
     pub status: u16,
     pub duration_ms: f64,
     pub bytes_out: usize,
@@ -221,7 +222,10 @@ pub fn json_line(e: &Entry<'_>) -> String {
     out.push_str(",\"side\":");
     json_string(&mut out, e.side);
     out.push_str(",\"backend\":");
-    json_string(&mut out, e.backend);
+    match e.backend {
+        Some(b) => json_string(&mut out, b),
+        None => out.push_str("null"),
+    }
     let _ = write!(
         out,
         ",\"status\":{},\"duration_ms\":{:.3},\"bytes_out\":{},\"upstream_error\":",
@@ -273,7 +277,7 @@ mod tests {
             version: "HTTP/1.1",
             route: "orders",
             side: "new",
-            backend: "orders",
+            backend: Some("orders"),
             status: 200,
             duration_ms: 1.25,
             bytes_out: 42,

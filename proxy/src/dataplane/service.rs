@@ -181,7 +181,7 @@ impl StranglerProxy {
             },
             route: ctx.route_name(),
             side: ctx.side.as_str(),
-            backend: if routed { ctx.backend_name() } else { "" },
+            backend: routed.then(|| ctx.backend_name()),
             status,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             bytes_out: session.body_bytes_sent(),
