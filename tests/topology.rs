@@ -559,6 +559,7 @@ routes:
     let l = line_for(&lines, &refused.header("x-request-id").unwrap());
     assert_eq!(l["status"], 400);
     assert_eq!(l["backend"], serde_json::Value::Null);
+    assert_eq!(l["side"], serde_json::Value::Null);
     assert_eq!(l["client"], "127.0.0.1");
 }
 

@@ -32,8 +32,9 @@ pub struct Entry<'a> {
     pub path: &'a str,
     pub version: &'a str,
     pub route: &'a str,
-    pub side: &'a str,
-    /// `None` for a request refused before it was routed.
+    /// `None` (with `backend`) for a request the proxy answered itself
+    /// before any backend was asked.
+    pub side: Option<&'a str>,
     pub backend: Option<&'a str>,
     pub status: u16,
     pub duration_ms: f64,
@@ -220,7 +221,10 @@ pub fn json_line(e: &Entry<'_>) -> String {
     out.push_str(",\"route\":");
     json_string(&mut out, e.route);
     out.push_str(",\"side\":");
-    json_string(&mut out, e.side);
+    match e.side {
+        Some(side) => json_string(&mut out, side),
+        None => out.push_str("null"),
+    }
     out.push_str(",\"backend\":");
     match e.backend {
         Some(b) => json_string(&mut out, b),
@@ -276,7 +280,7 @@ mod tests {
             path: "/a\"b",
             version: "HTTP/1.1",
             route: "orders",
-            side: "new",
+            side: Some("new"),
             backend: Some("orders"),
             status: 200,
             duration_ms: 1.25,

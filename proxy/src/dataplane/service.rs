@@ -152,7 +152,8 @@ impl StranglerProxy {
     }
 
     /// One access-log line for the request, if the table asks for a log.
-    /// Refused requests are logged too (with no backend): they are what an
+    /// Refused requests are logged too (with no side or backend when no
+    /// backend was asked): they are what an
     /// operator looks for when a client reports an error.
     fn write_access_log(
         &self,
@@ -167,7 +168,9 @@ impl StranglerProxy {
         let req = session.req_header();
         let header =
             |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
-        let routed = !ctx.rejected && ctx.refused.is_none();
+        // Refused mid-body (413 on a chunked body) was already on its way
+        // to the backend; every other refusal was answered before one.
+        let sent = !ctx.rejected || ctx.refused.is_some();
         let entry = Entry {
             at: chrono::Utc::now(),
             request_id: ctx.request_id.as_str(),
@@ -180,8 +183,8 @@ impl StranglerProxy {
                 _ => "HTTP/1.1",
             },
             route: ctx.route_name(),
-            side: ctx.side.as_str(),
-            backend: routed.then(|| ctx.backend_name()),
+            side: sent.then(|| ctx.side.as_str()),
+            backend: sent.then(|| ctx.backend_name()),
             status,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             bytes_out: session.body_bytes_sent(),
