@@ -270,6 +270,9 @@ fn bounds() -> BTreeMap<&'static str, usize> {
         ("strangler_config_version", 1),
         ("strangler_rollbacks_total", routes * 2), // manual/auto
         ("strangler_rejected_requests_total", 9),  // Rejection::ALL
+        // One address per backend here (each has one loopback URL).
+        ("strangler_backend_up", BACKENDS.len()),
+        ("strangler_backend_fail_open_total", BACKENDS.len()),
     ])
 }
 
@@ -424,6 +427,10 @@ fn check_series(scrape: &Scrape) {
                     ["1xx", "2xx", "3xx", "4xx", "5xx", "none"].contains(&value.as_str())
                 }
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+                // strangler_backend_up: a resolved backend address.
+                "address" => value
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback()),
                 // strangler_build_info: the workspace's version, as built.
                 "version" => value == env!("CARGO_PKG_VERSION"),
                 _ => {

@@ -289,7 +289,9 @@ impl ProxyHttp for StranglerProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.connect_attempts += 1;
-        Ok(ctx.table.upstreams[ctx.backend.0].pick())
+        let peer = ctx.table.upstreams[ctx.backend.0].pick();
+        ctx.upstream_addr = crate::live::upstream::Upstream::address_of(&peer);
+        Ok(peer)
     }
 
     /// A refused or failed connect is tried on the backend's next address,
@@ -297,10 +299,11 @@ impl ProxyHttp for StranglerProxy {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        ctx.table.upstreams[ctx.backend.0].connect_failed(peer, &e);
         let addresses = ctx.table.upstreams[ctx.backend.0].addresses();
         let retry = ctx.connect_attempts < addresses.min(MAX_CONNECT_ATTEMPTS);
         e.set_retry(retry);
@@ -440,6 +443,7 @@ impl ProxyHttp for StranglerProxy {
         if ctx.rejected {
             return;
         }
+        ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
         self.queue_shadow(session, e.is_some(), ctx);
         let status = session
             .response_written()
