@@ -341,6 +341,45 @@ async fn timeouts_of_real_requests_eject_an_address_without_health_checks() {
     }
 }
 
+/// What was learnt about an address survives a reload that keeps it: an
+/// ejected address stays out (its series stays 0) in the new version. The
+/// check's timeout is long, so a version that forgot would show the
+/// address up (and send it requests) for seconds before a check failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejected_address_stays_ejected_across_a_reload() {
+    let good = Backend::start("good").await;
+    let hole = BlackHole::start().await;
+    let body = |read_timeout: &str| {
+        format!(
+            "backends:\n  pool:\n    urls: [\"{}\", \"{}\"]\n    read_timeout: {read_timeout}\n    \
+             health: {{ interval: 10s, timeout: 4s, unhealthy_after: 1 }}\ndefault: pool\n",
+            good.url(),
+            hole.url()
+        )
+    };
+    let proxy = Proxy::start(&body("1s")).await;
+    let hole_addr = hole.addr.to_string();
+    wait_up(&proxy, "pool", &hole_addr, 0.0).await;
+    let version = proxy.version().await;
+    proxy.rewrite_body(&body("2s"));
+    proxy.wait_version(version + 1).await;
+    let m = proxy.metrics().await;
+    assert_eq!(up(&m, "pool", &hole_addr), Some(0.0), "{}", m.text);
+    assert_eq!(
+        up(&m, "pool", &good.addr.to_string()),
+        Some(1.0),
+        "{}",
+        m.text
+    );
+    for i in 0..6 {
+        let r = Http::new()
+            .get(&proxy.url(&format!("/after/{i}")), &[])
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.backend(), "good");
+    }
+}
+
 /// Every address failing its checks: requests still go (fail open) and are
 /// answered, counted in `strangler_backend_fail_open_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
