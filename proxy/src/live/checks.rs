@@ -379,3 +379,62 @@ async fn resolve_again(
         r.remove(&backend);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn sample(metrics: &Metrics, family: &str, needle: &str) -> Option<String> {
+        let text = String::from_utf8(metrics.render()).unwrap();
+        text.lines()
+            .find(|l| l.starts_with(family) && l.contains(needle))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    }
+
+    /// One `strangler_backend_up` series per address, 1 from the start,
+    /// following ejection, gone with the address; fail-open at zero.
+    #[test]
+    fn series_follow_the_addresses() {
+        let metrics = Metrics::new();
+        let health = BackendHealthMetrics::register(&metrics);
+        let text = "version: 1\nbackends:\n  b: { urls: [http://127.0.0.1:1, http://127.0.0.1:2] }\ndefault: b\n";
+        let config = crate::config::parse(text, "t.yaml").unwrap();
+        let table = LiveTable::build(
+            config,
+            1,
+            Arc::from(text),
+            &metrics,
+            (&health, None),
+            "t.yaml",
+        )
+        .unwrap();
+        health.publish(&table);
+        let up = |addr: &str| sample(&metrics, "strangler_backend_up{", addr);
+        assert_eq!(up("127.0.0.1:1").as_deref(), Some("1"));
+        assert_eq!(up("127.0.0.1:2").as_deref(), Some("1"));
+        assert_eq!(
+            sample(
+                &metrics,
+                "strangler_backend_fail_open_total{",
+                "backend=\"b\""
+            )
+            .as_deref(),
+            Some("0")
+        );
+
+        let upstream = &table.upstreams[0];
+        let first = upstream.address_list()[0].clone();
+        for _ in 0..upstream.health.unhealthy_after {
+            first.health.failure(&upstream.health, 0);
+        }
+        health.publish(&table);
+        assert_eq!(up("127.0.0.1:1").as_deref(), Some("0"));
+
+        let one: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert!(upstream.update_addresses(&[(0, one)]));
+        health.publish(&table);
+        assert_eq!(up("127.0.0.1:1").as_deref(), Some("0"));
+        assert_eq!(up("127.0.0.1:2"), None, "the series left with the address");
+    }
+}
