@@ -86,8 +86,24 @@ fn sni_name(name: &str) -> Result<String, String> {
     Ok(name.to_ascii_lowercase())
 }
 
+/// Larger than any certificate bundle; a bound so that a path like
+/// `/dev/zero` (or a fuzzer's choice) cannot hang a check or a reload.
+const MAX_PEM_FILE: u64 = 4 << 20;
+
 fn read(base: &Path, path: &str) -> Result<String, String> {
-    std::fs::read_to_string(base.join(path)).map_err(|e| format!("cannot read {path:?}: {e}"))
+    let full = base.join(path);
+    let cannot = |e: std::io::Error| format!("cannot read {path:?}: {e}");
+    let meta = std::fs::metadata(&full).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("{path:?} is not a file"));
+    }
+    if meta.len() > MAX_PEM_FILE {
+        return Err(format!(
+            "{path:?} is over {} MiB, too large for a PEM file",
+            MAX_PEM_FILE >> 20
+        ));
+    }
+    std::fs::read_to_string(&full).map_err(cannot)
 }
 
 /// One PEM block: its label (`CERTIFICATE`, `PRIVATE KEY`, ...) and DER.
@@ -255,6 +271,53 @@ mod tests {
     fn a_missing_file_is_named_as_written() {
         let e = read_ca(Path::new("/nonexistent-dir"), "ca.pem").unwrap_err();
         assert!(e.starts_with("cannot read \"ca.pem\": "), "{e}");
+    }
+
+    fn fixtures() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/valid/tls")
+    }
+
+    #[test]
+    fn a_ca_and_a_matching_client_identity_are_read() {
+        let ca = read_ca(&fixtures(), "ca.pem").unwrap();
+        assert_eq!(ca.certificates.len(), 1);
+        let id = read_identity(&fixtures(), "client.pem", "client.key").unwrap();
+        assert_eq!(id.chain.len(), 1);
+        assert!(
+            !format!("{id:?}").contains("key:"),
+            "the key is not printed"
+        );
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .output()
+            .expect("openssl");
+        assert!(out.status.success());
+        std::fs::write(dir.path().join("other.key"), &out.stdout).unwrap();
+        let cert = fixtures().join("client.pem");
+        let e = read_identity(dir.path(), cert.to_str().unwrap(), "other.key").unwrap_err();
+        assert!(e.contains("cannot be used together"), "{e}");
+        // A certificate given as the key.
+        let e = read_identity(&fixtures(), "client.pem", "client.pem").unwrap_err();
+        assert_eq!(e, "client_key \"client.pem\" holds no PEM private key");
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let e = read_ca(Path::new("/"), "dev/zero").unwrap_err();
+        assert_eq!(e, "\"dev/zero\" is not a file");
+        let e = read_ca(Path::new("/"), "tmp").unwrap_err();
+        assert_eq!(e, "\"tmp\" is not a file");
     }
 
     #[test]
