@@ -421,3 +421,75 @@ default: pool
         m.text
     );
 }
+
+// ---------------------------------------------------------------------------
+// Names resolved again
+// ---------------------------------------------------------------------------
+
+/// A backend named by host name moves to another address: the proxy finds
+/// it by resolving the name again in the background (every 30 s), drops the
+/// old address's series and serves from the new one. The proxy runs in a
+/// mount namespace of its own with a private `/etc/hosts` the test edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_that_moves_is_followed() {
+    const NAME: &str = "strangler-moving.test";
+    let first = Switchable::start_at("127.0.0.1:0", true, "first").await;
+    let port = first.addr.port();
+    let second = Switchable::start_at(&format!("127.0.0.2:{port}"), true, "second").await;
+    let template = format!(
+        "version: 1\nlisten: 127.0.0.1:{{listen}}\nadmin:\n  listen: 127.0.0.1:{{admin}}\n  \
+         token_env: STRANGLER_ADMIN_TOKEN\nstore: sqlite://{{dir}}/strangler.db\n\
+         backends:\n  moving: {{ url: \"http://{NAME}:{port}\" }}\ndefault: moving\n"
+    );
+    let hosts_setup = format!(
+        "printf '127.0.0.1 {NAME}\\n' > {{dir}}/hosts && mount --bind {{dir}}/hosts /etc/hosts && exec \"$@\""
+    );
+    let proxy = Proxy::start_wrapped(
+        &template,
+        &[],
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &hosts_setup,
+            "strangler-in-namespace",
+        ],
+    )
+    .await;
+    let r = Http::new().get(&proxy.url("/x"), &[]).await;
+    assert_eq!(r.backend(), "first", "{}", r.text());
+    let old = format!("127.0.0.1:{port}");
+    let new = format!("127.0.0.2:{port}");
+    assert_eq!(up(&proxy.metrics().await, "moving", &old), Some(1.0));
+
+    // Written in place: the bind mount follows the file, not its name.
+    std::fs::write(
+        proxy.dir.path().join("hosts"),
+        format!("127.0.0.2 {NAME}\n"),
+    )
+    .unwrap();
+    let moved = eventually(Duration::from_secs(90), || async {
+        let m = proxy.metrics().await;
+        (up(&m, "moving", &new) == Some(1.0) && up(&m, "moving", &old).is_none()).then_some(())
+    })
+    .await;
+    assert!(
+        moved.is_some(),
+        "{}\n{}",
+        proxy.metrics().await.text,
+        proxy.logs()
+    );
+    for _ in 0..3 {
+        let r = Http::new().get(&proxy.url("/x"), &[]).await;
+        assert_eq!(r.backend(), "second", "{}", r.text());
+    }
+    assert!(second.requests() >= 3);
+    assert!(
+        proxy.logs().contains("addresses now 127.0.0.2"),
+        "{}",
+        proxy.logs()
+    );
+}

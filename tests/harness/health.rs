@@ -26,14 +26,21 @@ pub struct Switchable {
 impl Switchable {
     /// Starts silent (a black hole).
     pub async fn start_silent() -> Switchable {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Switchable::start_at("127.0.0.1:0", false, "switchable").await
+    }
+
+    /// Starts on `addr` (`127.0.0.2:PORT` to share a port with another
+    /// loopback address), answering `{"backend": NAME}` or silent.
+    pub async fn start_at(addr: &str, answering: bool, name: &str) -> Switchable {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let answering = Arc::new(AtomicBool::new(false));
+        let body = Bytes::from(format!(r#"{{"backend":"{name}"}}"#));
+        let answering = Arc::new(AtomicBool::new(answering));
         let requests = Arc::new(AtomicUsize::new(0));
         let (a, r) = (answering.clone(), requests.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (a, r) = (a.clone(), r.clone());
+                let (a, r, body) = (a.clone(), r.clone(), body.clone());
                 tokio::spawn(async move {
                     if !a.load(Ordering::SeqCst) {
                         // Held open, never read nor answered.
@@ -43,14 +50,13 @@ impl Switchable {
                     }
                     let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
                         r.fetch_add(1, Ordering::SeqCst);
+                        let body = body.clone();
                         async move {
                             Ok::<_, Infallible>(
                                 Response::builder()
                                     .status(200)
                                     .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from_static(
-                                        br#"{"backend":"switchable"}"#,
-                                    )))
+                                    .body(Full::new(body))
                                     .unwrap(),
                             )
                         }
