@@ -1,9 +1,9 @@
 //! The live configuration: the compiled table being served, behind an
 //! `ArcSwap`, with the upstreams it owns ([`upstream`]), the health of their
 //! addresses ([`health`], kept across versions, checked in the background by
-//! [`checks`]), and installing a new one. What changes it (reloads, canary changes, rollbacks, restores,
-//! fleet changes) is [`crate::changes`]; every change ends in
-//! [`Live::install`].
+//! [`checks`]), and installing a new one. What changes it (reloads, canary
+//! changes, rollbacks, restores, fleet changes) is [`crate::changes`]; every
+//! change ends in [`Live::install`].
 //!
 //! A new table is compiled and its backends resolved off the request path;
 //! only a complete table is swapped in, atomically. Each request loads the
