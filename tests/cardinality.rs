@@ -271,6 +271,9 @@ fn bounds() -> BTreeMap<&'static str, usize> {
         ("strangler_rollbacks_total", routes * 2), // manual/auto
         ("strangler_rejected_requests_total", 10), // Rejection::ALL
         ("strangler_upstream_retries_total", ROUTES.len() * sides),
+        // One address per backend here (each has one loopback URL).
+        ("strangler_backend_up", BACKENDS.len()),
+        ("strangler_backend_fail_open_total", BACKENDS.len()),
     ])
 }
 
@@ -425,6 +428,10 @@ fn check_series(scrape: &Scrape) {
                     ["1xx", "2xx", "3xx", "4xx", "5xx", "none"].contains(&value.as_str())
                 }
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+                // strangler_backend_up: a resolved backend address.
+                "address" => value
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback()),
                 // strangler_build_info: the workspace's version, as built.
                 "version" => value == env!("CARGO_PKG_VERSION"),
                 _ => {

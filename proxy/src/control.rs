@@ -3,7 +3,9 @@
 //! services: SIGHUP and file changes trigger a reload ([`crate::changes`]),
 //! the store is watched (`strangler_store_up`), other proxies' changes are
 //! followed ([`crate::changes::fleet`]), the guard judges
-//! ([`crate::guard`]), and the server's execution phase drives readiness.
+//! ([`crate::guard`]), backend addresses are checked and resolved again
+//! ([`crate::live::checks`]), and the server's execution phase drives
+//! readiness.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +85,7 @@ impl ControlPlane {
                         every.fleet,
                     ));
                     tokio::spawn(crate::guard::run(changes.clone()));
+                    tokio::spawn(crate::live::checks::run(changes.live().clone()));
                     track_readiness(phases, ready, listen, changes.clone()).await;
                     // Keep reloading until the process exits.
                     std::future::pending::<()>().await;

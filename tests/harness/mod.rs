@@ -8,11 +8,13 @@ pub mod backend;
 pub mod client;
 pub mod evil;
 pub mod haproxy;
+pub mod health;
 pub mod metrics;
 pub mod prometheus;
 pub mod proxy;
 pub mod relay;
 pub mod scenarios;
+pub mod tls;
 pub mod webdriver;
 
 pub use backend::{Answer, Backend, BlackHole, Mode, Seen};

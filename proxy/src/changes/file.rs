@@ -127,7 +127,7 @@ fn edits_into_file(
         let mut pending = overrides.pending_edits();
         pending.extend(edits.iter().cloned());
         match apply_all(&disk, &pending) {
-            Ok(t) if config::parse(&t, "disk").is_ok() => t,
+            Ok(t) if config::parse_in(&t, "disk", &config::config_dir(path)).is_ok() => t,
             Ok(_) => {
                 return FileOutcome::NotWritten(format!(
                     "{} on disk has errors; fix it, the change stays live meanwhile",

@@ -272,7 +272,7 @@ fn edit_file_alone(
 ) -> Result<String> {
     let text = std::fs::read_to_string(path)?;
     let new_text = apply_all(&text, edits)?;
-    config::parse(&new_text, &path.display().to_string())
+    config::parse_file(&new_text, path)
         .map_err(|e| anyhow::anyhow!("the edited file would not be valid: {e}"))?;
     if new_text == text {
         return Ok("already so".into());
@@ -507,7 +507,7 @@ fn restore_file(
     runbook: Runbook,
 ) -> Result<Done> {
     let text = with_recorder(config, |recorder| Ok(recorder.recorded_text(version)?))?;
-    config::parse(&text, "restored")
+    config::parse_in(&text, "restored", &config::config_dir(&args.config))
         .map_err(|e| anyhow::anyhow!("version {version} is not valid today: {e}"))?;
     write_atomically(&args.config, &text)?;
     Ok(Done {

@@ -20,6 +20,9 @@ pub fn run(args: &CheckArgs) -> i32 {
 
 fn check_file(file: &std::path::Path, resolve: bool) -> Result<String, ConfigErrors> {
     let (config, _) = config::load(file)?;
+    for w in config.warnings() {
+        eprintln!("WARNING {}: {w}", file.display());
+    }
     if resolve {
         let mut errors = Vec::new();
         for b in &config.backends {

@@ -37,6 +37,23 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Certificates are checked unless a backend opts out.
 pub const DEFAULT_TLS_VERIFY: bool = true;
 
+// Backend health (`backends.NAME.health`) and name resolution.
+
+/// HAProxy's `option httpchk` default: every HTTP server answers `/`.
+pub const DEFAULT_HEALTH_PATH: &str = "/";
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Also the passive threshold of a backend without `health:`.
+pub const DEFAULT_UNHEALTHY_AFTER: u32 = 3;
+pub const DEFAULT_HEALTHY_AFTER: u32 = 2;
+/// How long an address ejected by real requests stays out when no active
+/// check can re-admit it (nginx's `fail_timeout` plays this part). It comes
+/// back on probation: one more failure ejects it again.
+pub const DEFAULT_PASSIVE_COOLDOWN: Duration = Duration::from_secs(10);
+/// How often host names in `url`/`urls` are resolved again, in the
+/// background, so that a service moving addresses is followed.
+pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
 // Routes.
 
 /// A new route sends nothing to the new side until its canary is raised.
@@ -116,6 +133,11 @@ routes:
         assert_eq!(backend.write_timeout, DEFAULT_WRITE_TIMEOUT);
         assert_eq!(backend.idle_timeout, DEFAULT_IDLE_TIMEOUT);
         assert_eq!(backend.tls_verify, DEFAULT_TLS_VERIFY);
+        assert!(backend.tls.ca.is_none() && backend.tls.client.is_none());
+        assert_eq!(backend.tls.sni, None);
+        assert_eq!(backend.health.active, None);
+        assert_eq!(backend.health.unhealthy_after, DEFAULT_UNHEALTHY_AFTER);
+        assert_eq!(backend.health.healthy_after, DEFAULT_HEALTHY_AFTER);
 
         let route = &config.routes[0];
         assert!(matches!(&route.matcher.path, PathMatch::Prefix(p) if p == "/api/orders"));

@@ -22,8 +22,14 @@ pub use error::{ConfigError, ConfigErrors, Place};
 pub use model::*;
 
 /// Parses and validates a configuration from text. `source_name` (usually the
-/// file path) heads the error report.
+/// file path) heads the error report; relative paths in it (certificate
+/// files) are taken from the working directory.
 pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, source_name, Path::new(""))
+}
+
+/// [`parse`] with relative paths taken from `base`.
+pub fn parse_in(text: &str, source_name: &str, base: &Path) -> Result<Config, ConfigErrors> {
     if text.trim().is_empty() {
         return Err(ConfigErrors::single(
             source_name,
@@ -50,7 +56,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
     let decoded = raw::decode_collecting::<raw::RawConfig>(value);
     let mut errors = decoded.errors;
     let result = match decoded.value {
-        Some(raw) => compile::compile(raw),
+        Some(raw) => compile::compile(raw, base),
         None => Err(Vec::new()),
     };
     match result {
@@ -147,12 +153,13 @@ pub fn load(path: &Path) -> Result<(Config, String), ConfigErrors> {
 }
 
 /// [`parse`] for the text of the file at `path`: paths in it (a relative
-/// `sqlite://` store) are taken from the file's directory, as nginx takes
-/// them from its prefix, so `serve` and every command agree on one store
-/// wherever they run from.
+/// `sqlite://` store, certificate files) are taken from the file's
+/// directory, as nginx takes them from its prefix, so `serve` and every
+/// command agree on one store wherever they run from.
 pub fn parse_file(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    let mut config = parse(text, &path.display().to_string())?;
-    config.store = config.store.relative_to(&config_dir(path));
+    let dir = config_dir(path);
+    let mut config = parse_in(text, &path.display().to_string(), &dir)?;
+    config.store = config.store.relative_to(&dir);
     Ok(config)
 }
 

@@ -225,6 +225,8 @@ pub struct Backend {
     pub tls_verify: bool,
     /// The `Host` header this backend is sent.
     pub host: UpstreamHost,
+    pub tls: UpstreamTls,
+    pub health: HealthPolicy,
 }
 
 /// One `scheme://host:port` of a backend. The host is resolved when the table
@@ -449,3 +451,87 @@ pub struct ShadowPolicy {
 pub use shadow_diff::report::Threshold;
 
 pub use shadow_diff::CompareRules;
+
+// Backend-side settings of issue 12 (upstream TLS, health), kept together
+// so that they read as one part of a backend.
+
+/// `backends.NAME.tls`, with its files read and checked when the file was
+/// compiled: a backend whose CA or client certificate cannot be used is a
+/// configuration error, not a failure at the first request.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// Trust anchors from `ca`; `None` trusts the system's roots.
+    pub ca: Option<std::sync::Arc<CertificateBundle>>,
+    /// `client_cert` and `client_key`, for backends that require mTLS.
+    pub client: Option<std::sync::Arc<ClientIdentity>>,
+    /// The name sent in SNI and checked in the certificate, instead of the
+    /// URL's host.
+    pub sni: Option<String>,
+}
+
+/// Certificates read from a PEM file, in DER, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateBundle {
+    /// As written in the file (for messages).
+    pub path: String,
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// A client certificate chain (leaf first) and its private key, in DER.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_path: String,
+    pub chain: Vec<Vec<u8>>,
+    pub key: Vec<u8>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    /// The key is never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a backend's addresses are judged healthy. Passive ejection (after
+/// `unhealthy_after` consecutive connect failures or timeouts of real
+/// requests) is always on, as in nginx; active checks only with `health:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPolicy {
+    pub active: Option<ActiveCheck>,
+    /// Consecutive failures (checks or real requests) that eject an address.
+    pub unhealthy_after: u32,
+    /// Consecutive passing checks that re-admit an ejected address.
+    pub healthy_after: u32,
+}
+
+/// `backends.NAME.health`: a GET of `path` on a connection of its own, to
+/// every address, every `interval`; 2xx and 3xx pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCheck {
+    /// Path and query, starting with `/`.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Settings that are valid but dangerous, each with its place, for
+    /// `strangler check` and `serve` to print loudly (they do not fail).
+    pub fn warnings(&self) -> Vec<String> {
+        self.backends
+            .iter()
+            .filter(|b| !b.tls_verify && b.endpoints.iter().any(|e| e.tls))
+            .map(|b| {
+                format!(
+                    "backends.{name}.tls_verify: false: the certificate of backend {name} is \
+                     NOT checked; anyone on the network path can impersonate it (for a private \
+                     CA, give tls.ca instead)",
+                    name = b.name
+                )
+            })
+            .collect()
+    }
+}

@@ -69,6 +69,31 @@ pub struct RawBackend {
     pub idle_timeout: Option<Scalar>,
     pub tls_verify: Option<bool>,
     pub host: Option<String>,
+    /// Upstream TLS settings (issue 12, backend side).
+    pub tls: Option<RawUpstreamTls>,
+    /// Health checks and ejection (issue 12, backend side).
+    pub health: Option<RawHealth>,
+}
+
+/// `backends.NAME.tls`: how the proxy speaks TLS to that backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub sni: Option<String>,
+}
+
+/// `backends.NAME.health`: active checks of each address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: Option<String>,
+    pub interval: Option<Scalar>,
+    pub timeout: Option<Scalar>,
+    pub unhealthy_after: Option<Scalar>,
+    pub healthy_after: Option<Scalar>,
 }
 
 /// One way of finding a request's tenant; exactly one key is set.
@@ -316,6 +341,8 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("struct RawTls", "a tls block (a mapping)")
         .replace("struct RawAccessLog", "an access_log block (a mapping)")
         .replace("struct RawRewrite", "a rewrite block (a mapping)")
+        .replace("struct RawUpstreamTls", "a tls block (a mapping)")
+        .replace("struct RawHealth", "a health block (a mapping)")
         .replace("struct RawConfig", "a mapping");
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once("`, expected ") {

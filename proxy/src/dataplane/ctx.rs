@@ -27,6 +27,8 @@ pub struct RequestCtx {
     /// Path and query for the upstream when normalization changed the path.
     pub upstream_path: Option<String>,
     pub connect_attempts: usize,
+    /// The backend address of the last attempt, for its health.
+    pub upstream_addr: Option<std::net::SocketAddr>,
     pub upstream_error: Option<UpstreamErrorKind>,
     /// The request was answered by the proxy itself before routing.
     pub rejected: bool,
@@ -73,6 +75,7 @@ impl RequestCtx {
             backend,
             upstream_path: None,
             connect_attempts: 0,
+            upstream_addr: None,
             upstream_error: None,
             rejected: false,
             shadow: None,

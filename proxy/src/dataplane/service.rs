@@ -108,8 +108,12 @@ impl StranglerProxy {
         let Some(route_index) = ctx.route else { return };
         let table = &ctx.table;
         let target = table.upstreams[capture.target_backend.0].pick();
-        let legacy_backend = table.config().routes[route_index].legacy;
-        let legacy = table.upstreams[legacy_backend.0].pick();
+        // A legacy address only for a noise probe: picking one for every job
+        // would move legacy's turn and count fail-opens for nothing.
+        let legacy = capture.noise_probe.then(|| {
+            let legacy_backend = table.config().routes[route_index].legacy;
+            *table.upstreams[legacy_backend.0].pick()
+        });
         let job = capture.into_job(
             session.req_header().method.clone(),
             ctx.request_id.as_str().to_string(),
@@ -117,7 +121,7 @@ impl StranglerProxy {
             ctx.side,
             ctx.started.elapsed(),
             *target,
-            *legacy,
+            legacy,
         );
         if let Some(job) = job {
             match self.shadow.submit(job) {
@@ -399,6 +403,7 @@ impl ProxyHttp for StranglerProxy {
     ) -> Result<Box<HttpPeer>> {
         ctx.connect_attempts += 1;
         let mut peer = ctx.table.upstreams[ctx.backend.0].pick();
+        ctx.upstream_addr = crate::live::upstream::Upstream::address_of(&peer);
         if let Some(timeout) = ctx.route.and_then(|i| ctx.table.config().routes[i].timeout) {
             peer.options.read_timeout = Some(timeout);
         }
@@ -448,10 +453,11 @@ impl ProxyHttp for StranglerProxy {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        ctx.table.upstreams[ctx.backend.0].connect_failed(peer, &e);
         let addresses = ctx.table.upstreams[ctx.backend.0].addresses();
         let retry = ctx.connect_attempts < addresses.min(MAX_CONNECT_ATTEMPTS);
         e.set_retry(retry);
@@ -614,6 +620,7 @@ impl ProxyHttp for StranglerProxy {
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         if !ctx.rejected {
+            ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
             self.queue_shadow(session, e.is_some(), ctx);
         }
         self.write_access_log(session, ctx, status, elapsed);

@@ -1,8 +1,9 @@
 //! The live configuration: the compiled table being served, behind an
-//! `ArcSwap`, with the upstreams it owns ([`upstream`]), and installing a
-//! new one. What changes it (reloads, canary changes, rollbacks, restores,
-//! fleet changes) is [`crate::changes`]; every change ends in
-//! [`Live::install`].
+//! `ArcSwap`, with the upstreams it owns ([`upstream`]), the health of their
+//! addresses ([`health`], kept across versions, checked in the background by
+//! [`checks`]), and installing a new one. What changes it (reloads, canary
+//! changes, rollbacks, restores, fleet changes) is [`crate::changes`]; every
+//! change ends in [`Live::install`].
 //!
 //! A new table is compiled and its backends resolved off the request path;
 //! only a complete table is swapped in, atomically. Each request loads the
@@ -16,11 +17,14 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::config::{self, Config, ConfigError, ConfigErrors, Place};
+pub mod checks;
+pub mod health;
 pub mod upstream;
 
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routing::RouteTable;
 use crate::shadow::ShadowRuntime;
+use checks::BackendHealthMetrics;
 use upstream::Upstream;
 
 /// One compiled configuration version, everything a request needs.
@@ -45,19 +49,25 @@ pub struct LiveTable {
 }
 
 impl LiveTable {
-    /// Resolves backends and metric handles for `config`.
+    /// Resolves backends and metric handles for `config`. The addresses of
+    /// `previous` (the table being replaced) that stay keep their health.
     pub fn build(
         config: Config,
         version: u64,
         text: Arc<str>,
         metrics: &Metrics,
+        health: (&BackendHealthMetrics, Option<&LiveTable>),
         source_name: &str,
     ) -> Result<LiveTable, ConfigErrors> {
         let digest = digest(&text);
         let mut errors = Vec::new();
         let mut upstreams = Vec::new();
+        let (health_metrics, previous) = health;
         for backend in &config.backends {
-            match Upstream::build(backend) {
+            let before =
+                previous.and_then(|p| p.upstreams.iter().find(|u| u.name == backend.name.as_str()));
+            let fail_open = health_metrics.fail_open(backend.name.as_str());
+            match Upstream::build(backend, before, fail_open) {
                 Ok(u) => upstreams.push(u),
                 Err(e) => errors.push(ConfigError::new(
                     Place::root().key("backends").key(backend.name.as_str()),
@@ -66,6 +76,14 @@ impl LiveTable {
             }
         }
         if !errors.is_empty() {
+            // Counters made for backends this version would have added.
+            health_metrics.forget_backends(
+                config
+                    .backends
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .filter(|n| previous.is_none_or(|p| p.config().backend_id(n).is_none())),
+            );
             return Err(ConfigErrors {
                 source_name: source_name.to_string(),
                 errors,
@@ -118,6 +136,7 @@ pub struct Live {
     table: ArcSwap<LiveTable>,
     config_path: PathBuf,
     metrics: Metrics,
+    backend_health: BackendHealthMetrics,
     /// Listener settings read at start; changing them needs a restart.
     startup: Config,
     /// Listeners given on the command line, which win over the file's.
@@ -171,11 +190,21 @@ impl Live {
         let (config, text) = config::load(path)?;
         let config = listeners.apply(config);
         let name = path.display().to_string();
-        let table = LiveTable::build(config.clone(), 1, Arc::from(text), &metrics, &name)?;
+        warn_about(&config, &name);
+        let backend_health = BackendHealthMetrics::register(&metrics);
+        let table = LiveTable::build(
+            config.clone(),
+            1,
+            Arc::from(text),
+            &metrics,
+            (&backend_health, None),
+            &name,
+        )?;
         let live = Live {
             table: ArcSwap::from_pointee(table),
             config_path: path.to_path_buf(),
             metrics,
+            backend_health,
             startup: config,
             listeners,
         };
@@ -198,6 +227,11 @@ impl Live {
         &self.metrics
     }
 
+    /// The backend health series (`strangler_backend_up`, fail-open).
+    pub fn backend_health(&self) -> &BackendHealthMetrics {
+        &self.backend_health
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }
@@ -218,7 +252,22 @@ impl Live {
         let name = self.config_path.display().to_string();
         // Build first (DNS resolution can fail): a number is only taken for
         // a configuration that will serve.
-        let table = LiveTable::build(config, 0, text.clone(), &self.metrics, &name)?;
+        let before = self.current();
+        let warn = config.backends.iter().any(|b| {
+            let was = before.config().backend_id(b.name.as_str());
+            !b.tls_verify && was.is_none_or(|id| before.config().backend(id).tls_verify)
+        });
+        if warn {
+            warn_about(&config, &name);
+        }
+        let table = LiveTable::build(
+            config,
+            0,
+            text.clone(),
+            &self.metrics,
+            (&self.backend_health, Some(&before)),
+            &name,
+        )?;
         let version = number(&table.digest);
         let table = LiveTable { version, ..table };
         let previous = self.table.swap(Arc::new(table));
@@ -228,6 +277,7 @@ impl Live {
 
     fn publish_gauges(&self, previous: Option<&LiveTable>) {
         let current = self.current();
+        self.backend_health.publish(&current);
         self.metrics
             .apply_config(current.config(), previous.map(|p| p.config()));
         self.metrics.config_version.set(current.version as i64);
@@ -237,5 +287,13 @@ impl Live {
                 .with_label_values(&[route.name.as_str()])
                 .set(route.canary.get());
         }
+    }
+}
+
+/// Settings that are valid but dangerous, said loudly at load (and when a
+/// reload introduces them): the proxy serves, the operator is told.
+fn warn_about(config: &Config, source_name: &str) {
+    for w in config.warnings() {
+        log::warn!("WARNING {source_name}: {w}");
     }
 }

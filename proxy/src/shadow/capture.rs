@@ -122,7 +122,7 @@ impl ShadowCapture {
         primary_side: Side,
         latency: Duration,
         target: HttpPeer,
-        legacy: HttpPeer,
+        legacy: Option<HttpPeer>,
     ) -> Option<ShadowJob> {
         let (status, headers) = self.response?;
         Some(ShadowJob {
@@ -145,7 +145,7 @@ impl ShadowCapture {
                 latency,
             },
             target,
-            noise_probe: self.noise_probe.then_some(legacy),
+            noise_probe: legacy,
         })
     }
 }

@@ -1,13 +1,17 @@
-//! `backends` and `default`: each backend's URLs, timeouts and TLS setting,
-//! and the names routes use to refer to backends ([`KnownBackends`]).
+//! `backends` and `default`: each backend's URLs, timeouts, TLS settings
+//! ([`super::upstream_tls`]) and health policy ([`super::health`]), and the
+//! names routes use to refer to backends ([`KnownBackends`]).
 //!
 //! A backend's host is kept as written, not resolved: resolving needs the
 //! network the proxy will run in, so it happens where upstreams are built
 //! (`live::upstream`), and `strangler check` works on any machine.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use super::health::compile_health;
+use super::upstream_tls::compile_upstream_tls;
 use super::values::positive_duration;
 use crate::config::defaults::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TLS_VERIFY,
@@ -66,6 +70,7 @@ impl<'a> KnownBackends<'a> {
 pub(super) fn compile_backends(
     sink: &mut ErrorSink,
     raw: &OrderedMap<Lenient<RawBackend>>,
+    base: &Path,
 ) -> Vec<Backend> {
     let place = Place::root().key("backends");
     if raw.0.is_empty() {
@@ -78,7 +83,7 @@ pub(super) fn compile_backends(
         let Some(raw_backend) = &element.0.value else {
             continue;
         };
-        backends.extend(compile_backend(sink, &place, name, raw_backend));
+        backends.extend(compile_backend(sink, &place, name, raw_backend, base));
     }
     backends
 }
@@ -88,6 +93,7 @@ fn compile_backend(
     place: &Place,
     name: &str,
     raw: &RawBackend,
+    base: &Path,
 ) -> Option<Backend> {
     let name = sink.check(place, BackendName::new(name));
     let urls: Vec<(Place, &String)> = match (&raw.url, &raw.urls) {
@@ -128,6 +134,9 @@ fn compile_backend(
     let read_timeout = timeout("read_timeout", &raw.read_timeout, DEFAULT_READ_TIMEOUT);
     let write_timeout = timeout("write_timeout", &raw.write_timeout, DEFAULT_WRITE_TIMEOUT);
     let idle_timeout = timeout("idle_timeout", &raw.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+    let https = (!endpoints.is_empty()).then(|| endpoints.iter().any(|e: &Endpoint| e.tls));
+    let tls = compile_upstream_tls(sink, place, raw.tls.as_ref(), base, https);
+    let health = compile_health(sink, place, raw.health.as_ref());
     if endpoints.is_empty() {
         return None;
     }
@@ -141,6 +150,8 @@ fn compile_backend(
         idle_timeout: idle_timeout?,
         tls_verify: raw.tls_verify.unwrap_or(DEFAULT_TLS_VERIFY),
         host: host?,
+        tls,
+        health: health?,
     })
 }
 

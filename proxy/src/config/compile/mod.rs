@@ -8,12 +8,15 @@
 //! they need. The calls follow the file's order because the report, sorted
 //! by place, keeps this order for errors found at the same place.
 //!
-//! Nothing here does I/O. Backend hosts are resolved where upstreams are
+//! The only I/O here is reading the certificate files a backend's `tls:`
+//! names ([`upstream_tls`]), relative to `base` (the file's directory), so
+//! that an unusable one is an error with its place. Backend hosts are resolved where upstreams are
 //! built (`live::upstream`), so that `strangler check` gives the same answer
 //! on a machine that cannot see production DNS.
 
 mod backends;
 mod guard;
+mod health;
 mod listeners;
 mod matching;
 mod reachability;
@@ -23,17 +26,21 @@ mod settings;
 mod shadow;
 mod tenants;
 mod topology;
+mod upstream_tls;
 mod values;
 
 pub use backends::parse_endpoint;
 pub use routes::parse_sticky;
 
+use std::path::Path;
+
 use super::error::{ConfigError, ErrorSink};
 use super::model::Config;
 use super::raw::RawConfig;
 
-/// Compiles a decoded file. On failure every error found is returned.
-pub fn compile(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
+/// Compiles a decoded file; relative paths in it are taken from `base`. On
+/// failure every error found is returned.
+pub fn compile(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut sink = ErrorSink::default();
 
     settings::check_version(&mut sink, raw.version.as_ref());
@@ -47,7 +54,7 @@ pub fn compile(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let admin = listeners::compile_admin(&mut sink, raw.admin.as_ref());
     let store = settings::compile_store(&mut sink, raw.store.as_deref());
 
-    let backends = backends::compile_backends(&mut sink, &raw.backends);
+    let backends = backends::compile_backends(&mut sink, &raw.backends, base);
     let known = backends::KnownBackends::new(&backends, &raw.backends);
     let tenant = tenants::compile_tenant_sources(&mut sink, &raw.tenant);
     let default_backend =
