@@ -43,15 +43,28 @@ fn forwarded_for_entries(headers: &HeaderMap) -> Vec<&str> {
 }
 
 /// An entry as an address: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:80` or `::1`.
-fn entry_address(entry: &str) -> Option<IpAddr> {
+/// Anything else (`unknown`, an obfuscated id, a port that is not a
+/// number) is not an address.
+pub fn entry_address(entry: &str) -> Option<IpAddr> {
+    let port_ok = |p: &str| p.parse::<u16>().is_ok();
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
     if let Some(rest) = entry.strip_prefix('[') {
-        return rest.split_once(']')?.0.parse().ok().map(canonical);
+        let (host, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) if port_ok(p) => {}
+            None if after.is_empty() => {}
+            _ => return None,
+        }
+        return host.parse().ok().map(canonical);
     }
-    let (host, _) = entry.rsplit_once(':')?;
-    host.parse().ok().map(canonical)
+    // Unbracketed, a port goes only with IPv4: `::1:80` is an IPv6 address.
+    let (host, port) = entry.rsplit_once(':')?;
+    if host.contains(':') || !port_ok(port) {
+        return None;
+    }
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Forwarded {
@@ -158,6 +171,11 @@ mod tests {
         // judged so far.
         let f = forwarded(ip("10.0.0.2"), &xff(&["unknown, 10.1.1.1"]), &t);
         assert_eq!(f.client, ip("10.1.1.1"));
+        // Found by the fuzzer: a port that is not a number is no address.
+        assert_eq!(entry_address("3::fffA:.1"), None);
+        assert_eq!(entry_address("1.2.3.4:x"), None);
+        assert_eq!(entry_address("[::1]:x"), None);
+        assert_eq!(entry_address("::1"), Some(ip("::1")));
     }
 
     #[test]
