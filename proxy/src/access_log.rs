@@ -1,24 +1,34 @@
 //! The access log: one line per request (`access_log:` in routes.yaml), in
 //! JSON with the keys of the design brief or in the NCSA combined format.
 //!
-//! The data plane formats a line and hands it to a bounded queue; one
-//! background thread writes the queue to stdout or a file. A write that
-//! stalls (a blocked pipe, a slow disk) or fails (a full disk) holds up only
-//! that thread: once the queue is full, new lines are dropped and counted in
-//! `strangler_access_log_dropped_total`, and no request ever waits.
+//! The data plane formats a line and appends it to a shared batch; one
+//! background thread takes the batches and writes them to stdout or a file,
+//! when a batch fills and at least every [`FLUSH_EVERY`]. Batching keeps the
+//! writer asleep under load: handing it each line would wake it once per
+//! request, which cost a quarter of the proxy's throughput on two cores. A
+//! write that stalls (a blocked pipe, a slow disk) or fails (a full disk)
+//! holds up only that thread: once [`QUEUE_LINES`] lines wait, new ones are
+//! dropped and counted in `strangler_access_log_dropped_total`, as are the
+//! lines of a batch whose write failed. No request ever waits on the log.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
 use crate::config::{AccessLogFormat, AccessLogSettings, AccessLogTarget};
 
-/// Lines held for the writer before new ones are dropped.
+/// Lines waiting for the writer before new ones are dropped.
 pub const QUEUE_LINES: usize = 16_384;
+/// A batch this large wakes the writer.
+const BATCH_BYTES: usize = 64 * 1024;
+/// The longest a line waits in a batch that does not fill.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// One request as the access log shows it.
 #[derive(Debug)]
@@ -45,141 +55,183 @@ pub struct Entry<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-struct Line {
+/// Lines for one target, newline-terminated.
+struct Batch {
     target: Arc<AccessLogSettings>,
     text: String,
+    lines: u64,
+}
+
+#[derive(Default)]
+struct Pending {
+    batches: VecDeque<Batch>,
+    /// Lines in `batches`.
+    lines: usize,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Signalled when a batch fills.
+    full: Condvar,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic elsewhere while holding the lock leaves plain data behind.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The data plane's end of the access log; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccessLog {
-    lines: SyncSender<Line>,
+    shared: Arc<Shared>,
     dropped: IntCounter,
 }
 
-impl std::fmt::Debug for Line {
+impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Line").finish_non_exhaustive()
+        f.debug_struct("AccessLog")
+            .field("capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
     }
+}
+
+thread_local! {
+    /// Each worker formats its line here, outside the shared lock.
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
 }
 
 impl AccessLog {
     /// Starts the writer thread. `dropped` counts lines that were not
-    /// written: the queue was full, or the write failed.
+    /// written: `capacity` lines were already waiting, or the write failed.
     pub fn spawn(capacity: usize, dropped: IntCounter) -> AccessLog {
-        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            full: Condvar::new(),
+            capacity,
+        });
+        let writer = shared.clone();
         let counter = dropped.clone();
         std::thread::Builder::new()
             .name("strangler access log".to_string())
-            .spawn(move || write_lines(rx, counter))
+            .spawn(move || write_batches(&writer, &counter))
             .expect("spawning the access log writer");
-        AccessLog { lines: tx, dropped }
+        AccessLog { shared, dropped }
     }
 
-    /// Queues `entry` for `settings`' target; never blocks.
+    /// Queues `entry` for `settings`' target; never blocks on the writer.
     pub fn submit(&self, settings: &Arc<AccessLogSettings>, entry: &Entry<'_>) {
-        let text = match settings.format {
-            AccessLogFormat::Json => json_line(entry),
-            AccessLogFormat::Combined => combined_line(entry),
-        };
-        let line = Line {
-            target: settings.clone(),
-            text,
-        };
-        match self.lines.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
-        }
-    }
-}
-
-enum Sink {
-    Stdout(std::io::Stdout),
-    File(std::io::BufWriter<std::fs::File>),
-}
-
-impl Sink {
-    fn open(target: &AccessLogTarget) -> std::io::Result<Sink> {
-        Ok(match target {
-            AccessLogTarget::Stdout => Sink::Stdout(std::io::stdout()),
-            AccessLogTarget::File(path) => Sink::File(std::io::BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            )),
-        })
-    }
-
-    fn write_line(&mut self, text: &str) -> std::io::Result<()> {
-        match self {
-            Sink::Stdout(out) => {
-                let mut out = out.lock();
-                out.write_all(text.as_bytes())?;
-                out.write_all(b"\n")
+        LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            line.clear();
+            match settings.format {
+                AccessLogFormat::Json => write_json(&mut line, entry),
+                AccessLogFormat::Combined => write_combined(&mut line, entry),
             }
-            Sink::File(f) => {
-                f.write_all(text.as_bytes())?;
-                f.write_all(b"\n")
+            line.push('\n');
+            let mut pending = self.shared.lock();
+            if pending.lines >= self.shared.capacity {
+                drop(pending);
+                self.dropped.inc();
+                return;
             }
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Stdout(out) => out.flush(),
-            Sink::File(f) => f.flush(),
-        }
+            let reuse = pending
+                .batches
+                .back()
+                .is_some_and(|b| Arc::ptr_eq(&b.target, settings) && b.text.len() < BATCH_BYTES);
+            if !reuse {
+                pending.batches.push_back(Batch {
+                    target: settings.clone(),
+                    text: String::with_capacity(BATCH_BYTES + 1024),
+                    lines: 0,
+                });
+            }
+            pending.lines += 1;
+            let batch = pending.batches.back_mut().expect("just ensured");
+            batch.text.push_str(&line);
+            batch.lines += 1;
+            let filled = batch.text.len() >= BATCH_BYTES;
+            drop(pending);
+            if filled {
+                self.shared.full.notify_one();
+            }
+        });
     }
 }
 
-/// The writer: opens the target a line names (a reload may change it), and
-/// flushes whenever the queue runs empty, so lines appear promptly without a
-/// syscall per line under load. Lines still buffered when a write or flush
-/// fails are counted as dropped, and the target is opened again for the next
-/// line (the file may have been removed, or the disk freed).
-fn write_lines(rx: Receiver<Line>, dropped: IntCounter) {
-    let mut open: Option<(AccessLogTarget, Sink)> = None;
-    // Lines accepted by the sink's buffer but not yet flushed.
-    let mut pending: u64 = 0;
-    let fail = |open: &mut Option<(AccessLogTarget, Sink)>, pending: &mut u64| {
-        dropped.inc_by(*pending);
-        *pending = 0;
-        *open = None;
-    };
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(line) = next.take() {
-            let same = matches!(&open, Some((t, _)) if *t == line.target.target);
-            if !same {
-                let flushed = open.as_mut().is_none_or(|(_, sink)| sink.flush().is_ok());
-                if !flushed {
-                    fail(&mut open, &mut pending);
-                }
-                pending = 0;
-                match Sink::open(&line.target.target) {
-                    Ok(sink) => open = Some((line.target.target.clone(), sink)),
+/// The writer: takes every waiting batch when one fills or [`FLUSH_EVERY`]
+/// passes, opens the target a batch names (a reload may change it), and
+/// writes each batch with one call. A batch that cannot be written is
+/// counted as dropped, and the target is opened again for the next one (the
+/// file may have been removed, or the disk freed).
+fn write_batches(shared: &Shared, dropped: &IntCounter) {
+    let mut open: Option<(AccessLogTarget, Box<dyn std::io::Write>)> = None;
+    loop {
+        let batches = {
+            let mut pending = shared.lock();
+            if pending.batches.iter().all(|b| b.text.len() < BATCH_BYTES) {
+                pending = shared
+                    .full
+                    .wait_timeout(pending, FLUSH_EVERY)
+                    .map(|(p, _)| p)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            pending.lines = 0;
+            std::mem::take(&mut pending.batches)
+        };
+        for batch in batches {
+            let target = &batch.target.target;
+            if !matches!(&open, Some((t, _)) if t == target) {
+                open = match open_target(target) {
+                    Ok(sink) => Some((target.clone(), sink)),
                     Err(e) => {
-                        log::warn!("access log: cannot open {}: {e}", line.target.target);
-                        open = None;
+                        log::warn!("access log: cannot open {target}: {e}");
+                        None
                     }
-                }
+                };
             }
-            pending += 1;
-            let written = open
-                .as_mut()
-                .is_some_and(|(_, sink)| sink.write_line(&line.text).is_ok());
+            let written = open.as_mut().is_some_and(|(_, sink)| {
+                sink.write_all(batch.text.as_bytes()).is_ok() && sink.flush().is_ok()
+            });
             if !written {
-                fail(&mut open, &mut pending);
+                dropped.inc_by(batch.lines);
+                open = None;
             }
-            next = rx.try_recv().ok();
-        }
-        match open.as_mut().map(|(_, sink)| sink.flush().is_ok()) {
-            Some(true) => pending = 0,
-            Some(false) => fail(&mut open, &mut pending),
-            None => {}
         }
     }
+}
+
+fn open_target(target: &AccessLogTarget) -> std::io::Result<Box<dyn std::io::Write>> {
+    Ok(match target {
+        AccessLogTarget::Stdout => Box::new(std::io::stdout()),
+        // Unbuffered: a batch is written with one call already.
+        AccessLogTarget::File(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+    })
+}
+
+/// `2026-12-02T06:00:00.500Z`; the part up to the seconds is made once a
+/// second per thread.
+fn write_timestamp(out: &mut String, at: &DateTime<Utc>) {
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    SECOND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let secs = at.timestamp();
+        if cache.0 != secs {
+            cache.1 = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+            cache.0 = secs;
+        }
+        out.push_str(&cache.1);
+    });
+    let _ = write!(out, ".{:03}Z", at.timestamp_subsec_millis());
 }
 
 fn json_string(out: &mut String, s: &str) {
@@ -202,32 +254,37 @@ fn json_string(out: &mut String, s: &str) {
 
 pub fn json_line(e: &Entry<'_>) -> String {
     let mut out = String::with_capacity(320);
-    out.push_str("{\"ts\":");
-    json_string(
-        &mut out,
-        &e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    );
+    write_json(&mut out, e);
+    out
+}
+
+fn write_json(out: &mut String, e: &Entry<'_>) {
+    out.push_str("{\"ts\":\"");
+    write_timestamp(out, &e.at);
+    out.push('"');
     out.push_str(",\"request_id\":");
-    json_string(&mut out, e.request_id);
+    json_string(out, e.request_id);
     out.push_str(",\"client\":");
     match e.client {
-        Some(ip) => json_string(&mut out, &ip.to_string()),
+        Some(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
         None => out.push_str("null"),
     }
     out.push_str(",\"method\":");
-    json_string(&mut out, e.method);
+    json_string(out, e.method);
     out.push_str(",\"path\":");
-    json_string(&mut out, e.path);
+    json_string(out, e.path);
     out.push_str(",\"route\":");
-    json_string(&mut out, e.route);
+    json_string(out, e.route);
     out.push_str(",\"side\":");
     match e.side {
-        Some(side) => json_string(&mut out, side),
+        Some(side) => json_string(out, side),
         None => out.push_str("null"),
     }
     out.push_str(",\"backend\":");
     match e.backend {
-        Some(b) => json_string(&mut out, b),
+        Some(b) => json_string(out, b),
         None => out.push_str("null"),
     }
     let _ = write!(
@@ -236,33 +293,49 @@ pub fn json_line(e: &Entry<'_>) -> String {
         e.status, e.duration_ms, e.bytes_out
     );
     match e.upstream_error {
-        Some(kind) => json_string(&mut out, kind),
+        Some(kind) => json_string(out, kind),
         None => out.push_str("null"),
     }
     let _ = write!(out, ",\"shadowed\":{}}}", e.shadowed);
+}
+
+pub fn combined_line(e: &Entry<'_>) -> String {
+    let mut out = String::with_capacity(256);
+    write_combined(&mut out, e);
     out
 }
 
 /// `client - - [time] "METHOD path VERSION" status bytes "referer" "agent"`.
-pub fn combined_line(e: &Entry<'_>) -> String {
-    let quoted = |s: Option<&str>| match s {
-        Some(s) => s.replace('\\', "\\\\").replace('"', "\\\""),
-        None => "-".to_string(),
+fn write_combined(out: &mut String, e: &Entry<'_>) {
+    let quoted = |out: &mut String, s: Option<&str>| match s {
+        Some(s) => {
+            for c in s.chars() {
+                if c == '\\' || c == '"' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+        None => out.push('-'),
     };
-    format!(
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
-        e.client
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "-".into()),
+    match e.client {
+        Some(c) => {
+            let _ = write!(out, "{c}");
+        }
+        None => out.push('-'),
+    }
+    let _ = write!(
+        out,
+        " - - [{}] \"{} ",
         e.at.format("%d/%b/%Y:%H:%M:%S %z"),
-        e.method,
-        quoted(Some(e.path)),
-        e.version,
-        e.status,
-        e.bytes_out,
-        quoted(e.referer),
-        quoted(e.user_agent),
-    )
+        e.method
+    );
+    quoted(out, Some(e.path));
+    let _ = write!(out, " {}\" {} {} \"", e.version, e.status, e.bytes_out);
+    quoted(out, e.referer);
+    out.push_str("\" \"");
+    quoted(out, e.user_agent);
+    out.push('"');
 }
 
 #[cfg(test)]
