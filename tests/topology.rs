@@ -611,3 +611,75 @@ default: legacy
         assert!(dropped.is_some(), "{sink}: drops not counted");
     }
 }
+
+/// On the `tls:` listener the PROXY header comes before the TLS handshake:
+/// HAProxy passes the client's TLS through (TCP mode, `send-proxy-v2`) and
+/// the proxy reads the header, then terminates TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_before_tls_on_the_tls_listener() {
+    let legacy = Backend::start("legacy").await;
+    let pki = strangler_e2e::tls::Pki::new();
+    let (cert, key) = pki.issue("front", "IP:127.0.0.1,DNS:localhost", "serverAuth");
+    let tls_port = strangler_e2e::free_port();
+    let proxy = Proxy::start(&format!(
+        r#"
+proxy_protocol: true
+trusted_proxies: [127.0.0.1/32]
+tls: {{ listen: "127.0.0.1:{tls_port}", cert: "{}", key: "{}" }}
+backends:
+  legacy: {{ url: "{}" }}
+default: legacy
+"#,
+        cert.display(),
+        key.display(),
+        legacy.url()
+    ))
+    .await;
+    let tls_addr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let lb = HaProxy::start(tls_addr, Handoff::ProxyV2).await;
+    let out = curl(vec![
+        "-s".to_string(),
+        "--max-time".to_string(),
+        "10".to_string(),
+        "--cacert".to_string(),
+        pki.ca().display().to_string(),
+        "--interface".to_string(),
+        "127.0.0.7".to_string(),
+        "--resolve".to_string(),
+        format!("localhost:{}:127.0.0.1", lb.port),
+        format!("https://localhost:{}/tls", lb.port),
+    ])
+    .await;
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl: {body}\n{}", proxy.logs());
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen_header(&seen, "x-forwarded-for").unwrap(), "127.0.0.7");
+    assert_eq!(seen_header(&seen, "x-forwarded-proto").unwrap(), "https");
+    // Straight to the TLS listener, without the header: refused before any
+    // handshake.
+    let direct = curl(vec![
+        "-s".to_string(),
+        "--max-time".to_string(),
+        "10".to_string(),
+        "--cacert".to_string(),
+        pki.ca().display().to_string(),
+        "--resolve".to_string(),
+        format!("localhost:{tls_port}:127.0.0.1"),
+        format!("https://localhost:{tls_port}/tls"),
+    ])
+    .await;
+    assert!(!direct.status.success());
+    assert_eq!(legacy.seen().len(), 1);
+}
+
+/// Runs curl off the test's runtime threads, which serve the backends.
+async fn curl(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl")
+    })
+    .await
+    .unwrap()
+}
