@@ -683,3 +683,39 @@ async fn curl(args: Vec<String>) -> std::process::Output {
     .await
     .unwrap()
 }
+
+/// Log rotation (logrotate's default: rename, then a new file) needs no
+/// signal: the writer notices the path names another file and opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_access_log_is_followed_to_the_new_file() {
+    let legacy = Backend::start("legacy").await;
+    let proxy = Proxy::start(&format!(
+        r#"
+access_log: {{ path: "{{dir}}/access.log" }}
+backends:
+  legacy: {{ url: "{}" }}
+default: legacy
+"#,
+        legacy.url()
+    ))
+    .await;
+    listening(&proxy).await;
+    let to = proxy.addr().parse().unwrap();
+    let first = request_from(ip("127.0.0.1"), to, b"", &get_request("/before", "t", &[]))
+        .await
+        .unwrap();
+    access_log(&proxy, 1).await;
+    let path = proxy.dir.path().join("access.log");
+    let rotated = proxy.dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    // Requests until one lands in a new file at the path.
+    let landed = eventually(Duration::from_secs(15), || async {
+        request_from(ip("127.0.0.1"), to, b"", &get_request("/after", "t", &[])).await?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        text.contains("\"/after\"").then_some(())
+    })
+    .await;
+    assert!(landed.is_some(), "no line in a new {}", path.display());
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains(&first.header("x-request-id").unwrap()));
+}

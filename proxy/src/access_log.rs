@@ -167,7 +167,7 @@ impl AccessLog {
 /// counted as dropped, and the target is opened again for the next one (the
 /// file may have been removed, or the disk freed).
 fn write_batches(shared: &Shared, dropped: &IntCounter) {
-    let mut open: Option<(AccessLogTarget, Box<dyn std::io::Write>)> = None;
+    let mut open: Option<Opened> = None;
     loop {
         let batches = {
             let mut pending = shared.lock();
@@ -183,17 +183,18 @@ fn write_batches(shared: &Shared, dropped: &IntCounter) {
         };
         for batch in batches {
             let target = &batch.target.target;
-            if !matches!(&open, Some((t, _)) if t == target) {
-                open = match open_target(target) {
-                    Ok(sink) => Some((target.clone(), sink)),
+            let current = open.as_mut().is_some_and(|o| o.still(target));
+            if !current {
+                open = match Opened::open(target) {
+                    Ok(o) => Some(o),
                     Err(e) => {
                         log::warn!("access log: cannot open {target}: {e}");
                         None
                     }
                 };
             }
-            let written = open.as_mut().is_some_and(|(_, sink)| {
-                sink.write_all(batch.text.as_bytes()).is_ok() && sink.flush().is_ok()
+            let written = open.as_mut().is_some_and(|o| {
+                o.sink.write_all(batch.text.as_bytes()).is_ok() && o.sink.flush().is_ok()
             });
             if !written {
                 dropped.inc_by(batch.lines);
@@ -203,17 +204,58 @@ fn write_batches(shared: &Shared, dropped: &IntCounter) {
     }
 }
 
-fn open_target(target: &AccessLogTarget) -> std::io::Result<Box<dyn std::io::Write>> {
-    Ok(match target {
-        AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-        // Unbuffered: a batch is written with one call already.
-        AccessLogTarget::File(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-    })
+/// How often the writer checks that its file is still the one at the path.
+const REOPEN_CHECK: Duration = Duration::from_secs(1);
+
+/// The target being written, and for a file which file it is: log rotation
+/// renames the file (and may create a new one), and the lines must follow
+/// the path, not the renamed file, without a signal or a restart.
+struct Opened {
+    target: AccessLogTarget,
+    sink: Box<dyn std::io::Write>,
+    /// Device and inode of the open file.
+    identity: Option<(u64, u64)>,
+    checked: std::time::Instant,
+}
+
+impl Opened {
+    fn open(target: &AccessLogTarget) -> std::io::Result<Opened> {
+        let (sink, identity): (Box<dyn std::io::Write>, _) = match target {
+            AccessLogTarget::Stdout => (Box::new(std::io::stdout()), None),
+            AccessLogTarget::File(path) => {
+                use std::os::unix::fs::MetadataExt;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                let meta = file.metadata()?;
+                // Unbuffered: a batch is written with one call already.
+                (Box::new(file), Some((meta.dev(), meta.ino())))
+            }
+        };
+        Ok(Opened {
+            target: target.clone(),
+            sink,
+            identity,
+            checked: std::time::Instant::now(),
+        })
+    }
+
+    /// Whether this is still the place to write `target`'s lines.
+    fn still(&mut self, target: &AccessLogTarget) -> bool {
+        if self.target != *target {
+            return false;
+        }
+        let AccessLogTarget::File(path) = target else {
+            return true;
+        };
+        if self.checked.elapsed() < REOPEN_CHECK {
+            return true;
+        }
+        self.checked = std::time::Instant::now();
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).is_ok_and(|m| Some((m.dev(), m.ino())) == self.identity)
+    }
 }
 
 /// `2026-12-02T06:00:00.500Z`; the part up to the seconds is made once a
