@@ -130,8 +130,10 @@ impl Upstream {
             .and_then(|r| r.timeout)
             .unwrap_or(backend.read_timeout);
         notes.push(format!("read timeout {}", format_duration(timeout)));
-        if let Some(r) = route.filter(|r| r.retries > 0) {
-            notes.push(format!("{} retries for idempotent methods", r.retries));
+        match route.map_or(0, |r| r.retries) {
+            0 => {}
+            1 => notes.push("1 retry for idempotent methods".to_string()),
+            n => notes.push(format!("{n} retries for idempotent methods")),
         }
         let line = match &self.path {
             Some(p) => format!(
