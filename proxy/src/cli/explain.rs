@@ -159,7 +159,7 @@ fn client_line(w: &Forwarded, peer: std::net::IpAddr) -> String {
         format!("from X-Forwarded-For: the peer {peer} is a trusted proxy")
     };
     format!(
-        "client:   {} ({how})\nforwarded for: {}\n",
+        "client:   {} ({how})\nforwarded: {} (the X-Forwarded-For a backend receives)\n",
         w.client, w.forwarded_for
     )
 }
