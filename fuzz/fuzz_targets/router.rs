@@ -462,6 +462,9 @@ fn probe_table(fixed: &RouteTable, decoded: &str) -> RouteTable {
             shadow: None,
             guard: None,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            rewrite: None,
+            timeout: None,
+            retries: 0,
         };
         config
             .routes
