@@ -3,16 +3,23 @@
 //! with their own Host and path layout. What is checked is what a backend
 //! receives, what a client gets, the access log's lines and the metrics.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use strangler_e2e::evil::{Evil, listening};
-use strangler_e2e::haproxy::{HaProxy, Handoff, get_request, request_from};
+use strangler_e2e::haproxy::{HaProxy, Handoff, RawAnswer, get_request, request_from};
 use strangler_e2e::proxy::run_cli;
 use strangler_e2e::{Backend, Mode, Proxy, eventually};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+/// GET `path` from 127.0.0.1 straight to the proxy at `to`.
+async fn local_get(to: SocketAddr, path: &str, host: &str, headers: &[(&str, &str)]) -> RawAnswer {
+    request_from(ip("127.0.0.1"), to, b"", &get_request(path, host, headers))
+        .await
+        .expect("an answer")
 }
 
 fn seen_header(answer: &serde_json::Value, name: &str) -> Option<String> {
@@ -174,14 +181,7 @@ default: legacy
     assert_ne!(id, "chosen-by-client");
     assert_eq!(id.len(), 32);
     // The same headers from a trusted peer are kept.
-    let r = request_from(
-        ip("127.0.0.1"),
-        to,
-        b"",
-        &get_request("/x", "shop.test", &forged),
-    )
-    .await
-    .unwrap();
+    let r = local_get(to, "/x", "shop.test", &forged).await;
     let seen = r.json();
     assert_eq!(
         seen_header(&seen, "x-forwarded-for").unwrap(),
@@ -311,15 +311,7 @@ routes:
     .await;
     listening(&proxy).await;
     let to = proxy.addr().parse().unwrap();
-    let local = ip("127.0.0.1");
-    let r = request_from(
-        local,
-        to,
-        b"",
-        &get_request("/api/orders/7?x=1", "shop.test", &[]),
-    )
-    .await
-    .unwrap();
+    let r = local_get(to, "/api/orders/7?x=1", "shop.test", &[]).await;
     let seen = r.json();
     assert_eq!(seen["backend"], "new");
     assert_eq!(seen["path"], "/v2/orders/7?x=1");
@@ -327,27 +319,13 @@ routes:
     assert_eq!(seen_header(&seen, "x-forwarded-host").unwrap(), "shop.test");
     // Legacy gets the request as the client sent it.
     let pinned = [("X-Tenant-Id", "initech")];
-    let r = request_from(
-        local,
-        to,
-        b"",
-        &get_request("/api/orders/7?x=1", "shop.test", &pinned),
-    )
-    .await
-    .unwrap();
+    let r = local_get(to, "/api/orders/7?x=1", "shop.test", &pinned).await;
     let seen = r.json();
     assert_eq!(seen["backend"], "legacy");
     assert_eq!(seen["path"], "/api/orders/7?x=1");
     assert_eq!(seen_header(&seen, "host").unwrap(), "shop.test");
     // A regex rewrite and a literal Host.
-    let r = request_from(
-        local,
-        to,
-        b"",
-        &get_request("/api/items/42", "shop.test", &[]),
-    )
-    .await
-    .unwrap();
+    let r = local_get(to, "/api/items/42", "shop.test", &[]).await;
     let seen = r.json();
     assert_eq!(seen["path"], "/catalog/item/42");
     assert_eq!(seen_header(&seen, "host").unwrap(), "items.internal");
@@ -370,14 +348,7 @@ routes:
     );
 
     // The shadow copy to the new side follows the new side's rules.
-    let r = request_from(
-        local,
-        to,
-        b"",
-        &get_request("/api/carts/3", "shop.test", &[]),
-    )
-    .await
-    .unwrap();
+    let r = local_get(to, "/api/carts/3", "shop.test", &[]).await;
     assert_eq!(r.json()["path"], "/api/carts/3");
     let copy = eventually(Duration::from_secs(10), || async {
         new.seen()
@@ -421,9 +392,7 @@ routes:
     let to = proxy.addr().parse().unwrap();
     let local = ip("127.0.0.1");
     // The backend reads each request and closes without answering.
-    let r = request_from(local, to, b"", &get_request("/close/after-read", "t", &[]))
-        .await
-        .unwrap();
+    let r = local_get(to, "/close/after-read", "t", &[]).await;
     assert_eq!(r.status, 502, "{}", r.head);
     let gets = evil.copies("GET", "/close/after-read");
     assert_eq!(gets.len(), 3, "the first attempt and two retries: {gets:?}");
@@ -452,9 +421,7 @@ routes:
         "exported at zero"
     );
     // The route's timeout is over the backend's 30 s.
-    let r = request_from(local, to, b"", &get_request("/hurry", "t", &[]))
-        .await
-        .unwrap();
+    let r = local_get(to, "/hurry", "t", &[]).await;
     assert_eq!(r.status, 504, "{}", r.head);
     let m = proxy.metrics_settled().await;
     assert_eq!(
@@ -495,24 +462,10 @@ routes:
     .await;
     listening(&proxy).await;
     let to = proxy.addr().parse().unwrap();
-    let local = ip("127.0.0.1");
-    let ok = request_from(local, to, b"", &get_request("/hello?secret=1", "t", &[]))
-        .await
-        .unwrap();
-    let bad = request_from(local, to, b"", &get_request("/gone/x", "t", &[]))
-        .await
-        .unwrap();
-    let copied = request_from(local, to, b"", &get_request("/copied", "t", &[]))
-        .await
-        .unwrap();
-    let refused = request_from(
-        local,
-        to,
-        b"",
-        &get_request("/a/%2e%2e/%2e%2e/etc", "t", &[]),
-    )
-    .await
-    .unwrap();
+    let ok = local_get(to, "/hello?secret=1", "t", &[]).await;
+    let bad = local_get(to, "/gone/x", "t", &[]).await;
+    let copied = local_get(to, "/copied", "t", &[]).await;
+    let refused = local_get(to, "/a/%2e%2e/%2e%2e/etc", "t", &[]).await;
     assert_eq!(
         (ok.status, bad.status, copied.status, refused.status),
         (200, 502, 200, 400)
@@ -597,9 +550,7 @@ default: legacy
         listening(&proxy).await;
         let to = proxy.addr().parse().unwrap();
         for _ in 0..40 {
-            let r = request_from(ip("127.0.0.1"), to, b"", &get_request("/x", "t", &[]))
-                .await
-                .unwrap();
+            let r = local_get(to, "/x", "t", &[]).await;
             assert_eq!(r.status, 200, "{sink}");
         }
         let dropped = eventually(Duration::from_secs(10), || async {
@@ -701,9 +652,7 @@ default: legacy
     .await;
     listening(&proxy).await;
     let to = proxy.addr().parse().unwrap();
-    let first = request_from(ip("127.0.0.1"), to, b"", &get_request("/before", "t", &[]))
-        .await
-        .unwrap();
+    let first = local_get(to, "/before", "t", &[]).await;
     access_log(&proxy, 1).await;
     let path = proxy.dir.path().join("access.log");
     let rotated = proxy.dir.path().join("access.log.1");
