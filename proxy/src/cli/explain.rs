@@ -11,7 +11,7 @@ use crate::cli::ExplainArgs;
 use crate::config::{self, Side, units::format_duration};
 use crate::routing::canary::bucket_of;
 use crate::routing::forwarded::{Forwarded, forwarded};
-use crate::routing::rewrite::{upstream_host, upstream_path};
+use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{Decision, Reason, RequestInfo, RouteTable, ShadowDecision, normalize_path};
 
 pub fn run(args: &ExplainArgs) -> Result<String> {
@@ -70,7 +70,7 @@ pub fn run(args: &ExplainArgs) -> Result<String> {
         entropy: 0,
     };
     let decision = table.decide(&info);
-    let sent = Upstream::of(&table, &decision, &path, query, host.as_deref());
+    let sent = Sent::of(&table, &decision, &path, query, host.as_deref());
     Ok(if args.json {
         let mut value = as_json(&table, &decision, &path, host.as_deref());
         value["client"] = json!(who.as_ref().map(|w| w.client.to_string()));
@@ -89,30 +89,27 @@ pub fn run(args: &ExplainArgs) -> Result<String> {
 
 /// What the chosen backend is sent: the path after the route's rewrite
 /// (new side only) and its Host.
-struct Upstream {
+struct Sent {
     /// `None`: the rewrite made no valid path (the proxy answers 400).
     path: Option<String>,
     host: Option<String>,
 }
 
-impl Upstream {
+impl Sent {
     fn of(
         table: &RouteTable,
         d: &Decision<'_>,
         path: &str,
         query: Option<&str>,
         client_host: Option<&str>,
-    ) -> Upstream {
+    ) -> Sent {
         let config = table.config();
         let sent = match d.route {
             Some(i) => upstream_path(&config.routes[i], d.side, path),
             None => Some(std::borrow::Cow::Borrowed(path)),
         };
-        Upstream {
-            path: sent.map(|p| match query {
-                Some(q) => format!("{p}?{q}"),
-                None => p.into_owned(),
-            }),
+        Sent {
+            path: sent.map(|p| with_query(&p, query)),
             host: upstream_host(&config.backend(d.backend).host, client_host).map(str::to_string),
         }
     }

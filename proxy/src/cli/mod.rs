@@ -219,12 +219,8 @@ pub struct ServeArgs {
     pub store_queue: usize,
     /// Access-log lines waiting for the writer; beyond this they are dropped
     /// and counted (strangler_access_log_dropped_total).
-    #[arg(long, default_value_t = strangler_access_log_queue_default())]
+    #[arg(long, default_value_t = crate::access_log::QUEUE_LINES)]
     pub access_log_queue: usize,
-}
-
-const fn strangler_access_log_queue_default() -> usize {
-    crate::access_log::QUEUE_LINES
 }
 
 #[derive(Debug, Args)]

@@ -100,14 +100,6 @@ impl TrustedProxies {
     pub fn contains(&self, addr: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(addr))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn blocks(&self) -> &[Cidr] {
-        &self.0
-    }
 }
 
 /// Where access-log lines go.

@@ -39,7 +39,7 @@ use crate::live::Live;
 use crate::metrics::{DropReason, ShadowOutcome};
 use crate::routing::canary::selected;
 use crate::routing::forwarded::forwarded;
-use crate::routing::rewrite::{upstream_host, upstream_path};
+use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
 use crate::shadow::{ShadowCapture, ShadowQueue};
 use prometheus::IntCounterVec;
@@ -239,14 +239,6 @@ impl StranglerProxy {
             format!("strangler: {} {detail}\n", r.message())
         };
         respond::plain(session, r.status(), body, ctx.request_id.as_str()).await;
-    }
-}
-
-/// A path with the request's query, if it had one.
-fn with_query(path: &str, query: Option<&str>) -> String {
-    match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
     }
 }
 

@@ -54,6 +54,15 @@ fn apply<'a>(rewrite: &Rewrite, path: &'a str) -> Cow<'a, str> {
     }
 }
 
+/// A path with the request's query, if it had one: rewrites change the path
+/// and keep the query.
+pub fn with_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
+
 /// The `Host` header a backend gets: its `host` setting, or the client's.
 pub fn upstream_host<'a>(
     setting: &'a UpstreamHost,
