@@ -465,6 +465,7 @@ fn probe_table(fixed: &RouteTable, decoded: &str) -> RouteTable {
             rewrite: None,
             timeout: None,
             retries: 0,
+            rollout: None,
         };
         config
             .routes

@@ -3,7 +3,9 @@
 //! services: SIGHUP and file changes trigger a reload ([`crate::changes`]),
 //! the store is watched (`strangler_store_up`), other proxies' changes are
 //! followed ([`crate::changes::fleet`]), the guard judges
-//! ([`crate::guard`]), backend addresses are checked and resolved again
+//! ([`crate::guard`]), the rollouts move on ([`crate::rollout::driver`]),
+//! request counters are sampled for `strangler status`
+//! ([`crate::status::Traffic`]), backend addresses are checked and resolved again
 //! ([`crate::live::checks`]), and the server's execution phase drives
 //! readiness.
 
@@ -62,9 +64,11 @@ impl ControlPlane {
     }
 
     /// Runs the watchers on a thread of their own until the process exits.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         self,
         changes: Arc<Changes>,
+        overview: Arc<crate::status::Overview>,
         writer: StoreWriter,
         every: PollIntervals,
         phases: broadcast::Receiver<ExecutionPhase>,
@@ -84,7 +88,9 @@ impl ControlPlane {
                         writer,
                         every.fleet,
                     ));
-                    tokio::spawn(crate::guard::run(changes.clone()));
+                    tokio::spawn(crate::guard::run(changes.clone(), overview.guard.clone()));
+                    tokio::spawn(crate::rollout::driver::run(overview.rollouts.clone()));
+                    tokio::spawn(overview.traffic.clone().run(changes.live().clone()));
                     tokio::spawn(crate::live::checks::run(changes.live().clone()));
                     track_readiness(phases, ready, listen, changes.clone()).await;
                     // Keep reloading until the process exits.

@@ -14,9 +14,14 @@
 //!   the file, recorded, followed across the fleet;
 //! - [`guard`]: the automatic guard's judgement (it acts through
 //!   [`changes`]);
+//! - [`rollout`]: routes that promote themselves, step by step, gated on
+//!   the guard and the diff report (each step a change through
+//!   [`changes`]);
+//! - [`status`]: where each route stands (stage, canary, rollout, guard,
+//!   verdict, share on new);
 //! - [`access_log`]: one line per request, written off the request path;
 //! - [`control`]: the background tasks (file watcher, SIGHUP, store watch,
-//!   fleet, guard, readiness);
+//!   fleet, guard, rollouts, traffic samples, readiness);
 //! - [`admin`]: the admin listener (health, metrics, routes, changes);
 //! - [`metrics`]: the Prometheus registry and per-route handles;
 //! - [`report`]: the diff report served by the admin listener;
@@ -35,6 +40,8 @@ pub mod live;
 pub mod metrics;
 pub mod report;
 pub mod request_path;
+pub mod rollout;
 pub mod routing;
 pub mod server;
 pub mod shadow;
+pub mod status;

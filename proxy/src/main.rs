@@ -95,6 +95,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", cli::changes::history(&args)?);
             Ok(0)
         }
+        Command::Rollout(args) => {
+            let printed = cli::rollout::run(&args)?;
+            print!("{}", printed.text);
+            Ok(printed.code)
+        }
+        Command::Status(args) => {
+            let printed = cli::status::run(&args)?;
+            print!("{}", printed.text);
+            Ok(printed.code)
+        }
         Command::Explain(args) => {
             print!("{}", cli::explain::run(&args)?);
             Ok(0)

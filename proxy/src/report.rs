@@ -29,6 +29,16 @@ pub fn thresholds(config: &Config) -> HashMap<String, Threshold> {
         .collect()
 }
 
+/// Writes each route's stage (from `config`) into the report: the store
+/// does not know it. Routes the configuration no longer has keep none.
+pub fn add_stages(report: &mut Report, config: &Config) {
+    for r in &mut report.routes {
+        r.stage = config
+            .route(&r.route)
+            .map(|c| c.stage().as_str().to_string());
+    }
+}
+
 /// Routes that shadow, in file order (for the filter form).
 pub fn shadowed_routes(config: &Config) -> Vec<String> {
     config

@@ -256,11 +256,17 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         workers.push(proxy);
     }
 
+    let overview = Arc::new(crate::status::Overview {
+        rollouts: crate::rollout::Rollouts::new(changes.clone(), writer.clone()),
+        guard: Arc::default(),
+        traffic: Arc::default(),
+    });
     let ready = Readiness::default();
     let mut admin = Service::new(
         "strangler admin".to_string(),
         HttpServer::new_app(AdminApp::new(
             changes.clone(),
+            overview.clone(),
             ready.clone(),
             writer.clone(),
         )),
@@ -276,6 +282,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
 
     control.run(
         changes,
+        overview,
         writer.clone(),
         crate::control::PollIntervals {
             file: options.watch_interval,

@@ -26,6 +26,8 @@ pub enum HistoryError {
     Document(#[from] serde_json::Error),
     #[error("unknown change source {0:?} in the history")]
     UnknownSource(String),
+    #[error("unknown rollout state {0:?} in the store")]
+    UnknownState(String),
 }
 
 /// Where a configuration change came from: a version's `source` and an
@@ -46,16 +48,20 @@ pub enum ChangeSource {
     Restore,
     /// Another proxy of the fleet made the change; this one applied it.
     Fleet,
+    /// A route's rollout took a step (or rolled back on a failed gate), or a
+    /// person moved it on with `strangler rollout promote`.
+    Rollout,
 }
 
 impl ChangeSource {
-    pub const ALL: [ChangeSource; 6] = [
+    pub const ALL: [ChangeSource; 7] = [
         ChangeSource::File,
         ChangeSource::Canary,
         ChangeSource::Rollback,
         ChangeSource::Guard,
         ChangeSource::Restore,
         ChangeSource::Fleet,
+        ChangeSource::Rollout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +72,7 @@ impl ChangeSource {
             ChangeSource::Guard => "guard",
             ChangeSource::Restore => "restore",
             ChangeSource::Fleet => "fleet",
+            ChangeSource::Rollout => "rollout",
         }
     }
 }
@@ -181,6 +188,10 @@ impl History {
 
     pub fn is_postgres(&self) -> bool {
         self.postgres
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Records a version; its number is one more than the highest so far

@@ -4,6 +4,7 @@
 //! configured changes are refused (403).
 
 pub mod auth;
+pub mod rollouts;
 pub mod views;
 
 use std::sync::Arc;
@@ -49,7 +50,7 @@ impl ChangeBody {
             } else {
                 self.reason.clone()
             },
-            trigger: crate::metrics::RollbackTrigger::Manual,
+            by: crate::changes::Initiator::Person,
         }
     }
 }
@@ -76,15 +77,22 @@ impl Readiness {
 pub struct AdminApp {
     live: Arc<Live>,
     changes: Arc<Changes>,
+    overview: Arc<crate::status::Overview>,
     ready: Readiness,
     writer: StoreWriter,
 }
 
 impl AdminApp {
-    pub fn new(changes: Arc<Changes>, ready: Readiness, writer: StoreWriter) -> AdminApp {
+    pub fn new(
+        changes: Arc<Changes>,
+        overview: Arc<crate::status::Overview>,
+        ready: Readiness,
+        writer: StoreWriter,
+    ) -> AdminApp {
         AdminApp {
             live: changes.live().clone(),
             changes,
+            overview,
             ready,
             writer,
         }
@@ -260,7 +268,7 @@ impl AdminApp {
         if path == "/api/diffs" {
             return self.diffs(&store, query).await;
         }
-        let report = match report::build(&store, &request, &thresholds).await {
+        let mut report = match report::build(&store, &request, &thresholds).await {
             Ok(r) => r,
             Err(ReportError::Request(e)) => {
                 return json_response(StatusCode::BAD_REQUEST, json!({"error": e}));
@@ -272,6 +280,7 @@ impl AdminApp {
                 );
             }
         };
+        report::add_stages(&mut report, table.config());
         if path == "/api/report" {
             return json_response(
                 StatusCode::OK,
@@ -493,13 +502,24 @@ impl ServeHttp for AdminApp {
                 }
             }
             ("/history", &Method::GET) => self.history(&query).await,
+            ("/status", &Method::GET) => self.status().await,
+            ("/rollouts", &Method::GET) => self.rollouts(),
+            (p, m) if rollouts::rollout_path(p).is_some() => match (rollouts::rollout_path(p), m) {
+                (Some((name, None)), &Method::GET) => self.rollout(name),
+                (Some((name, Some(command))), &Method::POST) => match self.refusal(session) {
+                    None => self.rollout_command(name, command, &body).await,
+                    Some(refusal) => refusal,
+                },
+                (Some((_, None)), _) => method_not_allowed("GET"),
+                _ => method_not_allowed("POST"),
+            },
             ("/reload" | "/rollback", _) => method_not_allowed("POST"),
             (p, _) if p.starts_with("/routes/") && p.ends_with("/canary") => {
                 method_not_allowed("POST")
             }
             (
                 "/healthz" | "/readyz" | "/metrics" | "/routes" | "/history" | "/report"
-                | "/api/report" | "/api/diffs",
+                | "/api/report" | "/api/diffs" | "/status" | "/rollouts",
                 _,
             ) => method_not_allowed("GET"),
             (p, _) if p.starts_with("/report/route/") => method_not_allowed("GET"),

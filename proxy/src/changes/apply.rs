@@ -5,7 +5,7 @@
 //! ([`super::record`]). A change that fails validation changes nothing.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rollback::edit::{Edit, apply_all};
 use rollback::history::ChangeSource;
@@ -27,6 +27,15 @@ pub struct Changes {
     pub(super) overrides: Overrides,
     /// The newest fleet change applied (or seen) here.
     pub(super) fleet_seen: AtomicI64,
+    /// Told of every request that changed the table (the rollouts, which
+    /// pause when a person changes their route).
+    observer: OnceLock<Arc<dyn ChangeObserver>>,
+}
+
+/// Something that must know of requested changes once they are applied.
+/// Called on the thread that applied the change, after it is recorded.
+pub trait ChangeObserver: Send + Sync + std::fmt::Debug {
+    fn applied(&self, request: &ChangeRequest, who: &Requester, outcome: &ChangeOutcome);
 }
 
 impl Changes {
@@ -38,7 +47,30 @@ impl Changes {
             recorder: Recorder::new(instance),
             overrides: Overrides::default(),
             fleet_seen: AtomicI64::new(0),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Registers the one observer of applied requests.
+    pub fn observe(&self, observer: Arc<dyn ChangeObserver>) {
+        if self.observer.set(observer).is_err() {
+            log::warn!("a second change observer was ignored");
+        }
+    }
+
+    /// This proxy's name in the history (`host:port`).
+    pub fn instance(&self) -> &str {
+        self.recorder.instance()
+    }
+
+    /// Runs a history call from blocking code (bounded; `None` without a
+    /// store).
+    pub fn history_call<T, F, Fut>(&self, call: F) -> Option<Result<T, String>>
+    where
+        F: FnOnce(rollback::history::History) -> Fut,
+        Fut: std::future::Future<Output = Result<T, rollback::history::HistoryError>>,
+    {
+        self.recorder.call(call)
     }
 
     pub fn live(&self) -> &Arc<Live> {
@@ -94,7 +126,7 @@ impl Changes {
         request: &ChangeRequest,
         who: &Requester,
     ) -> Result<ChangeOutcome, ChangeError> {
-        let source = request.source(who.trigger);
+        let source = request.source(who.by);
         let routes = request.routes();
         let mut fleet = None;
         let result = plan(self.live.current().config(), request).and_then(|edits| {
@@ -120,15 +152,21 @@ impl Changes {
                 self.live
                     .metrics()
                     .rollbacks
-                    .with_label_values(&[r, who.trigger.as_str()])
+                    .with_label_values(&[r, who.by.trigger().as_str()])
                     .inc();
             }
         }
         self.record(source, &routes.join(","), who, &result, fleet);
-        result.map(|mut o| {
+        let result = result.map(|mut o| {
             o.routes = routes;
             o
-        })
+        });
+        if let (Ok(o), Some(observer)) = (&result, self.observer.get()) {
+            if o.changed {
+                observer.applied(request, who, o);
+            }
+        }
+        result
     }
 
     /// Serves a recorded version again (`strangler rollback --to VERSION`),

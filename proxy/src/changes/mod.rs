@@ -61,22 +61,44 @@ impl ChangeRequest {
     }
 
     /// Where the change comes from, for the history and the audit log.
-    pub fn source(&self, trigger: RollbackTrigger) -> ChangeSource {
-        match (self, trigger) {
+    pub fn source(&self, by: Initiator) -> ChangeSource {
+        match (self, by) {
+            (_, Initiator::Rollout) => ChangeSource::Rollout,
             (ChangeRequest::Canary { .. }, _) => ChangeSource::Canary,
-            (ChangeRequest::Rollback { .. }, RollbackTrigger::Manual) => ChangeSource::Rollback,
-            (ChangeRequest::Rollback { .. }, RollbackTrigger::Auto) => ChangeSource::Guard,
+            (ChangeRequest::Rollback { .. }, Initiator::Person) => ChangeSource::Rollback,
+            (ChangeRequest::Rollback { .. }, Initiator::Guard) => ChangeSource::Guard,
         }
     }
 }
 
-/// Who asked, why, and whether a person or the guard did.
+/// Which part of Strangler a change comes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// A person: the CLI or the admin API.
+    Person,
+    /// The automatic guard.
+    Guard,
+    /// A route's rollout: a step, a rollback on a failed gate, or a
+    /// person's `strangler rollout promote` (the actor says who).
+    Rollout,
+}
+
+impl Initiator {
+    /// The `trigger` label of `strangler_rollbacks_total`.
+    pub fn trigger(self) -> RollbackTrigger {
+        match self {
+            Initiator::Person => RollbackTrigger::Manual,
+            Initiator::Guard | Initiator::Rollout => RollbackTrigger::Auto,
+        }
+    }
+}
+
+/// Who asked, why, and through what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requester {
     pub actor: String,
     pub reason: String,
-    /// A person or the guard (the `trigger` label of `strangler_rollbacks_total`).
-    pub trigger: RollbackTrigger,
+    pub by: Initiator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

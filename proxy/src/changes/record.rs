@@ -125,7 +125,7 @@ impl Recorder {
 
     /// Runs a history call from blocking code, bounded by a timeout. `None`
     /// when there is no history store (yet).
-    fn call<T, F, Fut>(&self, call: F) -> Option<Result<T, String>>
+    pub fn call<T, F, Fut>(&self, call: F) -> Option<Result<T, String>>
     where
         F: FnOnce(History) -> Fut,
         Fut: std::future::Future<Output = Result<T, HistoryError>>,

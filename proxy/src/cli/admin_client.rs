@@ -118,6 +118,31 @@ impl AdminClient {
         }
     }
 
+    /// A client for the proxy at `admin` (`http://HOST:PORT` or
+    /// `HOST:PORT`, from `--admin` or `$STRANGLER_ADMIN`) when given, else
+    /// for the one `config` names. The token comes from the variable the
+    /// config names, or `$STRANGLER_ADMIN_TOKEN` without a config.
+    pub fn for_target(
+        config: Option<&Config>,
+        admin: Option<&str>,
+        answer_within: Duration,
+    ) -> Result<AdminClient, String> {
+        let mut client = match config {
+            Some(c) => AdminClient::for_config(c, answer_within),
+            None => AdminClient {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9901)),
+                token: std::env::var("STRANGLER_ADMIN_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                answer_within: answer_within.max(Duration::from_millis(1)),
+            },
+        };
+        if let Some(admin) = admin {
+            client.addr = admin_addr(admin)?;
+        }
+        Ok(client)
+    }
+
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }
@@ -260,6 +285,26 @@ impl AdminClient {
         body.truncate(length);
         Ok(Reply { status, body })
     }
+}
+
+/// The address of an admin server as a person writes it.
+pub fn admin_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bare = text
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    if text.trim().starts_with("https://") || bare.contains('/') {
+        return Err(format!(
+            "--admin {text:?}: expected http://HOST:PORT or HOST:PORT (the admin server speaks plain HTTP on loopback)"
+        ));
+    }
+    bare.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            format!("--admin {text:?}: not an address (expected http://HOST:PORT or HOST:PORT)")
+        })
 }
 
 /// Who is making a change: `$STRANGLER_ACTOR`, else the (sudo) user at the

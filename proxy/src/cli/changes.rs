@@ -230,7 +230,8 @@ pub fn canary(args: &CanaryArgs) -> Result<Done> {
     if args.offline {
         return in_file(Alone::Offline);
     }
-    let client = AdminClient::for_config(&config, args.timeout);
+    let client = AdminClient::for_target(Some(&config), args.admin.as_deref(), args.timeout)
+        .map_err(anyhow::Error::msg)?;
     let body = json!({"percent": percent.get(), "reason": args.reason, "actor": actor()});
     match client.request(
         "POST",
@@ -405,7 +406,8 @@ pub fn rollback(args: &RollbackArgs) -> Result<Done> {
     if args.offline {
         return in_file(Alone::Offline);
     }
-    let client = AdminClient::for_config(&config, args.timeout);
+    let client = AdminClient::for_target(Some(&config), args.admin.as_deref(), args.timeout)
+        .map_err(anyhow::Error::msg)?;
     // Counts from before the change, so that a new-side request finishing
     // while the change is being made is seen. This is also the first
     // contact: a proxy that does not answer is found before the change is
@@ -476,7 +478,8 @@ fn restore(args: &RollbackArgs, config: &Config, version: i64) -> Result<Done> {
     if args.offline {
         return restore_file(args, config, version, Alone::Offline, runbook);
     }
-    let client = AdminClient::for_config(config, args.timeout);
+    let client = AdminClient::for_target(Some(config), args.admin.as_deref(), args.timeout)
+        .map_err(anyhow::Error::msg)?;
     let body = json!({"to_version": version, "reason": args.reason, "actor": actor()});
     match client.request("POST", "/rollback", Some(&body)) {
         Ok(reply) if reply.status == 200 => {

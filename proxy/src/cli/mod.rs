@@ -5,6 +5,8 @@ pub mod changes;
 pub mod check;
 pub mod explain;
 pub mod report;
+pub mod rollout;
+pub mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +40,92 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Configuration versions (and the audit log).
     History(HistoryArgs),
+    /// Routes that promote themselves: status, start, pause, resume, abort, promote.
+    Rollout(RolloutArgs),
+    /// Where every route stands: stage, canary, rollout, guard, diff verdict, share on new.
+    Status(StatusArgs),
+}
+
+/// Which proxy a command talks to.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The configuration file; its admin address and token variable are
+    /// used unless --admin says otherwise.
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// The admin server of the proxy to ask, e.g. http://10.0.0.3:9901,
+    /// instead of the config's admin.listen. Without a readable config the
+    /// token is taken from STRANGLER_ADMIN_TOKEN.
+    #[arg(long, env = "STRANGLER_ADMIN")]
+    pub admin: Option<String>,
+    /// How long the proxy has to answer.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// Exit codes of `rollout` and `status`, shown under their `--help`.
+const ROLLOUT_EXIT_CODES: &str = "\
+Exit codes:
+  0  the running proxy did it (or there was nothing to do: start on a
+     running rollout says so)
+  3  no proxy answered at the admin address: nothing was changed
+  1  refused (unknown route, no rollout: block, not running...), no answer,
+     or another failure: read the message
+  2  wrong command line
+See runbooks/ramp-with-rollout.md and runbooks/rollout-held-or-failed.md.";
+
+#[derive(Debug, Args)]
+#[command(after_help = ROLLOUT_EXIT_CODES)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub action: RolloutAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// Where each rollout stands (or one route's), why, and its gates' figures.
+    Status(RolloutStatusArgs),
+    /// Start a route's rollout from its current canary.
+    Start(RolloutCommandArgs),
+    /// Hold a running rollout at its step.
+    Pause(RolloutCommandArgs),
+    /// Continue a held rollout from the route's current canary.
+    Resume(RolloutCommandArgs),
+    /// Stop the rollout and send the route back to legacy (as a rollback).
+    Abort(RolloutCommandArgs),
+    /// Take the next step now, gates skipped (audited as your decision).
+    Promote(RolloutCommandArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = ROLLOUT_EXIT_CODES)]
+pub struct RolloutStatusArgs {
+    /// Only this route.
+    pub route: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = ROLLOUT_EXIT_CODES)]
+pub struct RolloutCommandArgs {
+    pub route: String,
+    /// Why (recorded in the rollout's state and the audit log).
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = ROLLOUT_EXIT_CODES)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Exit codes of `canary` and `rollback`, shown under their `--help`.
@@ -60,8 +148,12 @@ pub struct CanaryArgs {
     pub route: String,
     /// Share of the route's traffic on the new side: 0 to 100, decimals allowed.
     pub percent: String,
-    #[arg(long, short, default_value = "routes.yaml")]
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
+    /// The admin server of the proxy to change, e.g. http://10.0.0.3:9901,
+    /// instead of the config's admin.listen.
+    #[arg(long, env = "STRANGLER_ADMIN")]
+    pub admin: Option<String>,
     /// Why (recorded in history and audit).
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
@@ -93,8 +185,12 @@ pub struct RollbackArgs {
     pub to: Option<i64>,
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
-    #[arg(long, short, default_value = "routes.yaml")]
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
+    /// The admin server of the proxy to change, e.g. http://10.0.0.3:9901,
+    /// instead of the config's admin.listen.
+    #[arg(long, env = "STRANGLER_ADMIN")]
+    pub admin: Option<String>,
     /// How long the proxy has to answer each request, and then how long the
     /// new side has to go quiet: exit 4 if it still receives requests then.
     #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]

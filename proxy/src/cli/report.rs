@@ -48,7 +48,7 @@ pub fn run(args: &ReportArgs) -> Result<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(async {
+    let mut report = runtime.block_on(async {
         let store = DiffAndHistoryStore::connect_existing(&store_url)
             .await
             .with_context(|| format!("cannot open the diff store {store_url}"))?;
@@ -56,6 +56,9 @@ pub fn run(args: &ReportArgs) -> Result<String> {
             .await
             .map_err(anyhow::Error::from)
     })?;
+    if let Some(c) = &config {
+        report::add_stages(&mut report, c);
+    }
     Ok(match args.format.as_str() {
         "json" => serde_json::to_string_pretty(&report)? + "\n",
         "md" | "markdown" => markdown::render(&report),

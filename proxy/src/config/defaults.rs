@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::model::Sticky;
+use super::model::{Gate, OnFailure, RolloutStart, Sticky};
 use super::units::{ByteSize, Percent};
 
 // Listeners and the store.
@@ -89,6 +89,15 @@ pub const DEFAULT_GUARD_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_GUARD_MIN_REQUESTS: u64 = 100;
 /// As a fraction: the new side may fail 5 points more often than legacy.
 pub const DEFAULT_GUARD_ERROR_RATE_MARGIN: f64 = 0.05;
+
+// Rollouts.
+
+pub const DEFAULT_ROLLOUT_PAUSE: Duration = Duration::from_secs(600);
+/// Every gate: a route whose `guard:` or `shadow:` block is missing must say
+/// which gates it wants.
+pub const DEFAULT_ROLLOUT_REQUIRE: [Gate; 2] = [Gate::Guard, Gate::Report];
+pub const DEFAULT_ROLLOUT_ON_FAILURE: OnFailure = OnFailure::Rollback;
+pub const DEFAULT_ROLLOUT_START: RolloutStart = RolloutStart::Manual;
 
 #[cfg(test)]
 mod tests {

@@ -311,6 +311,69 @@ pub struct Route {
     /// Further attempts of an idempotent request after an upstream error,
     /// each on a fresh connection, never after the client got a byte.
     pub retries: u32,
+    /// Canary steps taken by the proxy itself, gated on health and diffs.
+    pub rollout: Option<RolloutPolicy>,
+}
+
+/// A route's `rollout:` block, validated: at least one step, steps rising,
+/// each above 0; a gate is only named when the route has what it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutPolicy {
+    /// Canary percentages, strictly increasing, each above 0.
+    pub steps: Vec<Percent>,
+    /// The least time spent at a step before the next one.
+    pub pause: Duration,
+    /// What must hold over the pause; no duplicates.
+    pub require: Vec<Gate>,
+    pub on_failure: OnFailure,
+    pub start: RolloutStart,
+}
+
+impl RolloutPolicy {
+    /// The first step above `canary`, if any.
+    pub fn next_step(&self, canary: Percent) -> Option<Percent> {
+        self.steps.iter().copied().find(|s| s.get() > canary.get())
+    }
+
+    pub fn requires(&self, gate: Gate) -> bool {
+        self.require.contains(&gate)
+    }
+}
+
+/// What a rollout checks before it takes a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gate {
+    /// The route's guard sees the new side healthy over the pause.
+    Guard,
+    /// The diff report reads `ready` over the step's comparisons.
+    Report,
+}
+
+impl Gate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Guard => "guard",
+            Gate::Report => "report",
+        }
+    }
+}
+
+/// What a rollout does when a gate fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Canary 0 and pins to legacy, exactly as `strangler rollback`.
+    Rollback,
+    /// Stay at the step and say why.
+    Hold,
+}
+
+/// When a rollout starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutStart {
+    /// When a person runs `strangler rollout start`.
+    Manual,
+    /// As soon as a proxy serves the file (once; not again after it ended).
+    Auto,
 }
 
 /// A route's `guard:` block, validated.
@@ -330,7 +393,48 @@ pub struct GuardPolicy {
     pub max_diff_rate: Option<f64>,
 }
 
+/// Where a route stands in its migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Everything on legacy, nothing copied.
+    Legacy,
+    /// Everything on legacy, copies to the new side compared.
+    Shadow,
+    /// Both sides serve: a canary between 0 and 100, or tenants pinned so.
+    Canary,
+    /// Everything on new: canary 100 and no tenant pinned to legacy.
+    Migrated,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Legacy, Stage::Shadow, Stage::Canary, Stage::Migrated];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Legacy => "legacy",
+            Stage::Shadow => "shadow",
+            Stage::Canary => "canary",
+            Stage::Migrated => "migrated",
+        }
+    }
+}
+
 impl Route {
+    /// The route's stage, from its canary, pins and shadow block.
+    pub fn stage(&self) -> Stage {
+        let pinned = |side: Side| self.pins.iter().any(|(_, s)| *s == side);
+        let canary = self.canary.get();
+        if canary >= 100.0 && !pinned(Side::Legacy) {
+            Stage::Migrated
+        } else if canary > 0.0 || pinned(Side::New) {
+            Stage::Canary
+        } else if self.shadow.is_some() {
+            Stage::Shadow
+        } else {
+            Stage::Legacy
+        }
+    }
+
     pub fn pin_for(&self, tenant: &str) -> Option<Side> {
         self.pins
             .iter()

@@ -123,6 +123,19 @@ pub struct RawRoute {
     pub rewrite: Option<RawRewrite>,
     pub timeout: Option<Scalar>,
     pub retries: Option<Scalar>,
+    pub rollout: Option<RawRollout>,
+}
+
+/// A route that promotes itself: canary steps taken one by one, each after
+/// a pause during which the gates held.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    pub steps: Option<Vec<Scalar>>,
+    pub pause: Option<Scalar>,
+    pub require: Option<Vec<String>>,
+    pub on_failure: Option<String>,
+    pub start: Option<String>,
 }
 
 /// What the new side receives instead of the request's path: either a
@@ -337,6 +350,7 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("struct RawShadow", "a shadow block (a mapping)")
         .replace("struct RawCompare", "a compare block (a mapping)")
         .replace("struct RawGuard", "a guard block (a mapping)")
+        .replace("struct RawRollout", "a rollout block (a mapping)")
         .replace("struct RawAdmin", "an admin block (a mapping)")
         .replace("struct RawTls", "a tls block (a mapping)")
         .replace("struct RawAccessLog", "an access_log block (a mapping)")

@@ -20,19 +20,19 @@ pub mod judge;
 pub mod window;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use shadow_diff::Verdict;
 
-use crate::changes::{ChangeRequest, Changes, Requester};
+use crate::changes::{ChangeRequest, Changes, Initiator, Requester};
 use crate::config::{Route, Side};
 use crate::live::{Live, LiveTable};
-use crate::metrics::RollbackTrigger;
 use window::{Decision, RouteGuard, Snapshot};
 
-fn snapshot(live: &Live, table: &LiveTable, index: usize) -> Snapshot {
+/// A route's counters now (all since the process started).
+pub fn snapshot(live: &Live, table: &LiveTable, index: usize) -> Snapshot {
     let metrics = &table.route_metrics[index];
     let route = table.config().routes[index].name.as_str();
     let side = |s: Side| {
@@ -56,13 +56,56 @@ fn snapshot(live: &Live, table: &LiveTable, index: usize) -> Snapshot {
 
 /// Whether any request can reach the route's new side: only then is there
 /// anything to roll back.
-fn has_new_side(route: &Route) -> bool {
+pub fn has_new_side(route: &Route) -> bool {
     route.canary.get() > 0.0 || route.pins.iter().any(|(_, s)| *s == Side::New)
 }
 
+/// Each guarded route's state as of the last tick, for `strangler status`.
+#[derive(Debug, Default)]
+pub struct GuardBoard(Mutex<HashMap<String, GuardState>>);
+
+/// What a route's guard is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardState {
+    /// Less than a second of counters since start or re-arming.
+    Gathering,
+    Healthy,
+    /// It tripped and stays quiet until a person gives the new side
+    /// traffic again.
+    Tripped,
+}
+
+impl GuardState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardState::Gathering => "gathering",
+            GuardState::Healthy => "healthy",
+            GuardState::Tripped => "tripped",
+        }
+    }
+}
+
+impl GuardBoard {
+    pub fn get(&self, route: &str) -> Option<GuardState> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+            .copied()
+    }
+
+    fn set(&self, route: &str, state: GuardState) {
+        let mut board = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if board.get(route) != Some(&state) {
+            board.insert(route.to_string(), state);
+        }
+    }
+}
+
 /// Judges every guarded route once a second and acts on trips, until the
-/// process exits.
-pub async fn run(changes: Arc<Changes>) {
+/// process exits. Each route's state is posted on `board`.
+pub async fn run(changes: Arc<Changes>, board: Arc<GuardBoard>) {
     let live = changes.live().clone();
     let mut guards: HashMap<String, RouteGuard> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -77,7 +120,18 @@ pub async fn run(changes: Arc<Changes>) {
             let name = route.name.to_string();
             let guard = guards.entry(name.clone()).or_default();
             let snap = snapshot(&live, &table, index);
-            match guard.tick(now, snap, policy, table.version, has_new_side(route)) {
+            let decision = guard.tick(now, snap, policy, table.version, has_new_side(route));
+            board.set(
+                &name,
+                match &decision {
+                    Decision::Gathering | Decision::Rearmed => GuardState::Gathering,
+                    Decision::Healthy => GuardState::Healthy,
+                    Decision::Quiet | Decision::RollBack(_) | Decision::Observe(_) => {
+                        GuardState::Tripped
+                    }
+                },
+            );
+            match decision {
                 Decision::Rearmed => {
                     info!("guard for {name} re-armed (version {})", table.version)
                 }
@@ -90,7 +144,7 @@ pub async fn run(changes: Arc<Changes>) {
             let who = Requester {
                 actor: "guard".into(),
                 reason: format!("{why} (window {:?})", policy.window),
-                trigger: RollbackTrigger::Auto,
+                by: Initiator::Guard,
             };
             if !has_new {
                 warn!("guard: {name}: {why}; nothing on the new side to roll back");

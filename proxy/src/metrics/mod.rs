@@ -19,7 +19,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::{Config, Side};
+use crate::config::{Config, Side, Stage};
 pub use series::RollbackTrigger;
 use series::{Family, route_series};
 
@@ -143,6 +143,14 @@ pub struct Metrics {
     /// start), 0 while the file on disk is rejected.
     pub config_last_reload_successful: IntGauge,
     pub rollbacks: IntCounterVec,
+    /// The step (canary percentage) each route's rollout stands at.
+    pub rollout_step: GaugeVec,
+    /// 1 for each rollout's current state.
+    pub rollout_state: IntGaugeVec,
+    /// Failed gates of each route's rollout, counted by the driving proxy.
+    pub rollout_failures: IntCounterVec,
+    /// 1 for each route's current stage.
+    pub route_stage: IntGaugeVec,
     /// 1 while the diff and history store answers, 0 while it does not.
     pub store_up: IntGauge,
     process: process::ProcessMetrics,
@@ -209,6 +217,11 @@ impl Metrics {
             "Rollbacks, by route and trigger.",
             &["route", "trigger"],
         );
+        let rollout_failures = counter(
+            "strangler_rollout_failures_total",
+            "Gates of a route's rollout that failed (a guard trip, a diff report reading not ready), counted by the proxy driving it.",
+            &["route"],
+        );
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "strangler_request_duration_seconds",
@@ -232,6 +245,34 @@ impl Metrics {
         registry
             .register(Box::new(canary_percent.clone()))
             .expect("unique metric");
+        let rollout_step = GaugeVec::new(
+            Opts::new(
+                "strangler_rollout_step",
+                "The canary percentage a route's rollout stands at.",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rollout_step.clone()))
+            .expect("unique metric");
+        let labelled_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let rollout_state = labelled_gauge(
+            "strangler_rollout_state",
+            "1 for the current state of a route's rollout (idle, waiting, promoting, held, rolled_back, done).",
+            &["route", "state"],
+        );
+        let route_stage = labelled_gauge(
+            "strangler_route_stage",
+            "1 for a route's current stage of the migration (legacy, shadow, canary, migrated).",
+            &["route", "stage"],
+        );
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             registry
@@ -287,6 +328,10 @@ impl Metrics {
             config_version,
             config_last_reload_successful,
             rollbacks,
+            rollout_step,
+            rollout_state,
+            rollout_failures,
+            route_stage,
             store_up,
             process,
         }
@@ -319,6 +364,30 @@ impl Metrics {
         for added in now.difference(&before) {
             added.for_each(|family, labels| self.touch(family, labels));
         }
+        self.set_stages(current, previous);
+    }
+
+    /// Sets `strangler_route_stage` of every route whose stage is new.
+    fn set_stages(&self, current: &Config, previous: Option<&Config>) {
+        let before: std::collections::HashMap<&str, Stage> = previous
+            .map(|p| {
+                p.routes
+                    .iter()
+                    .map(|r| (r.name.as_str(), r.stage()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for route in &current.routes {
+            let stage = route.stage();
+            if before.get(route.name.as_str()) == Some(&stage) {
+                continue;
+            }
+            for s in Stage::ALL {
+                self.route_stage
+                    .with_label_values(&[route.name.as_str(), s.as_str()])
+                    .set((s == stage) as i64);
+            }
+        }
     }
 
     fn counters(&self, family: Family) -> Option<&IntCounterVec> {
@@ -331,7 +400,12 @@ impl Metrics {
             Family::ShadowDiffs => Some(&self.shadow_diffs),
             Family::ShadowStored => Some(&self.shadow_stored),
             Family::Rollbacks => Some(&self.rollbacks),
-            Family::Duration | Family::CanaryPercent => None,
+            Family::RolloutFailures => Some(&self.rollout_failures),
+            Family::Duration
+            | Family::CanaryPercent
+            | Family::RolloutStep
+            | Family::RolloutState
+            | Family::RouteStage => None,
         }
     }
 
@@ -342,6 +416,15 @@ impl Metrics {
             }
             Family::CanaryPercent => {
                 let _ = self.canary_percent.with_label_values(labels);
+            }
+            Family::RolloutStep => {
+                let _ = self.rollout_step.with_label_values(labels);
+            }
+            Family::RolloutState => {
+                let _ = self.rollout_state.with_label_values(labels);
+            }
+            Family::RouteStage => {
+                let _ = self.route_stage.with_label_values(labels);
             }
             _ => {
                 if let Some(c) = self.counters(family) {
@@ -356,6 +439,9 @@ impl Metrics {
         let _ = match family {
             Family::Duration => self.duration.remove_label_values(labels),
             Family::CanaryPercent => self.canary_percent.remove_label_values(labels),
+            Family::RolloutStep => self.rollout_step.remove_label_values(labels),
+            Family::RolloutState => self.rollout_state.remove_label_values(labels),
+            Family::RouteStage => self.route_stage.remove_label_values(labels),
             _ => match self.counters(family) {
                 Some(c) => c.remove_label_values(labels),
                 None => Ok(()),

@@ -15,7 +15,8 @@
 use std::collections::HashSet;
 
 use super::{DropReason, STATUS_CLASSES, ShadowOutcome, UpstreamErrorKind};
-use crate::config::{self, Config, Side};
+use crate::config::{self, Config, Side, Stage};
+use rollback::rollouts::RolloutState;
 
 /// Who started a rollback: the `trigger` label of `strangler_rollbacks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +51,10 @@ pub(crate) enum Family {
     ShadowDiffs,
     ShadowStored,
     Rollbacks,
+    RolloutStep,
+    RolloutState,
+    RolloutFailures,
+    RouteStage,
 }
 
 /// What decides the series of one route: its name, the backends its
@@ -63,6 +68,8 @@ pub(crate) struct RouteSeries {
     /// be neither rolled back nor shadowed and has no canary.
     configured: bool,
     shadowed: bool,
+    /// The route has a `rollout:` block.
+    rolled_out: bool,
 }
 
 const SIDES: [Side; 2] = [Side::Legacy, Side::New];
@@ -128,6 +135,16 @@ impl RouteSeries {
         for trigger in RollbackTrigger::ALL {
             each(Family::Rollbacks, &[route, trigger.as_str()]);
         }
+        for stage in Stage::ALL {
+            each(Family::RouteStage, &[route, stage.as_str()]);
+        }
+        if self.rolled_out {
+            each(Family::RolloutStep, &[route]);
+            each(Family::RolloutFailures, &[route]);
+            for state in RolloutState::ALL {
+                each(Family::RolloutState, &[route, state.as_str()]);
+            }
+        }
         if self.shadowed {
             for outcome in SHADOW_OUTCOMES {
                 each(Family::ShadowRequests, &[route, outcome.as_str()]);
@@ -162,6 +179,7 @@ pub(crate) fn route_series(config: &Config) -> HashSet<RouteSeries> {
             backends: [name(r.legacy), name(r.new)],
             configured: true,
             shadowed: r.shadow.is_some(),
+            rolled_out: r.rollout.is_some(),
         })
         .collect();
     keys.insert(RouteSeries {
@@ -169,6 +187,7 @@ pub(crate) fn route_series(config: &Config) -> HashSet<RouteSeries> {
         backends: [default.clone(), default],
         configured: false,
         shadowed: false,
+        rolled_out: false,
     });
     keys
 }

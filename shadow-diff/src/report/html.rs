@@ -1,8 +1,9 @@
 //! The report as a web page: self-contained (inline CSS, no scripts, no
 //! network), readable without a manual. The summary lists routes with their
-//! verdicts and links to each route's detail: trend, differing fields (real
-//! or noise, why, what to paste into routes.yaml) and examples side by side
-//! with the differing places marked.
+//! verdicts (and their stages, when the proxy filled them in) and links to
+//! each route's detail: trend, differing fields (real or noise, why, what
+//! to paste into routes.yaml) and examples side by side with the differing
+//! places marked.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -67,6 +68,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; font-size: 12px; }
 .ready { color: var(--ok); background: var(--okbg); } .not_ready { color: var(--bad); background: var(--badbg); }
 .not_enough_data { color: var(--wait); background: var(--waitbg); }
+.stage { color: var(--fg); background: var(--soft); border: 1px solid var(--line); font-weight: 500; }
 .real { color: var(--bad); background: var(--badbg); } .noise { color: var(--muted); background: var(--soft); }
 form.filters { display: flex; gap: 8px; align-items: end; flex-wrap: wrap; margin-top: 10px; }
 form.filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); }
@@ -129,6 +131,15 @@ fn badge(v: RouteVerdict) -> String {
     format!(
         r#"<span class="badge {class}" data-verdict="{class}">{}</span>"#,
         v.label()
+    )
+}
+
+/// The route's migration stage. It comes from configuration, not from a
+/// fixed set, so it is escaped and kept out of the class attribute.
+fn stage_badge(stage: &str) -> String {
+    format!(
+        r#"<span class="badge stage" data-stage="{0}" title="migration stage">{0}</span>"#,
+        escape(stage)
     )
 }
 
@@ -214,8 +225,26 @@ pub fn render(report: &Report, links: &Links, all_routes: &[String], since_label
     if report.routes.is_empty() {
         out.push_str(r#"<p class="empty">No shadow comparisons in this window.</p>"#);
     } else {
-        out.push_str(r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th><th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th></tr></thead><tbody>"#);
+        // The stage column only when the proxy filled stages in: a report
+        // read straight from the store knows none.
+        let stages = report.routes.iter().any(|r| r.stage.is_some());
+        let _ = write!(
+            out,
+            r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th></tr></thead><tbody>"#,
+            if stages { "<th>Stage</th>" } else { "" }
+        );
         for r in &report.routes {
+            let stage = if stages {
+                format!(
+                    "<td>{}</td>",
+                    r.stage
+                        .as_deref()
+                        .map(stage_badge)
+                        .unwrap_or_else(|| "—".into())
+                )
+            } else {
+                String::new()
+            };
             let top = r
                 .fields
                 .iter()
@@ -224,7 +253,7 @@ pub fn render(report: &Report, links: &Links, all_routes: &[String], since_label
                 .unwrap_or_else(|| "—".into());
             let _ = write!(
                 out,
-                r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td><td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,
+                r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,
                 escape(&r.route),
                 escape(&route_href(links, &r.route)),
                 badge(r.verdict),
@@ -239,7 +268,8 @@ pub fn render(report: &Report, links: &Links, all_routes: &[String], since_label
                     .map(|v| v.to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
-                top
+                top,
+                stage
             );
         }
         out.push_str("</tbody></table>");
@@ -302,11 +332,15 @@ fn route_section(out: &mut String, r: &RouteReport, links: &Links, page: i64) {
     }
     let _ = write!(
         out,
-        r#"<p class="verdict">{} {}</p><table class="numbers"><tbody>
+        r#"<p class="verdict">{}{} {}</p><table class="numbers"><tbody>
 <tr><th>Compared</th><td class="num">{}</td><th>Threshold</th><td>real-diff rate ≤ {} with at least {} comparisons</td></tr>
 <tr><th>Real diffs</th><td class="num">{} ({}, 95% CI {}–{})</td><th>Config versions</th><td>{}</td></tr>
 <tr><th>Noise only</th><td class="num">{} ({})</td><th>Seen</th><td>{} – {}</td></tr>
 </tbody></table>"#,
+        r.stage
+            .as_deref()
+            .map(|s| format!("stage {} · ", stage_badge(s)))
+            .unwrap_or_default(),
         badge(r.verdict),
         escape(&r.verdict_reason),
         r.compared,
@@ -608,6 +642,71 @@ mod tests {
         assert!(
             html.contains("  \"a\": 1,\n") || html.contains("  &quot;a&quot;: 1,\n"),
             "{html}"
+        );
+    }
+
+    fn summary_table(html: &str) -> &str {
+        let start = html.find(r#"<table class="summary">"#).expect(html);
+        let len = html[start..].find("</table>").unwrap();
+        &html[start..start + len]
+    }
+
+    #[test]
+    fn the_summary_shows_stages_when_known() {
+        let report = crate::report::tests::sample_report([Some("canary"), None]);
+        let html = render(&report, &Links::Anchors, &[], "24h");
+        let table = summary_table(&html);
+        assert!(table.contains("<th>Verdict</th><th>Stage</th>"), "{table}");
+        assert!(
+            table.contains(r#"<span class="badge stage" data-stage="canary" title="migration stage">canary</span>"#),
+            "{table}"
+        );
+        // A route without a stage has a dash in its cell, so the columns line up.
+        let users = &table[table.find(r#"data-route="users""#).unwrap()..];
+        assert!(
+            users.contains("</small></td><td>—</td><td class=\"num\">2000</td>"),
+            "{users}"
+        );
+        // The route's own section says it too, next to the verdict.
+        assert!(
+            html.contains(
+                r#"<p class="verdict">stage <span class="badge stage" data-stage="canary""#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(".stage {"),
+            "styled in the page's own stylesheet"
+        );
+    }
+
+    #[test]
+    fn without_stages_the_summary_has_no_stage_column() {
+        let report = crate::report::tests::sample_report([None, None]);
+        let html = render(&report, &Links::Anchors, &[], "24h");
+        assert!(!html.contains("<th>Stage</th>"), "{html}");
+        assert!(!html.contains("data-stage"), "{html}");
+        assert!(summary_table(&html).contains("<th>Verdict</th><th class=\"num\">Compared</th>"));
+        assert!(
+            html.contains(r#"<p class="verdict"><span class="badge ready""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_stage_is_escaped() {
+        let report = crate::report::tests::sample_report([Some("<b>\"x\"</b>"), None]);
+        let html = render(&report, &Links::Anchors, &[], "24h");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(
+            html.contains("data-stage=\"&lt;b&gt;&quot;x&quot;&lt;/b&gt;\""),
+            "{html}"
+        );
+        let page = render_route(&report, &report.routes[0], 0, "since=24h");
+        assert!(!page.contains("<b>"), "{page}");
+        assert!(
+            page.contains(">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</span>"),
+            "{page}"
         );
     }
 

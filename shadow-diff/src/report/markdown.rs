@@ -1,6 +1,6 @@
 //! The report in Markdown, to paste into a change ticket: the verdict per
-//! route with its numbers, the fields that differ, and the lines to add to
-//! routes.yaml for noise.
+//! route with its numbers (and its stage, when the proxy filled it in), the
+//! fields that differ, and the lines to add to routes.yaml for noise.
 
 use std::fmt::Write;
 
@@ -39,16 +39,34 @@ pub fn render(report: &Report) -> String {
         out.push_str("No shadow comparisons in this window.\n");
         return out;
     }
-    out.push_str(
-        "| Route | Verdict | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n",
+    // The stage column only when the proxy filled stages in: a report read
+    // straight from the store knows none.
+    let stages = report.routes.iter().any(|r| r.stage.is_some());
+    let _ = writeln!(
+        out,
+        "| Route | Verdict |{} Compared | Real-diff rate (95% CI) | Noise only | Config versions |",
+        if stages { " Stage |" } else { "" }
     );
-    out.push_str("|---|---|---:|---:|---:|---|\n");
+    let _ = writeln!(
+        out,
+        "|---|---|{}---:|---:|---:|---|",
+        if stages { "---|" } else { "" }
+    );
     for r in &report.routes {
+        let stage = if stages {
+            format!(
+                " {} |",
+                r.stage.as_deref().map(cell).unwrap_or_else(|| "-".into())
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| `{}` | **{}** | {} | {} ({}–{}) | {} | {} |",
+            "| `{}` | **{}** |{} {} | {} ({}–{}) | {} | {} |",
             r.route,
             r.verdict.label(),
+            stage,
             r.compared,
             pct(r.real_diff_rate),
             pct(r.real_diff_rate_ci95[0]),
@@ -102,4 +120,49 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_table_has_a_stage_column_when_stages_are_known() {
+        let md = render(&crate::report::tests::sample_report([Some("canary"), None]));
+        assert!(
+            md.contains(
+                "| Route | Verdict | Stage | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n\
+                 |---|---|---|---:|---:|---:|---|\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `orders` | **ready** | canary | 2000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `users` | **not ready** | - | 2000 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn without_stages_the_summary_table_is_unchanged() {
+        let md = render(&crate::report::tests::sample_report([None, None]));
+        assert!(
+            md.contains(
+                "| Route | Verdict | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n\
+                 |---|---|---:|---:|---:|---|\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| `orders` | **ready** | 2000 |"), "{md}");
+        assert!(!md.contains("Stage"), "{md}");
+    }
+
+    #[test]
+    fn a_stage_cannot_break_the_table() {
+        let md = render(&crate::report::tests::sample_report([Some("a|b"), None]));
+        assert!(md.contains("| **ready** | a\\|b | 2000 |"), "{md}");
+    }
 }

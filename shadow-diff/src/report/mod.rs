@@ -4,7 +4,8 @@
 //! verdict against the route's threshold, the trend, the config versions
 //! covered, the fields that differ most (real or noise, and why) and
 //! examples. Rendered as JSON (the [`Report`] itself, a stable shape), as
-//! HTML ([`html`]) and as Markdown ([`markdown`]).
+//! HTML ([`html`]) and as Markdown ([`markdown`]). A route's verdict alone,
+//! without the rest, comes cheaper from [`verdict()`].
 //!
 //! No SQL here: what is stored is read through the store's queries
 //! ([`DiffAndHistoryStore::counts`], [`DiffAndHistoryStore::diffs`], [`DiffAndHistoryStore::noise_models`]
@@ -13,6 +14,9 @@
 
 pub mod html;
 pub mod markdown;
+pub mod verdict;
+
+pub use verdict::{VerdictScope, VerdictSummary, verdict};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -97,6 +101,11 @@ pub struct RouteReport {
     pub threshold: Threshold,
     pub verdict: RouteVerdict,
     pub verdict_reason: String,
+    /// The route's migration stage ("legacy", "shadow", "canary",
+    /// "migrated"): not in the store, so [`build`] leaves it empty and the
+    /// proxy fills it in from its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     pub config_versions: Vec<i64>,
     pub first_ms: Option<i64>,
     pub last_ms: Option<i64>,
@@ -435,6 +444,7 @@ async fn route_report(
         threshold,
         verdict,
         verdict_reason,
+        stage: None,
         config_versions: versions,
         first_ms,
         last_ms,
@@ -479,6 +489,62 @@ async fn field_examples(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report of two routes (`orders`, `users`) with the given stages,
+    /// for the renderers' tests.
+    pub(super) fn sample_report(stages: [Option<&str>; 2]) -> Report {
+        let t = Threshold::default();
+        let route = |name: &str, compared: u64, real: u64, stage: Option<&str>| {
+            let (verdict, verdict_reason) = route_verdict(compared, real, &t);
+            RouteReport {
+                route: name.to_string(),
+                compared,
+                real_diffs: real,
+                noise_only: 0,
+                real_diff_rate: real as f64 / compared as f64,
+                real_diff_rate_ci95: wilson(real, compared),
+                noise_rate: 0.0,
+                threshold: t,
+                verdict,
+                verdict_reason,
+                stage: stage.map(str::to_string),
+                config_versions: vec![3],
+                first_ms: Some(1_800_000_000_000),
+                last_ms: Some(1_800_000_059_999),
+                trend: vec![],
+                fields: vec![],
+                examples: vec![],
+                stored_diffs: real,
+            }
+        };
+        Report {
+            report_version: REPORT_VERSION,
+            generated_at_ms: 1_800_000_060_000,
+            filter: ReportFilter {
+                since_ms: 1_800_000_000_000,
+                until_ms: 1_800_000_060_000,
+                ..Default::default()
+            },
+            routes: vec![
+                route("orders", 2000, 2, stages[0]),
+                route("users", 2000, 200, stages[1]),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_stage_is_in_the_json_only_when_known() {
+        let without = serde_json::to_value(sample_report([None, None])).unwrap();
+        assert!(without["routes"][0].get("stage").is_none(), "{without}");
+        let with = serde_json::to_value(sample_report([Some("canary"), None])).unwrap();
+        assert_eq!(with["routes"][0]["stage"], "canary");
+        assert!(with["routes"][1].get("stage").is_none());
+        // Documents written before the field existed still read.
+        let back: Report = serde_json::from_value(without).unwrap();
+        assert_eq!(back, sample_report([None, None]));
+        let back: Report = serde_json::from_value(with).unwrap();
+        assert_eq!(back.routes[0].stage.as_deref(), Some("canary"));
+    }
 
     #[test]
     fn the_interval_reflects_the_sample_size() {

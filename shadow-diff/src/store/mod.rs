@@ -354,6 +354,38 @@ impl DiffAndHistoryStore {
         Ok(models)
     }
 
+    /// Noise totals of one route (an empty model when nothing is known of
+    /// it): what [`DiffAndHistoryStore::noise_models`] holds for the route,
+    /// without reading every other route's fields.
+    pub async fn noise_model(&self, route: &str) -> Result<NoiseModel, StoreError> {
+        let mut model = NoiseModel::default();
+        if let Some(row) =
+            sqlx::query("SELECT legacy_pairs, comparisons FROM noise_routes WHERE route = $1")
+                .bind(route)
+                .fetch_optional(&self.pool)
+                .await?
+        {
+            model.legacy_pairs = row.try_get::<i64, _>(0)? as u64;
+            model.comparisons = row.try_get::<i64, _>(1)? as u64;
+        }
+        for row in sqlx::query(
+            "SELECT field, legacy_differed, new_differed FROM noise_fields WHERE route = $1",
+        )
+        .bind(route)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            model.fields.insert(
+                row.try_get(0)?,
+                FieldCounts {
+                    legacy_differed: row.try_get::<i64, _>(1)? as u64,
+                    new_differed: row.try_get::<i64, _>(2)? as u64,
+                },
+            );
+        }
+        Ok(model)
+    }
+
     /// Stored diffs, newest first.
     pub async fn diffs(&self, q: &DiffQuery) -> Result<Vec<ComparisonRecord>, StoreError> {
         let mut f = Filter::default();

@@ -1,9 +1,11 @@
 //! The queries behind a diff report ([`crate::report`]), kept with the rest
 //! of the store so that one module knows the schema: for one route's window
 //! of stored diffs, the fields that differed and how often, how many diffs
-//! there are, and how many of them had a real difference, per trend bucket.
-//! They return plain data; what it means for a route is the report's to
-//! say.
+//! there are, and how many of them had a real difference, per trend bucket;
+//! and, for a route's verdict alone ([`crate::report::verdict()`]), two
+//! aggregates over a [`VerdictScope`]: the comparisons made and the stored
+//! diffs with a real difference. They return plain data; what it means for
+//! a route is the report's to say.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,29 @@ impl<'a> RouteWindow<'a> {
             Some(t) => q.bind(t),
             None => q,
         }
+    }
+}
+
+/// Which comparisons a verdict is read from: one route, optionally only
+/// those made at or after `since_ms`, optionally only those made at config
+/// versions `>= min_config_version`.
+///
+/// Comparisons are counted per minute, so `since_ms` is taken back to the
+/// start of its minute for the counts and the diffs alike, as the report
+/// does: otherwise the first minute's comparisons would be counted without
+/// the diffs of its first part, and the rate would read better than the
+/// data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerdictScope<'a> {
+    pub route: &'a str,
+    pub since_ms: Option<i64>,
+    pub min_config_version: Option<i64>,
+}
+
+impl VerdictScope<'_> {
+    /// The minute `since_ms` falls in.
+    fn since_minute(&self) -> Option<i64> {
+        self.since_ms.map(|s| s.div_euclid(60_000))
     }
 }
 
@@ -103,6 +128,70 @@ impl DiffAndHistoryStore {
             .bind(sqlx::query(&sql))
             .fetch_one(self.pool())
             .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// How many comparisons were made in the scope (0 when none).
+    pub async fn compared_count(&self, scope: VerdictScope<'_>) -> Result<u64, StoreError> {
+        let mut sql = String::from(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM shadow_counts WHERE route = $1",
+        );
+        let mut ints = Vec::new();
+        if let Some(minute) = scope.since_minute() {
+            ints.push(minute);
+            sql.push_str(&format!(" AND minute >= ${}", ints.len() + 1));
+        }
+        if let Some(v) = scope.min_config_version {
+            ints.push(v);
+            sql.push_str(&format!(" AND config_version >= ${}", ints.len() + 1));
+        }
+        let mut q = sqlx::query(&sql).bind(scope.route);
+        for i in ints {
+            q = q.bind(i);
+        }
+        let row = q.fetch_one(self.pool()).await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// Stored diffs in the scope with at least one field not in
+    /// `noise_fields`: the real diffs, counted the way
+    /// [`DiffAndHistoryStore::real_diffs_by_bucket`] counts them for the
+    /// report, without the buckets. `diff_fields` has no config version, so
+    /// a scope by version joins each field to its diff.
+    pub async fn real_diff_count(
+        &self,
+        scope: VerdictScope<'_>,
+        noise_fields: &[&str],
+    ) -> Result<u64, StoreError> {
+        let mut sql =
+            String::from("SELECT CAST(COUNT(DISTINCT f.diff_id) AS BIGINT) FROM diff_fields f");
+        if scope.min_config_version.is_some() {
+            sql.push_str(" JOIN diffs d ON d.id = f.diff_id");
+        }
+        sql.push_str(" WHERE f.route = $1");
+        let mut ints = Vec::new();
+        if let Some(minute) = scope.since_minute() {
+            ints.push(minute * 60_000);
+            sql.push_str(&format!(" AND f.created_at >= ${}", ints.len() + 1));
+        }
+        if let Some(v) = scope.min_config_version {
+            ints.push(v);
+            sql.push_str(&format!(" AND d.config_version >= ${}", ints.len() + 1));
+        }
+        if !noise_fields.is_empty() {
+            sql.push_str(&format!(
+                " AND f.field NOT IN ({})",
+                placeholders(ints.len() + 2, noise_fields.len())
+            ));
+        }
+        let mut q = sqlx::query(&sql).bind(scope.route);
+        for i in ints {
+            q = q.bind(i);
+        }
+        for f in noise_fields {
+            q = q.bind(*f);
+        }
+        let row = q.fetch_one(self.pool()).await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 

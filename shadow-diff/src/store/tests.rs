@@ -643,3 +643,5 @@ async fn a_batch_in_doubt_is_settled_once_either_way() {
         assert!(!store.settle_batch("b1", t0).await.unwrap(), "{name}");
     }
 }
+
+mod verdict;

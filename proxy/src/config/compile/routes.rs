@@ -1,7 +1,7 @@
 //! `routes`: each route's name, backends, canary, sticky key, tenant pins and
 //! body limit, and route names being unique. The parts with rules of their
 //! own are checked by their modules (`match` in `matching`, `shadow` in
-//! `shadow`, `guard` in `guard`); whether a route can be reached at all needs
+//! `shadow`, `guard` in `guard`, `rollout` in `rollout`); whether a route can be reached at all needs
 //! every route and is checked in `reachability`.
 
 use std::collections::HashSet;
@@ -10,6 +10,7 @@ use super::backends::KnownBackends;
 use super::guard::compile_guard;
 use super::matching::compile_match;
 use super::rewrite::compile_rewrite;
+use super::rollout::{GateSources, compile_rollout};
 use super::shadow::compile_shadow;
 use super::values::{byte_size, cookie_name, header_name, percent, positive_duration};
 use crate::config::defaults::{
@@ -154,6 +155,17 @@ fn compile_route(
         .timeout
         .as_ref()
         .map(|t| sink.check(&place.key("timeout"), positive_duration(t)));
+    let rollout = raw.rollout.as_ref().map(|r| {
+        compile_rollout(
+            sink,
+            &place.key("rollout"),
+            r,
+            GateSources {
+                guarded: raw.guard.is_some(),
+                shadowed: raw.shadow.is_some(),
+            },
+        )
+    });
     let retries = sink.optional(
         place,
         "retries",
@@ -190,6 +202,10 @@ fn compile_route(
             Some(t) => Some(t?),
         },
         retries: retries?,
+        rollout: match rollout {
+            None => None,
+            Some(r) => Some(r?),
+        },
     })
 }
 
