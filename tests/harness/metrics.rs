@@ -62,6 +62,16 @@ impl Scrape {
             .sum()
     }
 
+    /// Whether a series named `name` with all of `labels` is exported.
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.samples.iter().any(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
     /// Number of distinct series named `name`.
     pub fn series(&self, name: &str) -> usize {
         self.samples.iter().filter(|s| s.name == name).count()

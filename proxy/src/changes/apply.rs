@@ -156,17 +156,18 @@ impl Changes {
                     .inc();
             }
         }
-        self.record(source, &routes.join(","), who, &result, fleet);
-        let result = result.map(|mut o| {
-            o.routes = routes;
-            o
-        });
+        // The observer first: the change is live already, and what it
+        // records (a paused rollout) should follow it as closely as can be.
         if let (Ok(o), Some(observer)) = (&result, self.observer.get()) {
             if o.changed {
                 observer.applied(request, who, o);
             }
         }
-        result
+        self.record(source, &routes.join(","), who, &result, fleet);
+        result.map(|mut o| {
+            o.routes = routes;
+            o
+        })
     }
 
     /// Serves a recorded version again (`strangler rollback --to VERSION`),

@@ -35,12 +35,20 @@ use crate::live::LiveTable;
 /// every second.
 const REASON_EVERY_MS: i64 = 5_000;
 
+/// How long a route's canary may differ from its rollout's step before the
+/// rollout holds: a change made by a person or the guard is followed, a
+/// moment later, by its own record of why (see `PeopleFirst`), which is
+/// better than "changed outside the rollout".
+const MISMATCH_GRACE: Duration = Duration::from_secs(5);
+
 /// The counters at the moment this proxy began watching a step.
 #[derive(Debug)]
 struct StepWatch {
     /// The step's identity: when it began and at what.
     key: (i64, String),
     start: Snapshot,
+    /// Since when the route's canary has not been the step, if it is not.
+    mismatch: Option<std::time::Instant>,
 }
 
 /// Runs until the process exits.
@@ -158,8 +166,28 @@ impl Step<'_> {
             .await;
             return;
         };
+        let key = (record.since_ms, record.step.clone());
+        let now_counters = snapshot(self.rollouts.changes.live(), self.table, self.index);
+        let watch = watches
+            .entry(self.name().to_string())
+            .or_insert_with(|| StepWatch {
+                key: key.clone(),
+                start: now_counters.clone(),
+                mismatch: None,
+            });
+        if watch.key != key {
+            *watch = StepWatch {
+                key,
+                start: now_counters.clone(),
+                mismatch: None,
+            };
+        }
         let canary = self.route.canary;
         if canary != at {
+            let since = *watch.mismatch.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < MISMATCH_GRACE {
+                return;
+            }
             self.hold(
                 record,
                 format!(
@@ -170,20 +198,7 @@ impl Step<'_> {
             .await;
             return;
         }
-        let key = (record.since_ms, record.step.clone());
-        let now_counters = snapshot(self.rollouts.changes.live(), self.table, self.index);
-        let watch = watches
-            .entry(self.name().to_string())
-            .or_insert_with(|| StepWatch {
-                key: key.clone(),
-                start: now_counters.clone(),
-            });
-        if watch.key != key {
-            *watch = StepWatch {
-                key,
-                start: now_counters.clone(),
-            };
-        }
+        watch.mismatch = None;
         let readings = self.readings(record, &watch.start, &now_counters).await;
         self.rollouts.judged(self.name(), readings.clone());
         let elapsed = Duration::from_millis(now_ms().saturating_sub(record.since_ms).max(0) as u64);

@@ -222,29 +222,40 @@ impl Rollouts {
                 return;
             }
         }
-        let metrics = self.changes.live().metrics();
         for route in config.routes.iter().filter(|r| r.rollout.is_some()) {
-            let name = route.name.as_str();
-            let record = seen.records.get(name);
-            let state = record.map_or(RolloutState::Idle, |r| r.state);
-            let step = record
-                .and_then(|r| Percent::parse(&r.step).ok())
-                .unwrap_or(route.canary);
+            let record = seen.records.get(route.name.as_str());
+            self.export(route.name.as_str(), route.canary, record);
+        }
+    }
+
+    /// Sets the route's rollout metrics from its stored record (none:
+    /// idle, at the route's canary).
+    fn export(&self, route: &str, canary: Percent, record: Option<&RolloutRecord>) {
+        let metrics = self.changes.live().metrics();
+        let state = record.map_or(RolloutState::Idle, |r| r.state);
+        let step = record
+            .and_then(|r| Percent::parse(&r.step).ok())
+            .unwrap_or(canary);
+        metrics
+            .rollout_step
+            .with_label_values(&[route])
+            .set(step.get());
+        for s in RolloutState::ALL {
             metrics
-                .rollout_step
-                .with_label_values(&[name])
-                .set(step.get());
-            for s in RolloutState::ALL {
-                metrics
-                    .rollout_state
-                    .with_label_values(&[name, s.as_str()])
-                    .set((s == state) as i64);
-            }
+                .rollout_state
+                .with_label_values(&[route, s.as_str()])
+                .set((s == state) as i64);
         }
     }
 
     /// Keeps a record just written, so the view does not wait a tick.
     fn wrote(&self, record: RolloutRecord) {
+        let table = self.changes.live().current();
+        if let Some(route) = table.config().route(&record.route) {
+            if route.rollout.is_some() {
+                self.export(&record.route, route.canary, Some(&record));
+            }
+        }
         self.seen().records.insert(record.route.clone(), record);
     }
 
@@ -329,20 +340,21 @@ fn record_at(
 struct PeopleFirst(Arc<Rollouts>);
 
 impl ChangeObserver for PeopleFirst {
-    fn applied(&self, request: &ChangeRequest, who: &Requester, _outcome: &ChangeOutcome) {
+    fn applied(&self, request: &ChangeRequest, who: &Requester, outcome: &ChangeOutcome) {
         if who.by == Initiator::Rollout {
             return;
         }
         let changes = &self.0.changes;
         let table = changes.live().current();
         for name in request.routes() {
-            if table
+            let Some(canary) = table
                 .config()
                 .route(&name)
-                .is_none_or(|r| r.rollout.is_none())
-            {
+                .filter(|r| r.rollout.is_some())
+                .map(|r| r.canary)
+            else {
                 continue;
-            }
+            };
             let what = match (request, who.by) {
                 (ChangeRequest::Canary { percent, .. }, _) => {
                     format!("set the canary to {percent}%")
@@ -389,8 +401,11 @@ impl ChangeObserver for PeopleFirst {
                     ),
                 };
                 let read = record.revision;
+                // It stands where the change left the route.
                 let next = RolloutRecord {
                     state,
+                    step: canary.to_string(),
+                    step_version: outcome.version as i64,
                     target: None,
                     since_ms: rollback::history::now_ms(),
                     reason,
