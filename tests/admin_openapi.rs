@@ -36,6 +36,14 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/report/route/{name}"),
     ("GET", "/api/report"),
     ("GET", "/api/diffs"),
+    ("GET", "/status"),
+    ("GET", "/rollouts"),
+    ("GET", "/rollouts/{name}"),
+    ("POST", "/rollouts/{name}/start"),
+    ("POST", "/rollouts/{name}/pause"),
+    ("POST", "/rollouts/{name}/resume"),
+    ("POST", "/rollouts/{name}/promote"),
+    ("POST", "/rollouts/{name}/abort"),
 ];
 
 /// Paths an admin API might plausibly grow; each must stay a 404 unless
@@ -64,7 +72,6 @@ const PROBES: &[&str] = &[
     "/routes/api/tenants",
     "/shadow",
     "/shutdown",
-    "/status",
     "/stats",
     "/store",
     "/tenants",

@@ -271,6 +271,11 @@ fn bounds() -> BTreeMap<&'static str, usize> {
         ("strangler_rollbacks_total", routes * 2), // manual/auto
         ("strangler_rejected_requests_total", 10), // Rejection::ALL
         ("strangler_upstream_retries_total", ROUTES.len() * sides),
+        ("strangler_route_stage", ROUTES.len() * 4), // legacy/shadow/canary/migrated
+        // Only routes with a rollout: block (at most all of them).
+        ("strangler_rollout_step", ROUTES.len()),
+        ("strangler_rollout_failures_total", ROUTES.len()),
+        ("strangler_rollout_state", ROUTES.len() * 6), // RolloutState::ALL
         // One address per backend here (each has one loopback URL).
         ("strangler_backend_up", BACKENDS.len()),
         ("strangler_backend_fail_open_total", BACKENDS.len()),

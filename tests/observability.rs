@@ -149,6 +149,7 @@ routes:
     sticky: none
     shadow: {{ percent: 100, noise_sample: 50 }}
     guard: {{ window: 1m, min_requests: 100000 }}
+    rollout: {{ steps: [60, 100], pause: 1h, require: [guard] }}
   - name: gone
     match: {{ path: /gone }}
     new: dead

@@ -42,10 +42,15 @@ pub const CHANGES: &[(&str, &str)] = &[
     ("/rollback", r#"{"all": true}"#),
     ("/rollback", r#"{"routes": ["web"], "tenant": "acme"}"#),
     ("/rollback", r#"{"to_version": 1}"#),
+    ("/rollouts/api/start", r#"{"reason": "refused?"}"#),
+    ("/rollouts/api/pause", ""),
+    ("/rollouts/api/resume", ""),
+    ("/rollouts/api/promote", r#"{"reason": "refused?"}"#),
+    ("/rollouts/api/abort", ""),
 ];
 
 /// The configuration of the admin tests, without its listeners and store:
-/// two routes (`api` with a tenant, `web`) from `LEGACY` to `NEW`, URLs a
+/// two routes (`api` with a tenant and a manual rollout, `web`) from `LEGACY` to `NEW`, URLs a
 /// test puts in.
 pub const BODY: &str = r#"
 backends:
@@ -60,6 +65,7 @@ routes:
     new: new
     canary: 10
     tenants: { acme: new }
+    rollout: { steps: [50, 100], pause: 1h, require: [] }
   - name: web
     match: { path: /web }
     new: new
