@@ -177,7 +177,12 @@ routes:
     );
 
     let _traffic = Traffic::start(&proxy, &["/api/orders"]);
+    let started = std::time::Instant::now();
     let done = wait_state(&proxy, "orders", "done", Duration::from_secs(90)).await;
+    println!(
+        "0 -> 10 -> 50 -> 100 with 2 s pauses: done after {} ms",
+        started.elapsed().as_millis()
+    );
     assert_eq!(done["step"], 100.0, "{done:#}\n{}", proxy.logs());
     assert_eq!(proxy.canary("orders").await, 100.0);
     assert!(
@@ -285,6 +290,11 @@ routes:
         .await
         .json();
     assert_eq!(page["routes"][0]["stage"], "migrated");
+    let html = Http::new()
+        .get(&proxy.admin_url("/report"), &[])
+        .await
+        .text();
+    assert!(html.contains("data-stage=\"migrated\""), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,6 +697,7 @@ routes:
             < 100.0
     );
     fleet[driver].signal("KILL");
+    let killed = std::time::Instant::now();
     let mut survivors: Vec<Proxy> = fleet
         .into_iter()
         .enumerate()
@@ -699,6 +710,10 @@ routes:
     })
     .await
     .expect("another proxy takes over");
+    println!(
+        "driver killed; proxy {next} of the survivors drives {} ms later",
+        killed.elapsed().as_millis()
+    );
     for p in &survivors {
         wait_state(p, "orders", "done", Duration::from_secs(60)).await;
         assert_eq!(p.canary("orders").await, 100.0);

@@ -432,3 +432,23 @@ fn relative_sqlite_stores_are_taken_from_the_config_directory() {
         assert_eq!(store.as_str(), expected, "{url}");
     }
 }
+
+#[test]
+fn a_route_s_stage_follows_its_canary_pins_and_shadow() {
+    let stage = |route: &str| {
+        let text = format!(
+            "version: 1\nbackends:\n  l: {{ url: \"http://127.0.0.1:1\" }}\n  n: {{ url: \"http://127.0.0.1:2\" }}\ndefault: l\nroutes:\n  - name: r\n    match: {{ path: /r }}\n    new: n\n{route}"
+        );
+        parse(&text, "stage.yaml").unwrap().routes[0].stage()
+    };
+    assert_eq!(stage(""), Stage::Legacy);
+    assert_eq!(stage("    shadow: {}\n"), Stage::Shadow);
+    assert_eq!(stage("    canary: 0.5\n    shadow: {}\n"), Stage::Canary);
+    assert_eq!(stage("    tenants: { acme: new }\n"), Stage::Canary);
+    assert_eq!(stage("    canary: 100\n"), Stage::Migrated);
+    assert_eq!(
+        stage("    canary: 100\n    tenants: { initech: legacy }\n"),
+        Stage::Canary,
+        "a tenant still on legacy"
+    );
+}

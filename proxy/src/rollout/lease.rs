@@ -23,11 +23,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Lease {
     /// The only proxy on its store (SQLite).
     Alone,
-    /// A fleet on PostgreSQL: the connection holding the lock, if this
-    /// proxy holds it.
+    /// A fleet on PostgreSQL: a connection of this proxy's own (kept
+    /// between ticks, so a proxy that waits does not reconnect every
+    /// second), and whether it holds the lock.
     Shared {
         url: String,
-        held: Option<PgConnection>,
+        conn: Option<PgConnection>,
+        held: bool,
     },
 }
 
@@ -36,7 +38,8 @@ impl Lease {
         if url.starts_with("postgres") {
             Lease::Shared {
                 url: url.to_string(),
-                held: None,
+                conn: None,
+                held: false,
             }
         } else {
             Lease::Alone
@@ -46,43 +49,54 @@ impl Lease {
     /// Whether this proxy drives the rollouts now: keeps the lock it holds
     /// (checking its connection still answers), or tries to take it.
     pub async fn hold(&mut self) -> bool {
-        let Lease::Shared { url, held } = self else {
+        let Lease::Shared { url, conn, held } = self else {
             return true;
         };
-        if let Some(conn) = held {
-            let alive =
-                tokio::time::timeout(CALL_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn))
-                    .await;
-            if matches!(alive, Ok(Ok(_))) {
-                return true;
+        if conn.is_none() {
+            match tokio::time::timeout(CALL_TIMEOUT, PgConnection::connect(url)).await {
+                Ok(Ok(c)) => *conn = Some(c),
+                Ok(Err(e)) => {
+                    warn!("rollouts: cannot reach the database for the driver's lock: {e}");
+                    return false;
+                }
+                Err(_) => return false,
             }
-            warn!(
-                "rollouts: lost the database connection holding the driver's lock; another proxy may drive now"
-            );
-            *held = None;
-            return false;
         }
-        let taken = tokio::time::timeout(CALL_TIMEOUT, async {
-            let mut conn = PgConnection::connect(url).await?;
-            let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                .bind(LOCK_KEY)
-                .fetch_one(&mut conn)
-                .await?;
-            Ok::<_, sqlx::Error>(got.then_some(conn))
-        })
-        .await;
-        match taken {
-            Ok(Ok(Some(conn))) => {
-                info!("rollouts: this proxy drives the rollouts of the fleet");
-                *held = Some(conn);
+        let c = conn.as_mut().expect("connected above");
+        let answer = if *held {
+            tokio::time::timeout(CALL_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *c))
+                .await
+                .map(|r| r.map(|_| true))
+        } else {
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                sqlx::query_as::<_, (bool,)>("SELECT pg_try_advisory_lock($1)")
+                    .bind(LOCK_KEY)
+                    .fetch_one(&mut *c),
+            )
+            .await
+            .map(|r| r.map(|(got,)| got))
+        };
+        match answer {
+            Ok(Ok(true)) => {
+                if !*held {
+                    info!("rollouts: this proxy drives the rollouts of the fleet");
+                }
+                *held = true;
                 true
             }
-            Ok(Ok(None)) => false,
-            Ok(Err(e)) => {
-                warn!("rollouts: cannot reach the database for the driver's lock: {e}");
+            Ok(Ok(false)) => false,
+            _ => {
+                if *held {
+                    warn!(
+                        "rollouts: lost the database connection holding the driver's lock; another proxy may drive now"
+                    );
+                }
+                // The lock, if it was held, went with the connection.
+                *conn = None;
+                *held = false;
                 false
             }
-            Err(_) => false,
         }
     }
 }
