@@ -106,11 +106,11 @@ async fn reports_tell_each_route_whether_it_may_move_on() {
     let (code, md, _) = run_cli(&["report", "--config", &config, "--format", "md"]);
     assert_eq!(code, 0);
     assert!(
-        md.contains("| `orders` | **ready** | 150 | 30.00% ("),
+        md.contains("| `orders` | **ready** | shadow | 150 | 30.00% ("),
         "{md}"
     );
     assert!(
-        md.contains("| `users` | **not ready** | 40 | 90.00% ("),
+        md.contains("| `users` | **not ready** | shadow | 40 | 90.00% ("),
         "{md}"
     );
     assert!(md.contains("ignore_fields: [/nonce]"), "{md}");
