@@ -739,3 +739,57 @@ routes:
     assert!(instances.len() >= 2, "one driver did it all: {steps:#?}");
     survivors.clear();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gate_of_a_fresh_proxy_fires_the_alert_in_a_real_prometheus() {
+    use strangler_e2e::prometheus::{Prometheus, alert_rules};
+    let (legacy, new) = backends(Mode::Script(different())).await;
+    let proxy = Proxy::start(&format!(
+        r#"
+backends:
+  legacy: {{ url: "{}" }}
+  new: {{ url: "{}" }}
+default: legacy
+routes:
+  - name: orders
+    match: {{ path: /api/orders }}
+    new: new
+    shadow: {{ percent: 100, min_samples: 20, max_diff_rate: 5 }}
+    rollout: {{ steps: [50, 100], pause: 1s, require: [report], on_failure: hold }}
+"#,
+        legacy.url(),
+        new.url()
+    ))
+    .await;
+    let prometheus = Prometheus::start(proxy.admin_port, &alert_rules()).await;
+    // Prometheus has seen the counter at zero before anything happened.
+    let series = r#"strangler_rollout_failures_total{route="orders"}"#;
+    let seen_at_zero = eventually(Duration::from_secs(30), || async {
+        (prometheus.value(series).await? == 0.0).then_some(())
+    })
+    .await;
+    assert!(seen_at_zero.is_some(), "Prometheus never saw {series} at 0");
+    assert!(prometheus.firing("StranglerRolloutFailed").await.is_empty());
+
+    let _traffic = Traffic::start(&proxy, &["/api/orders"]);
+    assert_eq!(cli(&proxy, &["rollout", "start", "orders"]).0, 0);
+    wait_state(&proxy, "orders", "held", Duration::from_secs(60)).await;
+    let fired = eventually(Duration::from_secs(30), || async {
+        let alerts = prometheus.firing("StranglerRolloutFailed").await;
+        alerts
+            .iter()
+            .any(|a| a["route"] == "orders" && a["severity"] == "page")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        fired.is_some(),
+        "StranglerRolloutFailed did not fire; {}",
+        prometheus
+            .query(&format!("{series}[1m]"))
+            .await
+            .unwrap_or_default()
+    );
+    // Held, not rolled back: the other alert waits for its 30 minutes.
+    assert!(prometheus.firing("StranglerRolloutHeld").await.is_empty());
+}
