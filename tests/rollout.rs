@@ -506,7 +506,42 @@ routes:
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("no proxy answered"), "{out}");
 
-    assert_eq!(cli(&proxy, &["rollout", "start", "orders"]).0, 0);
+    // The config from STRANGLER_CONFIG, the proxy from STRANGLER_ADMIN,
+    // as an SRE's shell would have them.
+    let env_run = |vars: &[(&str, String)], args: &[&str]| {
+        let mut c = std::process::Command::new(strangler_e2e::proxy::binary());
+        c.args(args)
+            .current_dir("/")
+            .env("STRANGLER_ACTOR", "tester");
+        c.env(
+            "STRANGLER_ADMIN_TOKEN",
+            Proxy::auth_header().1.trim_start_matches("Bearer "),
+        );
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let config = proxy.config_path.display().to_string();
+    let (code, out) = env_run(
+        &[("STRANGLER_CONFIG", config)],
+        &["rollout", "start", "orders"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("orders: waiting at 0%"), "{out}");
+    let (code, out) = env_run(
+        &[
+            ("STRANGLER_ADMIN", proxy.admin_url("")),
+            ("STRANGLER_CONFIG", "/nonexistent".into()),
+        ],
+        &["status"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 of 1 routes migrated"), "{out}");
     // The report gate waits for data it will not get: waiting at 0.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let r = rollout(&proxy, "orders").await;
