@@ -367,6 +367,15 @@ pub enum OnFailure {
     Hold,
 }
 
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Hold => "hold",
+        }
+    }
+}
+
 /// When a rollout starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutStart {
@@ -374,6 +383,15 @@ pub enum RolloutStart {
     Manual,
     /// As soon as a proxy serves the file (once; not again after it ended).
     Auto,
+}
+
+impl RolloutStart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStart::Manual => "manual",
+            RolloutStart::Auto => "auto",
+        }
+    }
 }
 
 /// A route's `guard:` block, validated.

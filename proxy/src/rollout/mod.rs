@@ -180,14 +180,8 @@ impl Rollouts {
             canary: route.canary.get(),
             pause: format_duration(policy.pause),
             require: policy.require.iter().map(|g| g.as_str()).collect(),
-            on_failure: match policy.on_failure {
-                crate::config::OnFailure::Rollback => "rollback",
-                crate::config::OnFailure::Hold => "hold",
-            },
-            start: match policy.start {
-                crate::config::RolloutStart::Manual => "manual",
-                crate::config::RolloutStart::Auto => "auto",
-            },
+            on_failure: policy.on_failure.as_str(),
+            start: policy.start.as_str(),
             since_ms: record.map(|r| r.since_ms),
             step_version: record.map(|r| r.step_version),
             reason: match record {
