@@ -68,7 +68,8 @@ YAML
         "$(sum strangler_shadow_requests_total 'outcome="sent"')" "$(sum strangler_shadow_requests_total 'outcome="error"')" \
         "$(sum strangler_shadow_requests_total 'outcome="timeout"')" \
         "$(sum strangler_shadow_dropped_total 'reason="queue_full"')" "$(sum strangler_shadow_dropped_total 'reason="store"')"
-    echo "$mode $(echo "$out" | awk '{print $6}')" >> "$WORK/p99"
+    # By label, not by column: strangler-load prints "... p50 X p99 Y p999 Z ...".
+    echo "$mode $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1)}') $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p999") print $(i + 1)}')" >> "$WORK/p99"
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -83,7 +84,8 @@ run_mode slow-10s   "$SLOW" "$SHADOW" "$SQLITE"
 run_mode store-down "$NEW"  "$SHADOW" "postgres://postgres@127.0.0.1:9/unreachable"
 python3 - "$WORK/p99" <<'PY'
 import sys
-rows = dict(l.split() for l in open(sys.argv[1]))
-base = float(rows["off"])
-print("p99 relative to shadowing off: " + ", ".join(f"{k} {float(v)/base:.2f}x" for k, v in rows.items() if k != "off"))
+rows = {mode: (float(p99), float(p999)) for mode, p99, p999 in (l.split() for l in open(sys.argv[1]))}
+p99_off, p999_off = rows["off"]
+print("p99 relative to shadowing off: " + ", ".join(f"{k} {v[0]:.2f} ms = {v[0] / p99_off:.2f}x" for k, v in rows.items() if k != "off"))
+print("p999 relative to shadowing off: " + ", ".join(f"{k} {v[1]:.2f} ms = {v[1] / p999_off:.2f}x" for k, v in rows.items() if k != "off"))
 PY
