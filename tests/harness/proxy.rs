@@ -15,7 +15,29 @@ use crate::metrics::Scrape;
 pub const TOKEN: &str = "test-admin-token";
 
 /// A port that was free a moment ago.
+/// A port nothing listens on now, picked at random below Linux's ephemeral
+/// range. Not `bind(0)`: Linux hands the port it has just freed to the next
+/// caller, so two test processes probing at the same moment got the same
+/// port, and with the proxy's SO_REUSEPORT listeners both could bind it
+/// (seen once: a request for one proxy answered by another's admin server).
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut next = h.finish();
+    for _ in 0..1000 {
+        let port = 20_000 + (next % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        next = next.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
