@@ -34,6 +34,17 @@ fn different() -> Script {
     Arc::new(|seen: &Seen| json(serde_json::json!({"path": seen.path, "total": 11})))
 }
 
+/// A configuration with one route, `orders` on `/api/orders` from `legacy`
+/// to `new`, whose further keys are `keys` (indented as a route's).
+fn orders_route(legacy: &Backend, new: &Backend, keys: &str) -> String {
+    let keys: String = keys.lines().map(|k| format!("    {k}\n")).collect();
+    format!(
+        "backends:\n  legacy: {{ url: \"{}\" }}\n  new: {{ url: \"{}\" }}\ndefault: legacy\nroutes:\n  - name: orders\n    match: {{ path: /api/orders }}\n    new: new\n{keys}",
+        legacy.url(),
+        new.url()
+    )
+}
+
 async fn backends(new_mode: Mode) -> (Backend, Backend) {
     let legacy = Backend::start("legacy").await;
     legacy.set_mode(Mode::Script(same()));
@@ -127,23 +138,15 @@ async fn metric(proxy: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_route_climbs_from_0_to_100_by_itself() {
     let (legacy, new) = backends(Mode::Script(same())).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    sticky: none
-    shadow: {{ percent: 100, min_samples: 20, max_diff_rate: 5 }}
-    guard: {{ window: 5s, min_requests: 10 }}
-    rollout: {{ steps: [10, 50, 100], pause: 2s, require: [guard, report], start: auto }}
-"#,
-        legacy.url(),
-        new.url()
+    let proxy = Proxy::start(&orders_route(
+        &legacy,
+        &new,
+        concat!(
+            "sticky: none\n",
+            "shadow: { percent: 100, min_samples: 20, max_diff_rate: 5 }\n",
+            "guard: { window: 5s, min_requests: 10 }\n",
+            "rollout: { steps: [10, 50, 100], pause: 2s, require: [guard, report], start: auto }\n",
+        ),
     ))
     .await;
     // Exported from start-up, before anything happened.
@@ -300,22 +303,14 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_new_side_is_rolled_back_by_its_gate_and_stays_there() {
     let (legacy, new) = backends(Mode::Status(503)).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    sticky: none
-    guard: {{ window: 10m, min_requests: 10, error_rate_margin: 10 }}
-    rollout: {{ steps: [20, 100], pause: 2s, require: [guard] }}
-"#,
-        legacy.url(),
-        new.url()
+    let proxy = Proxy::start(&orders_route(
+        &legacy,
+        &new,
+        concat!(
+            "sticky: none\n",
+            "guard: { window: 10m, min_requests: 10, error_rate_margin: 10 }\n",
+            "rollout: { steps: [20, 100], pause: 2s, require: [guard] }\n",
+        ),
     ))
     .await;
     let _traffic = Traffic::start(&proxy, &["/api/orders"]);
@@ -455,21 +450,13 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_pause_resume_promote_and_abort() {
     let (legacy, new) = backends(Mode::Script(same())).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    shadow: {{ percent: 100, min_samples: 1000000 }}
-    rollout: {{ steps: [5, 25, 100], pause: 1s, require: [report] }}
-"#,
-        legacy.url(),
-        new.url()
+    let proxy = Proxy::start(&orders_route(
+        &legacy,
+        &new,
+        concat!(
+            "shadow: { percent: 100, min_samples: 1000000 }\n",
+            "rollout: { steps: [5, 25, 100], pause: 1s, require: [report] }\n",
+        ),
     ))
     .await;
     // Refused with reasons, and no proxy means exit 3.
@@ -631,20 +618,10 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_resumes_at_the_same_step() {
     let (legacy, new) = backends(Mode::Script(same())).await;
-    let mut proxy = Proxy::start(&format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    rollout: {{ steps: [10, 50, 100], pause: 4s, require: [], start: auto }}
-"#,
-        legacy.url(),
-        new.url()
+    let mut proxy = Proxy::start(&orders_route(
+        &legacy,
+        &new,
+        concat!("rollout: { steps: [10, 50, 100], pause: 4s, require: [], start: auto }\n",),
     ))
     .await;
     let first = eventually(Duration::from_secs(30), || async {
@@ -679,20 +656,10 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_fleet_another_proxy_finishes_a_rollout_when_its_driver_dies() {
     let (legacy, new) = backends(Mode::Script(same())).await;
-    let body = format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    rollout: {{ steps: [10, 50, 100], pause: 3s, require: [], start: auto }}
-"#,
-        legacy.url(),
-        new.url()
+    let body = orders_route(
+        &legacy,
+        &new,
+        concat!("rollout: { steps: [10, 50, 100], pause: 3s, require: [], start: auto }\n",),
     );
     let store = shadow_diff::store::testing::fresh_postgres_url("rollout_fleet").await;
     let mut fleet = Vec::new();
@@ -779,21 +746,13 @@ routes:
 async fn a_failed_gate_of_a_fresh_proxy_fires_the_alert_in_a_real_prometheus() {
     use strangler_e2e::prometheus::{Prometheus, alert_rules};
     let (legacy, new) = backends(Mode::Script(different())).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-backends:
-  legacy: {{ url: "{}" }}
-  new: {{ url: "{}" }}
-default: legacy
-routes:
-  - name: orders
-    match: {{ path: /api/orders }}
-    new: new
-    shadow: {{ percent: 100, min_samples: 20, max_diff_rate: 5 }}
-    rollout: {{ steps: [50, 100], pause: 1s, require: [report], on_failure: hold }}
-"#,
-        legacy.url(),
-        new.url()
+    let proxy = Proxy::start(&orders_route(
+        &legacy,
+        &new,
+        concat!(
+            "shadow: { percent: 100, min_samples: 20, max_diff_rate: 5 }\n",
+            "rollout: { steps: [50, 100], pause: 1s, require: [report], on_failure: hold }\n",
+        ),
     ))
     .await;
     let prometheus = Prometheus::start(proxy.admin_port, &alert_rules()).await;

@@ -112,6 +112,21 @@ impl Filter {
         self.ints.push((self.next, value));
     }
 
+    /// `column NOT IN (values...)`; no clause when `values` is empty.
+    fn not_in(&mut self, column: &str, values: &[&str]) {
+        if values.is_empty() {
+            return;
+        }
+        let mut marks = Vec::with_capacity(values.len());
+        for v in values {
+            self.next += 1;
+            marks.push(format!("${}", self.next));
+            self.texts.push((self.next, v.to_string()));
+        }
+        self.clauses
+            .push(format!("{column} NOT IN ({})", marks.join(", ")));
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
@@ -328,20 +343,44 @@ impl DiffAndHistoryStore {
 
     /// Noise totals of every route.
     pub async fn noise_models(&self) -> Result<HashMap<String, NoiseModel>, StoreError> {
-        let mut models: HashMap<String, NoiseModel> = HashMap::new();
-        for row in sqlx::query("SELECT route, legacy_pairs, comparisons FROM noise_routes")
-            .fetch_all(&self.pool)
+        self.read_noise(None).await
+    }
+
+    /// Noise totals of one route (an empty model when nothing is known of
+    /// it): what [`DiffAndHistoryStore::noise_models`] holds for the route,
+    /// without reading every other route's fields.
+    pub async fn noise_model(&self, route: &str) -> Result<NoiseModel, StoreError> {
+        Ok(self
+            .read_noise(Some(route))
             .await?
-        {
+            .remove(route)
+            .unwrap_or_default())
+    }
+
+    /// The noise tables, of one route or of all.
+    async fn read_noise(
+        &self,
+        route: Option<&str>,
+    ) -> Result<HashMap<String, NoiseModel>, StoreError> {
+        let mut f = Filter::default();
+        if let Some(r) = route {
+            f.text("route = ?", r);
+        }
+        let mut models: HashMap<String, NoiseModel> = HashMap::new();
+        let sql = format!(
+            "SELECT route, legacy_pairs, comparisons FROM noise_routes{}",
+            f.sql()
+        );
+        for row in f.bind(sqlx::query(&sql)).fetch_all(&self.pool).await? {
             let m = models.entry(row.try_get::<String, _>(0)?).or_default();
             m.legacy_pairs = row.try_get::<i64, _>(1)? as u64;
             m.comparisons = row.try_get::<i64, _>(2)? as u64;
         }
-        for row in
-            sqlx::query("SELECT route, field, legacy_differed, new_differed FROM noise_fields")
-                .fetch_all(&self.pool)
-                .await?
-        {
+        let sql = format!(
+            "SELECT route, field, legacy_differed, new_differed FROM noise_fields{}",
+            f.sql()
+        );
+        for row in f.bind(sqlx::query(&sql)).fetch_all(&self.pool).await? {
             let m = models.entry(row.try_get::<String, _>(0)?).or_default();
             m.fields.insert(
                 row.try_get(1)?,
@@ -352,38 +391,6 @@ impl DiffAndHistoryStore {
             );
         }
         Ok(models)
-    }
-
-    /// Noise totals of one route (an empty model when nothing is known of
-    /// it): what [`DiffAndHistoryStore::noise_models`] holds for the route,
-    /// without reading every other route's fields.
-    pub async fn noise_model(&self, route: &str) -> Result<NoiseModel, StoreError> {
-        let mut model = NoiseModel::default();
-        if let Some(row) =
-            sqlx::query("SELECT legacy_pairs, comparisons FROM noise_routes WHERE route = $1")
-                .bind(route)
-                .fetch_optional(&self.pool)
-                .await?
-        {
-            model.legacy_pairs = row.try_get::<i64, _>(0)? as u64;
-            model.comparisons = row.try_get::<i64, _>(1)? as u64;
-        }
-        for row in sqlx::query(
-            "SELECT field, legacy_differed, new_differed FROM noise_fields WHERE route = $1",
-        )
-        .bind(route)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            model.fields.insert(
-                row.try_get(0)?,
-                FieldCounts {
-                    legacy_differed: row.try_get::<i64, _>(1)? as u64,
-                    new_differed: row.try_get::<i64, _>(2)? as u64,
-                },
-            );
-        }
-        Ok(model)
     }
 
     /// Stored diffs, newest first.

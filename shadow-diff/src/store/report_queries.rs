@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{DiffAndHistoryStore, StoreError};
+use super::{DiffAndHistoryStore, Filter, StoreError};
 
 /// One route's stored diffs in `[since_ms, until_ms)`, of one tenant or all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,23 +133,19 @@ impl DiffAndHistoryStore {
 
     /// How many comparisons were made in the scope (0 when none).
     pub async fn compared_count(&self, scope: VerdictScope<'_>) -> Result<u64, StoreError> {
-        let mut sql = String::from(
-            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM shadow_counts WHERE route = $1",
-        );
-        let mut ints = Vec::new();
+        let mut f = Filter::default();
+        f.text("route = ?", scope.route);
         if let Some(minute) = scope.since_minute() {
-            ints.push(minute);
-            sql.push_str(&format!(" AND minute >= ${}", ints.len() + 1));
+            f.int("minute >= ?", minute);
         }
         if let Some(v) = scope.min_config_version {
-            ints.push(v);
-            sql.push_str(&format!(" AND config_version >= ${}", ints.len() + 1));
+            f.int("config_version >= ?", v);
         }
-        let mut q = sqlx::query(&sql).bind(scope.route);
-        for i in ints {
-            q = q.bind(i);
-        }
-        let row = q.fetch_one(self.pool()).await?;
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM shadow_counts{}",
+            f.sql()
+        );
+        let row = f.bind(sqlx::query(&sql)).fetch_one(self.pool()).await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
@@ -163,35 +159,24 @@ impl DiffAndHistoryStore {
         scope: VerdictScope<'_>,
         noise_fields: &[&str],
     ) -> Result<u64, StoreError> {
-        let mut sql =
-            String::from("SELECT CAST(COUNT(DISTINCT f.diff_id) AS BIGINT) FROM diff_fields f");
-        if scope.min_config_version.is_some() {
-            sql.push_str(" JOIN diffs d ON d.id = f.diff_id");
-        }
-        sql.push_str(" WHERE f.route = $1");
-        let mut ints = Vec::new();
+        let mut f = Filter::default();
+        f.text("f.route = ?", scope.route);
         if let Some(minute) = scope.since_minute() {
-            ints.push(minute * 60_000);
-            sql.push_str(&format!(" AND f.created_at >= ${}", ints.len() + 1));
+            f.int("f.created_at >= ?", minute * 60_000);
         }
-        if let Some(v) = scope.min_config_version {
-            ints.push(v);
-            sql.push_str(&format!(" AND d.config_version >= ${}", ints.len() + 1));
-        }
-        if !noise_fields.is_empty() {
-            sql.push_str(&format!(
-                " AND f.field NOT IN ({})",
-                placeholders(ints.len() + 2, noise_fields.len())
-            ));
-        }
-        let mut q = sqlx::query(&sql).bind(scope.route);
-        for i in ints {
-            q = q.bind(i);
-        }
-        for f in noise_fields {
-            q = q.bind(*f);
-        }
-        let row = q.fetch_one(self.pool()).await?;
+        let join = match scope.min_config_version {
+            Some(v) => {
+                f.int("d.config_version >= ?", v);
+                " JOIN diffs d ON d.id = f.diff_id"
+            }
+            None => "",
+        };
+        f.not_in("f.field", noise_fields);
+        let sql = format!(
+            "SELECT CAST(COUNT(DISTINCT f.diff_id) AS BIGINT) FROM diff_fields f{join}{}",
+            f.sql()
+        );
+        let row = f.bind(sqlx::query(&sql)).fetch_one(self.pool()).await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
