@@ -621,7 +621,7 @@ async fn a_restart_in_the_middle_resumes_at_the_same_step() {
     let mut proxy = Proxy::start(&orders_route(
         &legacy,
         &new,
-        concat!("rollout: { steps: [10, 50, 100], pause: 4s, require: [], start: auto }\n",),
+        "rollout: { steps: [10, 50, 100], pause: 4s, require: [], start: auto }\n",
     ))
     .await;
     let first = eventually(Duration::from_secs(30), || async {
@@ -659,7 +659,7 @@ async fn in_a_fleet_another_proxy_finishes_a_rollout_when_its_driver_dies() {
     let body = orders_route(
         &legacy,
         &new,
-        concat!("rollout: { steps: [10, 50, 100], pause: 3s, require: [], start: auto }\n",),
+        "rollout: { steps: [10, 50, 100], pause: 3s, require: [], start: auto }\n",
     );
     let store = shadow_diff::store::testing::fresh_postgres_url("rollout_fleet").await;
     let mut fleet = Vec::new();

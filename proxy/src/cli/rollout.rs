@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::admin_client::{AdminClient, ClientError, Reply, actor};
 use super::{RolloutAction, RolloutArgs, Target};
 use crate::config;
+use crate::rollout::commands::Command;
 
 /// Exit code when no proxy answered (nothing was changed).
 pub const NO_PROXY: i32 = 3;
@@ -99,12 +100,13 @@ pub fn run(args: &RolloutArgs) -> Result<Printed> {
         | RolloutAction::Abort(a)
         | RolloutAction::Promote(a) => {
             let command = match &args.action {
-                RolloutAction::Start(_) => "start",
-                RolloutAction::Pause(_) => "pause",
-                RolloutAction::Resume(_) => "resume",
-                RolloutAction::Abort(_) => "abort",
-                _ => "promote",
-            };
+                RolloutAction::Start(_) => Command::Start,
+                RolloutAction::Pause(_) => Command::Pause,
+                RolloutAction::Resume(_) => Command::Resume,
+                RolloutAction::Abort(_) => Command::Abort,
+                _ => Command::Promote,
+            }
+            .as_str();
             let client = client(&a.target)?;
             let path = format!("/rollouts/{}/{command}", crate::report::encode(&a.route));
             let body = json!({"reason": a.reason, "actor": actor()});

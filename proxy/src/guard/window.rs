@@ -22,6 +22,23 @@ pub struct Snapshot {
     pub real_diffs: u64,
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// Counters after `legacy` and `new` (requests, 5xx) in total, every
+    /// request under 10 ms and no shadow comparison: the tests' traffic.
+    pub(crate) fn fast(legacy: (u64, u64), new: (u64, u64)) -> Snapshot {
+        let buckets = |n: u64| vec![(0.01, n), (f64::INFINITY, n)];
+        Snapshot {
+            sides: [
+                (legacy.0, legacy.1, buckets(legacy.0)),
+                (new.0, new.1, buckets(new.0)),
+            ],
+            compared: 0,
+            real_diffs: 0,
+        }
+    }
+}
+
 /// What the guard concludes for a route at one tick.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -141,15 +158,7 @@ mod tests {
 
     /// Counters after `legacy` and `new` (requests, 5xx) in total.
     fn snap(legacy: (u64, u64), new: (u64, u64)) -> Snapshot {
-        let buckets = |n: u64| vec![(0.01, n), (f64::INFINITY, n)];
-        Snapshot {
-            sides: [
-                (legacy.0, legacy.1, buckets(legacy.0)),
-                (new.0, new.1, buckets(new.0)),
-            ],
-            compared: 0,
-            real_diffs: 0,
-        }
+        Snapshot::fast(legacy, new)
     }
 
     fn at(start: Instant, secs: u64) -> Instant {

@@ -269,7 +269,10 @@ impl Step<'_> {
         match verdict {
             Ok(Ok(summary)) => report_reading(Ok(&summary), record.step_version),
             Ok(Err(e)) => report_reading(Err(&e.to_string()), record.step_version),
-            Err(_) => report_reading(Err("no answer in 3 s"), record.step_version),
+            Err(_) => report_reading(
+                Err(&format!("no answer in {} s", STORE_CALL.as_secs())),
+                record.step_version,
+            ),
         }
     }
 

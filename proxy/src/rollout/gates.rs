@@ -86,15 +86,7 @@ mod tests {
     }
 
     fn snap(legacy: (u64, u64), new: (u64, u64)) -> Snapshot {
-        let buckets = |n: u64| vec![(0.01, n), (f64::INFINITY, n)];
-        Snapshot {
-            sides: [
-                (legacy.0, legacy.1, buckets(legacy.0)),
-                (new.0, new.1, buckets(new.0)),
-            ],
-            compared: 0,
-            real_diffs: 0,
-        }
+        Snapshot::fast(legacy, new)
     }
 
     #[test]

@@ -120,22 +120,17 @@ fn compile_require(
 ) -> Option<Vec<Gate>> {
     let Some(raw) = raw else {
         // The default names every gate; each must still be possible here.
-        let missing: Vec<&str> = DEFAULT_ROLLOUT_REQUIRE
+        let unavailable: Vec<&str> = DEFAULT_ROLLOUT_REQUIRE
             .iter()
             .filter(|g| !available(**g, sources))
-            .map(|g| g.as_str())
+            .map(|g| why_unavailable(*g))
             .collect();
-        if !missing.is_empty() {
+        if !unavailable.is_empty() {
             sink.push(
                 place.key("require"),
                 format!(
                     "missing, and the default [guard, report] cannot apply: {}; say which gates hold the steps (require: [guard], [report], or [] for time alone)",
-                    DEFAULT_ROLLOUT_REQUIRE
-                        .iter()
-                        .filter(|g| !available(**g, sources))
-                        .map(|g| why_unavailable(*g))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    unavailable.join("; ")
                 ),
             );
             return None;
