@@ -286,7 +286,7 @@ async fn rows(store: &DiffAndHistoryStore, since_ms: Option<i64>) -> usize {
 /// The sum of the per-minute comparison counts of the route.
 async fn counted(store: &DiffAndHistoryStore) -> i64 {
     store
-        .counts(Some(ROUTE), None, None)
+        .counts(shadow_diff::Source::Shadow, Some(ROUTE), None, None)
         .await
         .expect("read counts")
         .iter()

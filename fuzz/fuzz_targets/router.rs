@@ -466,6 +466,8 @@ fn probe_table(fixed: &RouteTable, decoded: &str) -> RouteTable {
             timeout: None,
             retries: 0,
             rollout: None,
+            record: None,
+            replay: Default::default(),
         };
         config
             .routes

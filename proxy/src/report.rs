@@ -101,6 +101,7 @@ impl ReportRequest {
             tenant: self.tenant.clone(),
             since_ms: now - window.as_millis() as i64,
             until_ms: now + 1,
+            ..Default::default()
         })
     }
 }

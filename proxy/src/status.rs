@@ -219,6 +219,7 @@ async fn verdicts(
             let Some(shadow) = &r.shadow else { continue };
             let scope = VerdictScope {
                 route: r.name.as_str(),
+                source: shadow_diff::Source::Shadow,
                 since_ms: Some(since),
                 min_config_version: None,
             };

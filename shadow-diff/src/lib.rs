@@ -4,7 +4,8 @@
 //! shadowed request is a match, a real diff or only noise
 //! ([`judge`](mod@judge)), removing secrets before anything is kept
 //! ([`redact`]), the diff store ([`store`]: the diff tables' schema and
-//! every query on them), and the reports shaped from what it reads
+//! every query on them), what is kept of recorded traffic and of replay
+//! runs ([`recording`]), and the reports shaped from what it reads
 //! ([`report`]).
 
 pub mod compare;
@@ -13,6 +14,7 @@ pub mod exchange;
 pub mod judge;
 pub mod noise;
 pub mod record;
+pub mod recording;
 pub mod redact;
 pub mod report;
 pub mod rules;
@@ -23,9 +25,13 @@ pub use exchange::{Exchange, RequestSummary};
 pub use judge::{Answers, Compared, JudgedDifference, Judgement, judge};
 pub use noise::{FieldClass, NoiseModel, Verdict};
 pub use record::{
-    ComparisonRecord, NoiseDelta, StoreItem, StoredDifference, StoredRequest, StoredResponse,
+    ComparisonRecord, NoiseDelta, Source, StoreItem, StoredDifference, StoredRequest,
+    StoredResponse,
+};
+pub use recording::{
+    RecordedBody, RecordedMessage, Recording, RedactedPlace, ReplayRun, RunCounts, RunState,
 };
 pub use redact::Redactor;
 pub use rules::{CompareRules, FieldPattern};
-pub use store::writer::{StoreWriter, WriterEvents, WriterSettings};
+pub use store::writer::{Kept, StoreWriter, WriterEvents, WriterSettings};
 pub use store::{DiffAndHistoryStore, DiffQuery, StoreError};

@@ -32,7 +32,34 @@ pub struct StoredDifference {
     pub class: FieldClass,
 }
 
-/// One legacy-vs-new comparison.
+/// Where a comparison came from: a live shadow copy, or a replay of recorded
+/// traffic (`strangler replay`). Reports and verdicts read one source at a
+/// time, so a replay never makes a live route look ready, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Shadow,
+    Replay,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Shadow, Source::Replay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Shadow => "shadow",
+            Source::Replay => "replay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// One legacy-vs-new comparison. For a replay, `legacy` is the answer that
+/// was recorded and `new` the answer the replay target gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComparisonRecord {
     /// The request id (also in the client's `X-Request-Id`).
@@ -50,6 +77,8 @@ pub struct ComparisonRecord {
     pub new: StoredResponse,
     pub differences: Vec<StoredDifference>,
     pub more_differences: usize,
+    #[serde(default)]
+    pub source: Source,
 }
 
 /// Noise evidence gathered since the last write, added to the stored totals.
@@ -64,6 +93,7 @@ pub struct NoiseDelta {
 pub enum StoreItem {
     Comparison(Box<ComparisonRecord>),
     Noise(NoiseDelta),
+    Recording(Box<crate::recording::Recording>),
 }
 
 impl StoreItem {
@@ -71,6 +101,7 @@ impl StoreItem {
         match self {
             StoreItem::Comparison(c) => &c.route,
             StoreItem::Noise(n) => &n.route,
+            StoreItem::Recording(r) => &r.route,
         }
     }
 }

@@ -131,6 +131,11 @@ impl Redactor {
         }
     }
 
+    /// A JSON document with its secret fields replaced.
+    pub(crate) fn redact_value(&self, v: &mut Value) {
+        self.redact_json(&mut Vec::new(), v);
+    }
+
     /// A body as it may be stored: JSON with secrets replaced, other text cut
     /// to [`MAX_STORED_BODY`], binary described by its size only.
     pub fn body(&self, body: &[u8]) -> String {

@@ -83,6 +83,14 @@ pub const DEFAULT_NOISE_SAMPLE: f64 = 10.0;
 /// Numbers in the two responses must be equal unless a tolerance is given.
 pub const DEFAULT_NUMERIC_TOLERANCE: f64 = 0.0;
 
+// Recording and replay.
+
+/// Largest request or answer body kept with a recording.
+pub const DEFAULT_RECORD_MAX_BODY: ByteSize = ByteSize::bytes(256 << 10);
+/// Only methods without side effects are replayed unless the route says
+/// `replay.allow_writes`.
+pub const DEFAULT_REPLAY_ALLOW_WRITES: bool = false;
+
 // Guards.
 
 pub const DEFAULT_GUARD_WINDOW: Duration = Duration::from_secs(60);

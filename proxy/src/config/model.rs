@@ -313,6 +313,41 @@ pub struct Route {
     pub retries: u32,
     /// Canary steps taken by the proxy itself, gated on health and diffs.
     pub rollout: Option<RolloutPolicy>,
+    /// Sampled requests kept for replay.
+    pub record: Option<RecordPolicy>,
+    /// How recorded requests are sent again (`strangler replay`).
+    pub replay: ReplayPolicy,
+}
+
+/// A route's `record:` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPolicy {
+    /// Share of the route's requests (by sticky key) recorded.
+    pub percent: Percent,
+    /// Largest request or answer body recorded; larger exchanges are not.
+    pub max_body: ByteSize,
+    /// Extra header names and JSON Pointers redacted (besides the built-in
+    /// secrets and the shadow block's `redact`).
+    pub redact: Vec<String>,
+}
+
+/// A route's `replay:` block (defaults when absent): safe methods only, no
+/// headers set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReplayPolicy {
+    /// Methods with side effects are replayed too.
+    pub allow_writes: bool,
+    /// Set on every replayed request; a recorded header that was redacted
+    /// is sent with its value from here, or the request is skipped.
+    pub headers: Vec<(http::HeaderName, ReplayHeaderValue)>,
+}
+
+/// A `replay.headers` value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayHeaderValue {
+    Literal(http::HeaderValue),
+    /// Read from this environment variable of the proxy running the replay.
+    Env(String),
 }
 
 /// A route's `rollout:` block, validated: at least one step, steps rising,

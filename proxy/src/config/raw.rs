@@ -124,6 +124,42 @@ pub struct RawRoute {
     pub timeout: Option<Scalar>,
     pub retries: Option<Scalar>,
     pub rollout: Option<RawRollout>,
+    pub record: Option<RawRecord>,
+    pub replay: Option<RawReplay>,
+}
+
+/// Sampled requests kept (redacted) with the answer their client got, for
+/// `strangler replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    pub percent: Option<Scalar>,
+    pub max_body: Option<Scalar>,
+    pub redact: Option<Vec<String>>,
+}
+
+/// How this route's recordings are replayed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplay {
+    pub allow_writes: Option<bool>,
+    pub headers: Option<OrderedMap<RawHeaderValue>>,
+}
+
+/// A header value written out, or read from the environment of the process
+/// that runs the replay (`{ env: NAME }`), so that no credential sits in the
+/// file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHeaderValue {
+    Text(String),
+    FromEnv(RawFromEnv),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFromEnv {
+    pub env: String,
 }
 
 /// A route that promotes itself: canary steps taken one by one, each after
@@ -351,6 +387,12 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("struct RawCompare", "a compare block (a mapping)")
         .replace("struct RawGuard", "a guard block (a mapping)")
         .replace("struct RawRollout", "a rollout block (a mapping)")
+        .replace("struct RawRecord", "a record block (a mapping)")
+        .replace("struct RawReplay", "a replay block (a mapping)")
+        .replace(
+            "untagged enum RawHeaderValue",
+            "a header value (text, or { env: NAME })",
+        )
         .replace("struct RawAdmin", "an admin block (a mapping)")
         .replace("struct RawTls", "a tls block (a mapping)")
         .replace("struct RawAccessLog", "an access_log block (a mapping)")

@@ -112,15 +112,100 @@ impl DropReason {
     }
 }
 
+/// What became of a sampled request to record
+/// (`strangler_record_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Written to the store.
+    Stored,
+    /// Request or answer over the route's `record.max_body`.
+    TooLarge,
+    /// The engine's queue or memory budget was full.
+    QueueFull,
+    /// The store was down, full or slow: the writer dropped it.
+    Store,
+    /// The client got no upstream answer (an error): nothing to replay against.
+    Unanswered,
+}
+
+impl RecordOutcome {
+    pub const ALL: [RecordOutcome; 5] = [
+        RecordOutcome::Stored,
+        RecordOutcome::TooLarge,
+        RecordOutcome::QueueFull,
+        RecordOutcome::Store,
+        RecordOutcome::Unanswered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordOutcome::Stored => "stored",
+            RecordOutcome::TooLarge => "too_large",
+            RecordOutcome::QueueFull => "queue_full",
+            RecordOutcome::Store => "store",
+            RecordOutcome::Unanswered => "unanswered",
+        }
+    }
+}
+
+/// What became of one recorded request in a replay
+/// (`strangler_replay_requests_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Match,
+    Diff,
+    Noise,
+    /// Not sent: a method with side effects without `replay.allow_writes`,
+    /// or a redacted value with no replacement.
+    Skipped,
+    /// Sent, and no usable answer came.
+    Failed,
+}
+
+impl ReplayOutcome {
+    pub const ALL: [ReplayOutcome; 5] = [
+        ReplayOutcome::Match,
+        ReplayOutcome::Diff,
+        ReplayOutcome::Noise,
+        ReplayOutcome::Skipped,
+        ReplayOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayOutcome::Match => "match",
+            ReplayOutcome::Diff => "diff",
+            ReplayOutcome::Noise => "noise",
+            ReplayOutcome::Skipped => "skipped",
+            ReplayOutcome::Failed => "failed",
+        }
+    }
+}
+
 impl shadow_diff::WriterEvents for Metrics {
-    fn stored(&self, route: &str, n: u64) {
-        self.shadow_stored.with_label_values(&[route]).inc_by(n);
+    fn stored(&self, kept: shadow_diff::Kept, route: &str, n: u64) {
+        match kept {
+            shadow_diff::Kept::Comparison => {
+                self.shadow_stored.with_label_values(&[route]).inc_by(n)
+            }
+            shadow_diff::Kept::Recording => self
+                .record
+                .with_label_values(&[route, RecordOutcome::Stored.as_str()])
+                .inc_by(n),
+        }
     }
 
-    fn dropped(&self, route: &str, n: u64) {
-        self.shadow_dropped
-            .with_label_values(&[route, DropReason::Store.as_str()])
-            .inc_by(n);
+    fn dropped(&self, kept: shadow_diff::Kept, route: &str, n: u64) {
+        match kept {
+            shadow_diff::Kept::Comparison => self
+                .shadow_dropped
+                .with_label_values(&[route, DropReason::Store.as_str()])
+                .inc_by(n),
+            shadow_diff::Kept::Recording => self
+                .record
+                .with_label_values(&[route, RecordOutcome::Store.as_str()])
+                .inc_by(n),
+        }
     }
 }
 
@@ -137,6 +222,10 @@ pub struct Metrics {
     pub shadow_dropped: IntCounterVec,
     pub shadow_diffs: IntCounterVec,
     pub shadow_stored: IntCounterVec,
+    /// Sampled requests to record, by outcome.
+    pub record: IntCounterVec,
+    /// Recorded requests a replay run on this proxy took, by outcome.
+    pub replay_requests: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub config_version: IntGauge,
     /// 1 when the last reload attempt succeeded (or none has failed since
@@ -206,6 +295,16 @@ impl Metrics {
             "strangler_shadow_stored_total",
             "Compared shadow pairs written to the diff store, by route.",
             &["route"],
+        );
+        let record = counter(
+            "strangler_record_total",
+            "Requests sampled for recording (a route's `record:`), by route and outcome.",
+            &["route", "outcome"],
+        );
+        let replay_requests = counter(
+            "strangler_replay_requests_total",
+            "Recorded requests taken by replay runs on this proxy, by route and outcome.",
+            &["route", "outcome"],
         );
         let config_reloads = counter(
             "strangler_config_reloads_total",
@@ -324,6 +423,8 @@ impl Metrics {
             shadow_dropped,
             shadow_diffs,
             shadow_stored,
+            record,
+            replay_requests,
             config_reloads,
             config_version,
             config_last_reload_successful,
@@ -399,6 +500,8 @@ impl Metrics {
             Family::ShadowDropped => Some(&self.shadow_dropped),
             Family::ShadowDiffs => Some(&self.shadow_diffs),
             Family::ShadowStored => Some(&self.shadow_stored),
+            Family::Record => Some(&self.record),
+            Family::ReplayRequests => Some(&self.replay_requests),
             Family::Rollbacks => Some(&self.rollbacks),
             Family::RolloutFailures => Some(&self.rollout_failures),
             Family::Duration

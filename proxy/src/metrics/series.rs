@@ -14,7 +14,9 @@
 
 use std::collections::HashSet;
 
-use super::{DropReason, STATUS_CLASSES, ShadowOutcome, UpstreamErrorKind};
+use super::{
+    DropReason, RecordOutcome, ReplayOutcome, STATUS_CLASSES, ShadowOutcome, UpstreamErrorKind,
+};
 use crate::config::{self, Config, Side, Stage};
 use rollback::rollouts::RolloutState;
 
@@ -50,6 +52,8 @@ pub(crate) enum Family {
     ShadowDropped,
     ShadowDiffs,
     ShadowStored,
+    Record,
+    ReplayRequests,
     Rollbacks,
     RolloutStep,
     RolloutState,
@@ -70,6 +74,8 @@ pub(crate) struct RouteSeries {
     shadowed: bool,
     /// The route has a `rollout:` block.
     rolled_out: bool,
+    /// The route has a `record:` block (and so can be replayed).
+    recorded: bool,
 }
 
 const SIDES: [Side; 2] = [Side::Legacy, Side::New];
@@ -157,6 +163,14 @@ impl RouteSeries {
             }
             each(Family::ShadowStored, &[route]);
         }
+        if self.recorded {
+            for outcome in RecordOutcome::ALL {
+                each(Family::Record, &[route, outcome.as_str()]);
+            }
+            for outcome in ReplayOutcome::ALL {
+                each(Family::ReplayRequests, &[route, outcome.as_str()]);
+            }
+        }
     }
 }
 
@@ -180,6 +194,7 @@ pub(crate) fn route_series(config: &Config) -> HashSet<RouteSeries> {
             configured: true,
             shadowed: r.shadow.is_some(),
             rolled_out: r.rollout.is_some(),
+            recorded: r.record.is_some(),
         })
         .collect();
     keys.insert(RouteSeries {
@@ -188,6 +203,7 @@ pub(crate) fn route_series(config: &Config) -> HashSet<RouteSeries> {
         configured: false,
         shadowed: false,
         rolled_out: false,
+        recorded: false,
     });
     keys
 }

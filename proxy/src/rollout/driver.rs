@@ -258,6 +258,7 @@ impl Step<'_> {
         };
         let scope = shadow_diff::report::VerdictScope {
             route: self.name(),
+            source: shadow_diff::Source::Shadow,
             since_ms: None,
             min_config_version: Some(record.step_version),
         };

@@ -244,6 +244,7 @@ impl ShadowEngine {
             new: stored(new_raw, new),
             differences: judgement.stored_differences(&rt.redactor),
             more_differences: judgement.more_differences,
+            source: shadow_diff::Source::Shadow,
         };
         self.writer.submit(StoreItem::Comparison(Box::new(record)));
     }

@@ -53,6 +53,9 @@ impl Default for Threshold {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFilter {
     pub route: Option<String>,
+    /// Live shadow comparisons (the default) or replayed ones.
+    #[serde(default)]
+    pub source: crate::record::Source,
     pub tenant: Option<String>,
     /// Unix milliseconds; the window is `[since, until)`.
     pub since_ms: i64,
@@ -290,6 +293,7 @@ pub async fn build(
     let window = whole_minutes(filter);
     let counts = store
         .counts(
+            window.source,
             window.route.as_deref(),
             window.tenant.as_deref(),
             Some(window.since_ms),
@@ -352,6 +356,7 @@ async fn route_report(
 
     let window = RouteWindow {
         route,
+        source: filter.source,
         tenant: filter.tenant.as_deref(),
         since_ms: filter.since_ms,
         until_ms: filter.until_ms,
@@ -416,6 +421,7 @@ async fn route_report(
     let examples = store
         .diffs(&DiffQuery {
             route: Some(route.to_string()),
+            source: Some(filter.source),
             tenant: filter.tenant.clone(),
             since_ms: Some(filter.since_ms),
             until_ms: Some(filter.until_ms),
@@ -465,6 +471,7 @@ async fn field_examples(
     let rows = store
         .diffs(&DiffQuery {
             route: Some(route.to_string()),
+            source: Some(filter.source),
             tenant: filter.tenant.clone(),
             since_ms: Some(filter.since_ms),
             until_ms: Some(filter.until_ms),

@@ -7,6 +7,7 @@
 //! the configuration history, audit log and fleet changes, whose tables and
 //! queries belong to `rollback::history` (it migrates them on this pool).
 
+pub mod recordings;
 pub mod report_queries;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
@@ -20,7 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::noise::{FieldCounts, NoiseModel, Verdict};
-use crate::record::{ComparisonRecord, StoreItem, StoredDifference};
+use crate::record::{ComparisonRecord, Source, StoreItem, StoredDifference};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,6 +155,8 @@ impl Filter {
 #[derive(Debug, Clone, Default)]
 pub struct DiffQuery {
     pub route: Option<String>,
+    /// Only diffs of this source (`None`: every source).
+    pub source: Option<Source>,
     pub tenant: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
@@ -289,7 +292,7 @@ impl DiffAndHistoryStore {
     /// how many diff rows went.
     ///
     /// A report divides the real diffs it finds (`diffs`, `diff_fields`) by
-    /// the comparisons counted per minute (`shadow_counts`), so both must
+    /// the comparisons counted per minute (`comparison_counts`), so both must
     /// cover the same span: were diffs deleted while their minutes stayed
     /// counted, the rate would fall and the verdict read better than the
     /// data. The cutoff is therefore a minute boundary and everything before
@@ -302,6 +305,7 @@ impl DiffAndHistoryStore {
     /// per-field counts and the trend buckets (whole minutes) come from the
     /// same rows and minutes, so they stay consistent too. The deletes are
     /// one transaction, so no reader sees the tables half pruned.
+    /// Recordings go by the same age and row cap (their own rows counted).
     pub async fn prune(
         &self,
         now_ms: i64,
@@ -329,10 +333,11 @@ impl DiffAndHistoryStore {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM shadow_counts WHERE minute < $1")
+        sqlx::query("DELETE FROM comparison_counts WHERE minute < $1")
             .bind(cutoff_minute)
             .execute(&mut *tx)
             .await?;
+        recordings::prune(&mut tx, now_ms - max_age_ms, max_rows).await?;
         sqlx::query("DELETE FROM store_batches WHERE written_at < $1")
             .bind(now_ms - BATCH_MARKER_AGE_MS)
             .execute(&mut *tx)
@@ -399,6 +404,9 @@ impl DiffAndHistoryStore {
         if let Some(r) = &q.route {
             f.text("d.route = ?", r);
         }
+        if let Some(source) = q.source {
+            f.text("d.source = ?", source.as_str());
+        }
         if let Some(t) = &q.tenant {
             f.text("d.tenant = ?", t);
         }
@@ -419,7 +427,7 @@ impl DiffAndHistoryStore {
         }
         let sql = format!(
             "SELECT id, created_at, route, config_version, tenant, instance, method, path, primary_side, verdict, \
-             legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences \
+             legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences, source \
              FROM diffs d{} ORDER BY created_at DESC, id LIMIT {} OFFSET {}",
             f.sql(),
             q.limit.max(0),
@@ -429,14 +437,17 @@ impl DiffAndHistoryStore {
         rows.iter().map(row_to_record).collect()
     }
 
-    /// Comparison counts per route, minute, version and verdict.
+    /// Comparison counts of one source per route, minute, version and
+    /// verdict.
     pub async fn counts(
         &self,
+        source: Source,
         route: Option<&str>,
         tenant: Option<&str>,
         since_ms: Option<i64>,
     ) -> Result<Vec<CountRow>, StoreError> {
         let mut f = Filter::default();
+        f.text("source = ?", source.as_str());
         if let Some(r) = route {
             f.text("route = ?", r);
         }
@@ -447,7 +458,7 @@ impl DiffAndHistoryStore {
             f.int("minute >= ?", s.div_euclid(60_000));
         }
         let sql = format!(
-            "SELECT route, minute, config_version, verdict, CAST(SUM(n) AS BIGINT) FROM shadow_counts{} \
+            "SELECT route, minute, config_version, verdict, CAST(SUM(n) AS BIGINT) FROM comparison_counts{} \
              GROUP BY route, minute, config_version, verdict ORDER BY route, minute",
             f.sql()
         );
@@ -471,15 +482,18 @@ async fn write_items(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     items: &[StoreItem],
 ) -> Result<(), StoreError> {
-    let mut counts: HashMap<(String, i64, i64, String, &'static str), i64> = HashMap::new();
+    type CountKey = (String, i64, i64, String, &'static str, &'static str);
+    let mut counts: HashMap<CountKey, i64> = HashMap::new();
     for item in items {
         match item {
+            StoreItem::Recording(r) => recordings::insert(tx, r).await?,
             StoreItem::Comparison(c) => {
                 let key = (
                     c.route.clone(),
                     c.created_at_ms.div_euclid(60_000),
                     c.config_version,
                     c.tenant.clone().unwrap_or_default(),
+                    c.source.as_str(),
                     c.verdict.as_str(),
                 );
                 *counts.entry(key).or_default() += 1;
@@ -514,15 +528,16 @@ async fn write_items(
             }
         }
     }
-    for ((route, minute, version, tenant, verdict), n) in counts {
+    for ((route, minute, version, tenant, source, verdict), n) in counts {
         sqlx::query(
-            "INSERT INTO shadow_counts (route, minute, config_version, tenant, verdict, n) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (route, minute, config_version, tenant, verdict) DO UPDATE SET n = shadow_counts.n + excluded.n",
+            "INSERT INTO comparison_counts (route, minute, config_version, tenant, source, verdict, n) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (route, minute, config_version, tenant, source, verdict) DO UPDATE SET n = comparison_counts.n + excluded.n",
         )
         .bind(route)
         .bind(minute)
         .bind(version)
         .bind(tenant)
+        .bind(source)
         .bind(verdict)
         .bind(n)
         .execute(&mut **tx)
@@ -538,8 +553,8 @@ async fn insert_diff(
     let tenant = c.tenant.clone().unwrap_or_default();
     let inserted = sqlx::query(
         "INSERT INTO diffs (id, created_at, route, config_version, tenant, instance, method, path, primary_side, verdict, \
-         legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (id) DO NOTHING",
+         legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING",
     )
     .bind(c.id.as_str())
     .bind(c.created_at_ms)
@@ -560,6 +575,7 @@ async fn insert_diff(
     .bind(serde_json::to_string(&c.new)?)
     .bind(serde_json::to_string(&c.differences)?)
     .bind(c.more_differences as i64)
+    .bind(c.source.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -573,7 +589,7 @@ async fn insert_diff(
         }
         seen.push(&d.key);
         sqlx::query(
-            "INSERT INTO diff_fields (diff_id, route, created_at, tenant, field, class) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO diff_fields (diff_id, route, created_at, tenant, field, class, source) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (diff_id, field) DO NOTHING",
         )
         .bind(c.id.as_str())
@@ -582,6 +598,7 @@ async fn insert_diff(
         .bind(tenant.as_str())
         .bind(d.key.as_str())
         .bind(d.class.as_str())
+        .bind(c.source.as_str())
         .execute(&mut **tx)
         .await?;
     }
@@ -613,6 +630,7 @@ fn row_to_record(r: &AnyRow) -> Result<ComparisonRecord, StoreError> {
         new,
         differences,
         more_differences: r.try_get::<i64, _>(18)? as usize,
+        source: Source::parse(&r.try_get::<String, _>(19)?).unwrap_or_default(),
     })
 }
 

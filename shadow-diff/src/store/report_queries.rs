@@ -12,21 +12,24 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{DiffAndHistoryStore, Filter, StoreError};
+use crate::record::Source;
 
-/// One route's stored diffs in `[since_ms, until_ms)`, of one tenant or all.
+/// One route's stored diffs of one source in `[since_ms, until_ms)`, of one
+/// tenant or all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteWindow<'a> {
     pub route: &'a str,
+    pub source: Source,
     pub tenant: Option<&'a str>,
     pub since_ms: i64,
     pub until_ms: i64,
 }
 
 impl<'a> RouteWindow<'a> {
-    /// The tenant condition, bound as `$4` after route and window.
+    /// The tenant condition, bound as `$5` after route, source and window.
     fn tenant_clause(&self) -> &'static str {
         if self.tenant.is_some() {
-            " AND tenant = $4"
+            " AND tenant = $5"
         } else {
             ""
         }
@@ -34,10 +37,10 @@ impl<'a> RouteWindow<'a> {
 
     /// The first placeholder number after the window's own.
     fn next_placeholder(&self) -> usize {
-        if self.tenant.is_some() { 5 } else { 4 }
+        if self.tenant.is_some() { 6 } else { 5 }
     }
 
-    /// Binds route, window and tenant as `$1` to `$4`.
+    /// Binds route, window, source and tenant as `$1` to `$5`.
     fn bind<'q>(
         self,
         q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -45,7 +48,11 @@ impl<'a> RouteWindow<'a> {
     where
         'a: 'q,
     {
-        let q = q.bind(self.route).bind(self.since_ms).bind(self.until_ms);
+        let q = q
+            .bind(self.route)
+            .bind(self.since_ms)
+            .bind(self.until_ms)
+            .bind(self.source.as_str());
         match self.tenant {
             Some(t) => q.bind(t),
             None => q,
@@ -53,7 +60,7 @@ impl<'a> RouteWindow<'a> {
     }
 }
 
-/// Which comparisons a verdict is read from: one route, optionally only
+/// Which comparisons a verdict is read from: one route and source, optionally only
 /// those made at or after `since_ms`, optionally only those made at config
 /// versions `>= min_config_version`.
 ///
@@ -65,6 +72,7 @@ impl<'a> RouteWindow<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerdictScope<'a> {
     pub route: &'a str,
+    pub source: Source,
     pub since_ms: Option<i64>,
     pub min_config_version: Option<i64>,
 }
@@ -99,7 +107,7 @@ impl DiffAndHistoryStore {
         window: RouteWindow<'_>,
     ) -> Result<Vec<FieldCount>, StoreError> {
         let sql = format!(
-            "SELECT field, CAST(COUNT(*) AS BIGINT) FROM diff_fields WHERE route = $1 AND created_at >= $2 AND created_at < $3{} \
+            "SELECT field, CAST(COUNT(*) AS BIGINT) FROM diff_fields WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{} \
              GROUP BY field ORDER BY COUNT(*) DESC, field",
             window.tenant_clause()
         );
@@ -121,7 +129,7 @@ impl DiffAndHistoryStore {
     /// How many diffs are stored in the window.
     pub async fn stored_diff_count(&self, window: RouteWindow<'_>) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM diffs WHERE route = $1 AND created_at >= $2 AND created_at < $3{}",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM diffs WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{}",
             window.tenant_clause()
         );
         let row = window
@@ -135,6 +143,7 @@ impl DiffAndHistoryStore {
     pub async fn compared_count(&self, scope: VerdictScope<'_>) -> Result<u64, StoreError> {
         let mut f = Filter::default();
         f.text("route = ?", scope.route);
+        f.text("source = ?", scope.source.as_str());
         if let Some(minute) = scope.since_minute() {
             f.int("minute >= ?", minute);
         }
@@ -142,7 +151,7 @@ impl DiffAndHistoryStore {
             f.int("config_version >= ?", v);
         }
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM shadow_counts{}",
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM comparison_counts{}",
             f.sql()
         );
         let row = f.bind(sqlx::query(&sql)).fetch_one(self.pool()).await?;
@@ -161,6 +170,7 @@ impl DiffAndHistoryStore {
     ) -> Result<u64, StoreError> {
         let mut f = Filter::default();
         f.text("f.route = ?", scope.route);
+        f.text("f.source = ?", scope.source.as_str());
         if let Some(minute) = scope.since_minute() {
             f.int("f.created_at >= ?", minute * 60_000);
         }
@@ -200,7 +210,7 @@ impl DiffAndHistoryStore {
         };
         let sql = format!(
             "SELECT (created_at / {bucket_ms}) * {bucket_ms} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
-             WHERE route = $1 AND created_at >= $2 AND created_at < $3{}{not_noise} GROUP BY b ORDER BY b",
+             WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{}{not_noise} GROUP BY b ORDER BY b",
             window.tenant_clause()
         );
         let mut q = window.bind(sqlx::query(&sql));

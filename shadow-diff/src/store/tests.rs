@@ -11,7 +11,7 @@ use crate::compare::{DiffKind, Difference};
 use crate::noise::FieldClass;
 use crate::record::{NoiseDelta, StoredRequest, StoredResponse};
 use crate::report;
-use crate::store::writer::{StoreWriter, WriterEvents, WriterSettings};
+use crate::store::writer::{Kept, StoreWriter, WriterEvents, WriterSettings};
 
 use super::testing::{fresh_postgres_url, system_time_nanos};
 
@@ -106,6 +106,7 @@ fn record(
             })
             .collect(),
         more_differences: 0,
+        source: Source::Shadow,
     }
 }
 
@@ -211,7 +212,10 @@ async fn comparisons_are_stored_and_read_back() {
                 .is_empty()
         );
 
-        let counts = store.counts(Some("orders"), None, None).await.unwrap();
+        let counts = store
+            .counts(Source::Shadow, Some("orders"), None, None)
+            .await
+            .unwrap();
         let total: i64 = counts.iter().map(|c| c.n).sum();
         assert_eq!(
             total, 4,
@@ -364,6 +368,7 @@ async fn orders_report(
         tenant: None,
         since_ms,
         until_ms: now + 1,
+        ..Default::default()
     };
     let limits = report::ReportLimits {
         bucket_ms: 60_000,
@@ -494,10 +499,10 @@ struct Counting {
 }
 
 impl WriterEvents for Counting {
-    fn stored(&self, _route: &str, n: u64) {
+    fn stored(&self, _kept: Kept, _route: &str, n: u64) {
         self.stored.fetch_add(n, Ordering::SeqCst);
     }
-    fn dropped(&self, _route: &str, n: u64) {
+    fn dropped(&self, _kept: Kept, _route: &str, n: u64) {
         self.dropped.fetch_add(n, Ordering::SeqCst);
     }
 }
@@ -644,4 +649,5 @@ async fn a_batch_in_doubt_is_settled_once_either_way() {
     }
 }
 
+mod recordings;
 mod verdict;

@@ -55,12 +55,19 @@ impl Default for WriterSettings {
     }
 }
 
+/// What the writer accounts for, one by one (noise evidence is not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Comparison,
+    Recording,
+}
+
 /// What the writer tells its owner (the proxy turns these into metrics).
 pub trait WriterEvents: Send + Sync {
-    /// `n` comparisons of `route` were stored.
-    fn stored(&self, route: &str, n: u64);
-    /// `n` comparisons of `route` could not be stored.
-    fn dropped(&self, route: &str, n: u64);
+    /// `n` comparisons (or recordings) of `route` were stored.
+    fn stored(&self, kept: Kept, route: &str, n: u64);
+    /// `n` comparisons (or recordings) of `route` could not be stored.
+    fn dropped(&self, kept: Kept, route: &str, n: u64);
 }
 
 /// The submitting end; cheap to clone.
@@ -110,8 +117,8 @@ impl StoreWriter {
             let item = match e {
                 mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
             };
-            if let StoreItem::Comparison(c) = &item {
-                self.events.dropped(&c.route, 1);
+            if let Some(kept) = kept(&item) {
+                self.events.dropped(kept, item.route(), 1);
             }
         }
     }
@@ -218,13 +225,13 @@ async fn run(
             let failed = !matches!(outcome, Outcome::Written);
             match outcome {
                 Outcome::Written => {
-                    for (route, n) in tally {
-                        events.stored(&route, n);
+                    for (kept, route, n) in tally {
+                        events.stored(kept, &route, n);
                     }
                 }
                 Outcome::NotWritten(e) => {
-                    for (route, n) in tally {
-                        events.dropped(&route, n);
+                    for (kept, route, n) in tally {
+                        events.dropped(kept, &route, n);
                     }
                     complain(
                         &mut last_complaint,
@@ -249,8 +256,8 @@ async fn run(
                             "diff store: gave up on batch {} in doubt: counted as dropped, though it may be stored",
                             oldest.id
                         );
-                        for (route, n) in oldest.tally {
-                            events.dropped(&route, n);
+                        for (kept, route, n) in oldest.tally {
+                            events.dropped(kept, &route, n);
                         }
                     }
                 }
@@ -322,7 +329,7 @@ impl Outcome {
 #[derive(Debug)]
 struct InDoubt {
     id: String,
-    tally: Vec<(String, u64)>,
+    tally: Vec<(Kept, String, u64)>,
 }
 
 /// Asks the store about each batch in doubt, oldest first, and reports its
@@ -356,11 +363,11 @@ async fn settle(
                 "not committed"
             }
         );
-        for (route, n) in batch.tally {
+        for (kept, route, n) in batch.tally {
             if committed {
-                events.stored(&route, n);
+                events.stored(kept, &route, n);
             } else {
-                events.dropped(&route, n);
+                events.dropped(kept, &route, n);
             }
         }
     }
@@ -394,15 +401,26 @@ impl BatchIds {
     }
 }
 
-/// Comparisons per route in a batch (noise deltas are not counted).
-fn tally(batch: &[StoreItem]) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
+/// What an item is counted as, if it is counted.
+fn kept(item: &StoreItem) -> Option<Kept> {
+    match item {
+        StoreItem::Comparison(_) => Some(Kept::Comparison),
+        StoreItem::Recording(_) => Some(Kept::Recording),
+        StoreItem::Noise(_) => None,
+    }
+}
+
+/// Comparisons and recordings per route in a batch.
+fn tally(batch: &[StoreItem]) -> Vec<(Kept, String, u64)> {
+    let mut out: Vec<(Kept, String, u64)> = Vec::new();
     for item in batch {
-        if let StoreItem::Comparison(c) = item {
-            match out.iter_mut().find(|(r, _)| *r == c.route) {
-                Some((_, n)) => *n += 1,
-                None => out.push((c.route.clone(), 1)),
-            }
+        let Some(k) = kept(item) else { continue };
+        match out
+            .iter_mut()
+            .find(|(kind, r, _)| *kind == k && r == item.route())
+        {
+            Some((_, _, n)) => *n += 1,
+            None => out.push((k, item.route().to_string(), 1)),
         }
     }
     out

@@ -96,6 +96,7 @@ fn main() {
                 new: StoredResponse { status: 200, headers: vec![], body: body("new", i), latency_ms: 4.0 },
                 differences,
                 more_differences: 0,
+                source: shadow_diff::Source::Shadow,
             };
             batch.push(StoreItem::Comparison(Box::new(record.clone())));
             // Two matching comparisons per stored one (counted, not kept).

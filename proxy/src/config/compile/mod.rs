@@ -21,6 +21,7 @@ mod listeners;
 mod matching;
 mod reachability;
 mod rewrite;
+mod record;
 mod rollout;
 mod routes;
 mod settings;

@@ -1,7 +1,8 @@
 //! `routes`: each route's name, backends, canary, sticky key, tenant pins and
 //! body limit, and route names being unique. The parts with rules of their
 //! own are checked by their modules (`match` in `matching`, `shadow` in
-//! `shadow`, `guard` in `guard`, `rollout` in `rollout`); whether a route can be reached at all needs
+//! `shadow`, `guard` in `guard`, `rollout` in `rollout`, `record` and
+//! `replay` in `record`); whether a route can be reached at all needs
 //! every route and is checked in `reachability`.
 
 use std::collections::HashSet;
@@ -10,6 +11,7 @@ use super::backends::KnownBackends;
 use super::guard::compile_guard;
 use super::matching::compile_match;
 use super::rewrite::compile_rewrite;
+use super::record::{compile_record, compile_replay};
 use super::rollout::{GateSources, compile_rollout};
 use super::shadow::compile_shadow;
 use super::values::{byte_size, cookie_name, header_name, percent, positive_duration};
@@ -166,6 +168,11 @@ fn compile_route(
             },
         )
     });
+    let record = raw
+        .record
+        .as_ref()
+        .map(|r| compile_record(sink, &place.key("record"), r));
+    let replay = compile_replay(sink, &place.key("replay"), raw.replay.as_ref());
     let retries = sink.optional(
         place,
         "retries",
@@ -206,6 +213,11 @@ fn compile_route(
             None => None,
             Some(r) => Some(r?),
         },
+        record: match record {
+            None => None,
+            Some(r) => Some(r?),
+        },
+        replay: replay?,
     })
 }
 

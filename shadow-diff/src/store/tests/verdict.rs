@@ -80,6 +80,7 @@ async fn verdict_of(
         store,
         VerdictScope {
             route,
+            source: crate::record::Source::Shadow,
             since_ms,
             min_config_version,
         },
@@ -98,6 +99,7 @@ async fn assert_same_as_report(name: &str, store: &DiffAndHistoryStore, since_ms
         tenant: None,
         since_ms,
         until_ms: now + 1,
+        ..Default::default()
     };
     let full = report::build(store, &filter, &thresholds, Default::default(), now)
         .await
