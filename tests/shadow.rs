@@ -238,7 +238,10 @@ async fn known_differences_are_stored(store: &str) {
     );
     assert_eq!(fields(reordered), vec![("/id".into(), FieldClass::Noise)]);
 
-    let counts = db.counts(shadow_diff::Source::Shadow, Some("orders"), None, None).await.unwrap();
+    let counts = db
+        .counts(shadow_diff::Source::Shadow, Some("orders"), None, None)
+        .await
+        .unwrap();
     let by = |v: Verdict| {
         counts
             .iter()

@@ -9,6 +9,10 @@
 //!   out, metrics;
 //! - [`shadow`]: the copy to the other side, handed to shadow-diff's judge
 //!   and store;
+//! - [`record`]: sampled requests and their answers kept (redacted) for
+//!   replay;
+//! - [`replay`]: recorded requests sent again to a backend and judged like
+//!   shadow copies (`strangler replay`);
 //! - [`live`]: the table being served (`ArcSwap`) and its upstreams;
 //! - [`changes`]: every change of that table: planned, applied, written to
 //!   the file, recorded, followed across the fleet;
@@ -38,6 +42,8 @@ pub mod dataplane;
 pub mod guard;
 pub mod live;
 pub mod metrics;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod request_path;
 pub mod rollout;

@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", printed.text);
             Ok(printed.code)
         }
+        Command::Replay(args) => cli::replay::run(&args),
         Command::Explain(args) => {
             print!("{}", cli::explain::run(&args)?);
             Ok(0)

@@ -1,9 +1,10 @@
 //! The admin listener (loopback by default): health, readiness, metrics, the
-//! live route table and configuration changes. Reading is open; every change
+//! live route table, configuration changes, rollouts and replay runs. Reading is open; every change
 //! needs the bearer token named by `admin.token_env`, and with no token
 //! configured changes are refused (403).
 
 pub mod auth;
+pub mod replays;
 pub mod rollouts;
 pub mod views;
 
@@ -80,6 +81,7 @@ pub struct AdminApp {
     overview: Arc<crate::status::Overview>,
     ready: Readiness,
     writer: StoreWriter,
+    replays: crate::replay::Replays,
 }
 
 impl AdminApp {
@@ -89,12 +91,18 @@ impl AdminApp {
         ready: Readiness,
         writer: StoreWriter,
     ) -> AdminApp {
+        let replays = crate::replay::Replays::new(
+            changes.live().clone(),
+            writer.clone(),
+            changes.instance().to_string(),
+        );
         AdminApp {
             live: changes.live().clone(),
             changes,
             overview,
             ready,
             writer,
+            replays,
         }
     }
 
@@ -513,6 +521,21 @@ impl ServeHttp for AdminApp {
                 (Some((_, None)), _) => method_not_allowed("GET"),
                 _ => method_not_allowed("POST"),
             },
+            ("/replays", &Method::GET) => self.replays(),
+            ("/replays", &Method::POST) => match self.refusal(session) {
+                None => self.start_replay(&body).await,
+                Some(refusal) => refusal,
+            },
+            (p, m) if replays::replay_path(p).is_some() => match (replays::replay_path(p), m) {
+                (Some((id, None)), &Method::GET) => self.replay(id),
+                (Some((id, Some(action))), &Method::POST) => match self.refusal(session) {
+                    None => self.replay_action(id, action),
+                    Some(refusal) => refusal,
+                },
+                (Some((_, None)), _) => method_not_allowed("GET"),
+                _ => method_not_allowed("POST"),
+            },
+            ("/replays", _) => method_not_allowed("GET, POST"),
             ("/reload" | "/rollback", _) => method_not_allowed("POST"),
             (p, _) if p.starts_with("/routes/") && p.ends_with("/canary") => {
                 method_not_allowed("POST")

@@ -4,6 +4,7 @@ pub mod admin_client;
 pub mod changes;
 pub mod check;
 pub mod explain;
+pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod status;
@@ -44,6 +45,49 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Where every route stands: stage, canary, rollout, guard, diff verdict, share on new.
     Status(StatusArgs),
+    /// Send a route's recorded requests to a backend and compare the answers.
+    Replay(ReplayArgs),
+}
+
+/// Exit codes of `replay`, shown under its `--help`.
+const REPLAY_EXIT_CODES: &str = "\
+Exit codes:
+  0  the run went through every recording asked for (diffs or not: read
+     them in `strangler report --source replay`)
+  1  it could not run, or stopped: no proxy answered, an unknown route or
+     backend, the store failed, or it was cancelled (Ctrl-C cancels it)
+  2  wrong command line
+Example:
+  strangler replay --route orders-read --since 24h --to new --rate 50";
+
+#[derive(Debug, Args)]
+#[command(after_help = REPLAY_EXIT_CODES)]
+pub struct ReplayArgs {
+    /// The route whose recordings are replayed (it needs a record: block
+    /// to have any).
+    #[arg(long)]
+    pub route: String,
+    /// Recordings made within this span before now: 24h, 30m, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration_arg)]
+    pub since: Duration,
+    /// Where to send them: new (the route's new side), legacy, or the name
+    /// of a backend in the file.
+    #[arg(long, default_value = "new")]
+    pub to: String,
+    /// Requests per second; 0 for as fast as --concurrency allows.
+    #[arg(long, default_value_t = crate::replay::DEFAULT_RATE)]
+    pub rate: f64,
+    /// At most this many recordings (the oldest first).
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = crate::replay::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Print the final run as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Which proxy a command talks to.

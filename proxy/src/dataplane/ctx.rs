@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::config::{BackendId, Side};
 use crate::live::LiveTable;
 use crate::metrics::{RouteMetrics, UpstreamErrorKind};
+use crate::record::RecordCapture;
 use crate::routing::forwarded::Forwarded;
 use crate::shadow::ShadowCapture;
 
@@ -34,6 +35,8 @@ pub struct RequestCtx {
     pub rejected: bool,
     /// Set when this request is shadowed: what is kept of it.
     pub shadow: Option<Box<ShadowCapture>>,
+    /// Set when this request is recorded: what is kept of it.
+    pub record: Option<Box<RecordCapture>>,
     /// Request body bytes seen so far (for the route's limit).
     pub body_bytes: u64,
     /// Why the proxy refused the request mid-way, if it did.
@@ -79,6 +82,7 @@ impl RequestCtx {
             upstream_error: None,
             rejected: false,
             shadow: None,
+            record: None,
             body_bytes: 0,
             refused: None,
             inflight: None,
@@ -87,6 +91,51 @@ impl RequestCtx {
             retries_used: 0,
             fresh_connection: false,
             shadowed: false,
+        }
+    }
+
+    /// Keeps a chunk of the request body for the shadow copy and the
+    /// recording, whichever this request has.
+    pub fn keep_request_chunk(&mut self, chunk: &bytes::Bytes) {
+        if let Some(capture) = self.shadow.as_mut() {
+            capture.kept.request_chunk(chunk);
+        }
+        if let Some(capture) = self.record.as_mut() {
+            capture.kept.request_chunk(chunk);
+        }
+    }
+
+    /// Keeps the head of the primary answer (not a 1xx).
+    pub fn keep_response_head(&mut self, header: &pingora::http::ResponseHeader) {
+        if header.status.is_informational() {
+            return;
+        }
+        if let Some(capture) = self.shadow.as_mut() {
+            capture.kept.response_head(header);
+        }
+        if let Some(capture) = self.record.as_mut() {
+            capture.kept.response_head(header);
+        }
+    }
+
+    pub fn keep_response_chunk(&mut self, chunk: &bytes::Bytes) {
+        if let Some(capture) = self.shadow.as_mut() {
+            capture.kept.response_chunk(chunk);
+        }
+        if let Some(capture) = self.record.as_mut() {
+            capture.kept.response_chunk(chunk);
+        }
+    }
+
+    /// Another upstream attempt replays the body from the start: what was
+    /// kept of it (and counted against the route's limit) starts again.
+    pub fn restart_kept(&mut self) {
+        self.body_bytes = 0;
+        if let Some(old) = self.shadow.take() {
+            self.shadow = Some(Box::new(old.restarted()));
+        }
+        if let Some(capture) = self.record.as_mut() {
+            capture.restart();
         }
     }
 

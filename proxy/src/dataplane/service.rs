@@ -10,14 +10,16 @@
 //! 4. [`upstream_request_filter`](StranglerProxy::upstream_request_filter):
 //!    the path, the backend's Host and the forwarding headers;
 //! 5. [`upstream_response_filter`](StranglerProxy::upstream_response_filter)
-//!    and the body filters: keep the primary answer of a shadowed request;
+//!    and the body filters: keep the primary answer of a shadowed or
+//!    recorded request;
 //! 6. [`response_filter`](StranglerProxy::response_filter): the request id;
 //! 7. on an upstream error, [`error_while_proxy`](StranglerProxy::error_while_proxy):
 //!    whether the route's `retries` allow another attempt; on failure,
 //!    [`fail_to_proxy`](StranglerProxy::fail_to_proxy): a 502/504 that names
 //!    the backend;
 //! 8. [`logging`](StranglerProxy::logging): metrics, the access log line, and
-//!    the shadow job, queued once the client has its answer.
+//!    the shadow job and the recording, queued once the client has its
+//!    answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,12 +38,13 @@ use super::hygiene::{self, Rejection};
 use super::respond;
 use crate::access_log::{AccessLog, Entry};
 use crate::live::Live;
-use crate::metrics::{DropReason, ShadowOutcome};
+use crate::metrics::{DropReason, RecordOutcome, ShadowOutcome};
+use crate::record::{RecordCapture, RequestFacts};
 use crate::routing::canary::selected;
 use crate::routing::forwarded::forwarded;
 use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
-use crate::shadow::{ShadowCapture, ShadowQueue};
+use crate::shadow::{EngineJob, ShadowCapture, ShadowQueue};
 use prometheus::IntCounterVec;
 
 /// Connect attempts per request, across a backend's addresses.
@@ -96,11 +99,11 @@ impl StranglerProxy {
             return;
         };
         let route = ctx.route_name().to_string();
-        if capture.too_large {
+        if capture.kept.too_large {
             self.shadow_skipped(&route, Some(DropReason::TooLarge));
             return;
         }
-        if failed || !capture.has_response() {
+        if failed || !capture.kept.has_response() {
             // No primary answer to compare with.
             self.shadow_skipped(&route, None);
             return;
@@ -124,9 +127,53 @@ impl StranglerProxy {
             legacy,
         );
         if let Some(job) = job {
-            match self.shadow.submit(job) {
+            match self.shadow.submit(EngineJob::Shadow(Box::new(job))) {
                 Ok(()) => ctx.shadowed = true,
                 Err(_) => self.shadow_skipped(&route, Some(DropReason::QueueFull)),
+            }
+        }
+    }
+
+    /// Queues the recording of a finished request, or counts why not (once
+    /// queued, the store writer counts it stored or dropped).
+    fn queue_record(&self, session: &Session, failed: bool, ctx: &mut RequestCtx) {
+        let Some(capture) = ctx.record.take() else {
+            return;
+        };
+        let count = |outcome: RecordOutcome| {
+            self.live
+                .metrics()
+                .record
+                .with_label_values(&[capture.runtime.route.as_str(), outcome.as_str()])
+                .inc()
+        };
+        if capture.kept.too_large {
+            return count(RecordOutcome::TooLarge);
+        }
+        if failed || !capture.kept.has_response() {
+            return count(RecordOutcome::Unanswered);
+        }
+        let latency = ctx.started.elapsed();
+        let facts = RequestFacts {
+            request_id: ctx.request_id.as_str().to_string(),
+            config_version: ctx.table.version,
+            method: session.req_header().method.clone(),
+            served_by: ctx.side,
+            received_at: std::time::SystemTime::now() - latency,
+            latency,
+        };
+        let route = capture.runtime.clone();
+        if let Some(job) = capture.into_job(facts) {
+            if self
+                .shadow
+                .submit(EngineJob::Record(Box::new(job)))
+                .is_err()
+            {
+                self.live
+                    .metrics()
+                    .record
+                    .with_label_values(&[route.route.as_str(), RecordOutcome::QueueFull.as_str()])
+                    .inc();
             }
         }
     }
@@ -328,6 +375,12 @@ impl ProxyHttp for StranglerProxy {
             }
             _ => {}
         }
+        if decision.record && !session.is_upgrade_req() {
+            if let Some(runtime) = decision.route.and_then(|i| ctx.table.record[i].clone()) {
+                let tenant = decision.tenant.as_ref().map(|t| t.id.to_string());
+                ctx.record = Some(Box::new(RecordCapture::new(runtime, tenant)));
+            }
+        }
         let sent = match ctx.route {
             Some(i) => upstream_path(&ctx.table.config().routes[i], ctx.side, &path),
             None => Some(std::borrow::Cow::Borrowed(path.as_ref())),
@@ -340,6 +393,9 @@ impl ProxyHttp for StranglerProxy {
         let req = session.req_header();
         if sent.as_ref() != req.uri.path() {
             ctx.upstream_path = Some(with_query(&sent, req.uri.query()));
+        }
+        if let Some(capture) = ctx.record.as_mut() {
+            capture.path = with_query(&path, req.uri.query());
         }
         if let Some(capture) = ctx.shadow.as_mut() {
             let route =
@@ -360,7 +416,8 @@ impl ProxyHttp for StranglerProxy {
     }
 
     /// Enforces the route's body limit on bodies without a length (chunked),
-    /// and keeps the request body of a shadowed request (up to `max_body`).
+    /// and keeps the request body of a shadowed or recorded request (up to
+    /// `max_body`).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -380,8 +437,8 @@ impl ProxyHttp for StranglerProxy {
                 ));
             }
         }
-        if let (Some(capture), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
-            capture.request_chunk(chunk);
+        if let Some(chunk) = body.as_ref() {
+            ctx.keep_request_chunk(chunk);
         }
         Ok(())
     }
@@ -470,11 +527,8 @@ impl ProxyHttp for StranglerProxy {
             // replays the body read so far through `request_body_filter`, so
             // what was counted and kept of it starts again from nothing:
             // otherwise the body would count twice against the route's limit
-            // and reach the shadow side twice.
-            ctx.body_bytes = 0;
-            if let Some(old) = ctx.shadow.take() {
-                ctx.shadow = Some(Box::new(old.restarted()));
-            }
+            // and reach the shadow side (or the recording) twice.
+            ctx.restart_kept();
         }
         // Not taken: a retried attempt must send the same normalized path.
         if let Some(path) = ctx.upstream_path.as_deref() {
@@ -534,26 +588,30 @@ impl ProxyHttp for StranglerProxy {
             let legacy = config.routes[ctx.route.expect("shadowed requests have a route")].legacy;
             capture.probe.host = host_of(legacy);
         }
+        if let Some(capture) = ctx.record.as_mut() {
+            // Replayed as the primary upstream received it.
+            capture.headers = upstream_request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
         Ok(())
     }
 
-    /// Keeps the primary answer's head of a shadowed request.
+    /// Keeps the primary answer's head of a shadowed or recorded request.
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(capture) = ctx.shadow.as_mut() {
-            if !upstream_response.status.is_informational() {
-                capture.response_head(upstream_response);
-            }
-        }
+        ctx.keep_response_head(upstream_response);
         Ok(())
     }
 
-    /// Keeps the primary answer's body of a shadowed request (up to
-    /// `max_body`); the client's copy is not touched.
+    /// Keeps the primary answer's body of a shadowed or recorded request (up
+    /// to `max_body`); the client's copy is not touched.
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
@@ -561,8 +619,8 @@ impl ProxyHttp for StranglerProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let (Some(capture), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
-            capture.response_chunk(chunk);
+        if let Some(chunk) = body.as_ref() {
+            ctx.keep_response_chunk(chunk);
         }
         Ok(None)
     }
@@ -614,6 +672,7 @@ impl ProxyHttp for StranglerProxy {
         if !ctx.rejected {
             ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
             self.queue_shadow(session, e.is_some(), ctx);
+            self.queue_record(session, e.is_some(), ctx);
         }
         self.write_access_log(session, ctx, status, elapsed);
         if ctx.rejected {

@@ -22,6 +22,7 @@ pub mod health;
 pub mod upstream;
 
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::record::RecordRuntime;
 use crate::routing::RouteTable;
 use crate::shadow::ShadowRuntime;
 use checks::BackendHealthMetrics;
@@ -46,6 +47,8 @@ pub struct LiveTable {
     pub default_metrics: RouteMetrics,
     /// Indexed like `Config::routes`: compiled shadow settings, if any.
     pub shadow: Vec<Option<Arc<ShadowRuntime>>>,
+    /// Indexed like `Config::routes`: compiled record settings, if any.
+    pub record: Vec<Option<Arc<RecordRuntime>>>,
 }
 
 impl LiveTable {
@@ -109,6 +112,15 @@ impl LiveTable {
                     .map(|p| Arc::new(ShadowRuntime::new(r, p)))
             })
             .collect();
+        let record = config
+            .routes
+            .iter()
+            .map(|r| {
+                r.record
+                    .as_ref()
+                    .map(|p| Arc::new(RecordRuntime::new(r, p)))
+            })
+            .collect();
         let default_name = config.backend(config.default_backend).name.as_str();
         let default_metrics =
             metrics.route(config::DEFAULT_ROUTE_LABEL, default_name, default_name);
@@ -122,6 +134,7 @@ impl LiveTable {
             route_metrics,
             default_metrics,
             shadow,
+            record,
         })
     }
 

@@ -93,6 +93,8 @@ pub struct Decision<'r> {
     pub reason: Reason,
     pub tenant: Option<Tenant<'r>>,
     pub shadow: ShadowDecision,
+    /// The route records this request (its `record:` sample).
+    pub record: bool,
 }
 
 /// The compiled table. Built once per configuration version; deciding never
@@ -107,6 +109,8 @@ pub struct RouteTable {
     canary_salt: Vec<Vec<u8>>,
     /// Per route: the salt of its shadow sampling.
     shadow_salt: Vec<Vec<u8>>,
+    /// Per route: the salt of its record sampling.
+    record_salt: Vec<Vec<u8>>,
 }
 
 impl RouteTable {
@@ -122,11 +126,17 @@ impl RouteTable {
             .iter()
             .map(|r| format!("shadow:{}", r.name).into_bytes())
             .collect();
+        let record_salt = config
+            .routes
+            .iter()
+            .map(|r| format!("record:{}", r.name).into_bytes())
+            .collect();
         RouteTable {
             config,
             order,
             canary_salt,
             shadow_salt,
+            record_salt,
         }
     }
 
@@ -157,11 +167,14 @@ impl RouteTable {
                 reason: Reason::NoRouteMatched,
                 tenant: None,
                 shadow: ShadowDecision::Off,
+                record: false,
             };
         };
         let route = &self.config.routes[index];
-        let needs_tenant =
-            !route.pins.is_empty() || route.sticky == Sticky::Tenant || route.shadow.is_some();
+        let needs_tenant = !route.pins.is_empty()
+            || route.sticky == Sticky::Tenant
+            || route.shadow.is_some()
+            || route.record.is_some();
         let tenant = if needs_tenant {
             find_tenant(&self.config.tenant, req.host, req.headers)
         } else {
@@ -188,24 +201,27 @@ impl RouteTable {
             }
         };
 
+        // Shadowing and recording are sampled on the same key as the canary,
+        // each salted apart, so a given user is either always or never
+        // shadowed (or recorded).
+        let sampled = |salt: &[u8], percent| {
+            let key_bytes = match key_hash {
+                Some((KeyKind::Random, _)) => req.entropy.to_le_bytes().to_vec(),
+                Some((_, h)) => h.to_le_bytes().to_vec(),
+                None => tenant
+                    .as_ref()
+                    .map(|t| t.id.as_bytes().to_vec())
+                    .unwrap_or_default(),
+            };
+            selected(stable_hash(salt, &key_bytes), percent)
+        };
         let shadow = match &route.shadow {
             None => ShadowDecision::Off,
             Some(policy) if !policy.methods.contains(req.method) => {
                 ShadowDecision::MethodNotShadowed
             }
             Some(policy) => {
-                // Sampled on the same key as the canary, salted apart, so a
-                // given user is either always or never shadowed.
-                let key_bytes = match key_hash {
-                    Some((KeyKind::Random, _)) => req.entropy.to_le_bytes().to_vec(),
-                    Some((_, h)) => h.to_le_bytes().to_vec(),
-                    None => tenant
-                        .as_ref()
-                        .map(|t| t.id.as_bytes().to_vec())
-                        .unwrap_or_default(),
-                };
-                let h = stable_hash(&self.shadow_salt[index], &key_bytes);
-                if selected(h, policy.percent) {
+                if sampled(&self.shadow_salt[index], policy.percent) {
                     let other = side.other();
                     ShadowDecision::Copy {
                         side: other,
@@ -216,6 +232,10 @@ impl RouteTable {
                 }
             }
         };
+        let record = route
+            .record
+            .as_ref()
+            .is_some_and(|policy| sampled(&self.record_salt[index], policy.percent));
 
         Decision {
             route: Some(index),
@@ -224,6 +244,7 @@ impl RouteTable {
             reason,
             tenant,
             shadow,
+            record,
         }
     }
 

@@ -21,7 +21,7 @@ use shadow_diff::{
 use tokio::sync::{Semaphore, mpsc};
 
 use super::client::{SendError, exchange, request_for};
-use super::job::{CapturedResponse, ShadowJob};
+use super::job::{CapturedResponse, EngineJob, ShadowJob};
 use super::queue::Budget;
 use crate::config::Side;
 use crate::metrics::{DropReason, Metrics, ShadowOutcome};
@@ -63,7 +63,7 @@ impl Noise {
 }
 
 pub struct ShadowEngine {
-    jobs: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
+    jobs: Mutex<Option<mpsc::Receiver<EngineJob>>>,
     budget: Arc<Budget>,
     settings: ShadowSettings,
     metrics: Metrics,
@@ -103,7 +103,7 @@ fn decoded(r: &CapturedResponse) -> Exchange {
 
 impl ShadowEngine {
     pub fn new(
-        jobs: mpsc::Receiver<ShadowJob>,
+        jobs: mpsc::Receiver<EngineJob>,
         budget: Arc<Budget>,
         settings: ShadowSettings,
         metrics: Metrics,
@@ -249,6 +249,14 @@ impl ShadowEngine {
         self.writer.submit(StoreItem::Comparison(Box::new(record)));
     }
 
+    /// Redacts a recorded exchange and hands it to the store writer, which
+    /// counts it stored or dropped.
+    fn record(&self, job: crate::record::RecordJob) {
+        let recording = job.into_recording(&self.instance);
+        self.writer
+            .submit(StoreItem::Recording(Box::new(recording)));
+    }
+
     fn flush_noise(&self) {
         let pending = {
             let mut noise = self.noise.lock().unwrap_or_else(|e| e.into_inner());
@@ -284,9 +292,9 @@ impl ShadowEngine {
 /// A job and a concurrency permit for it. Cancel-safe: dropping it returns
 /// the permit and loses no job.
 async fn next_job(
-    jobs: &mut mpsc::Receiver<ShadowJob>,
+    jobs: &mut mpsc::Receiver<EngineJob>,
     permits: &Arc<Semaphore>,
-) -> Option<(ShadowJob, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(EngineJob, tokio::sync::OwnedSemaphorePermit)> {
     let permit = permits.clone().acquire_owned().await.ok()?;
     let job = jobs.recv().await?;
     Some((job, permit))
@@ -339,7 +347,10 @@ impl ShadowEngine {
                     let budget = self.budget.clone();
                     tokio::spawn(async move {
                         let weight = job.weight();
-                        engine.process(connector, job).await;
+                        match job {
+                            EngineJob::Shadow(job) => engine.process(connector, *job).await,
+                            EngineJob::Record(job) => engine.record(*job),
+                        }
                         budget.release(weight);
                         drop(permit);
                     });

@@ -85,3 +85,19 @@ impl ShadowJob {
         1024 + self.body.len() + self.primary.body.len()
     }
 }
+
+/// What the request path hands the engine.
+#[derive(Debug)]
+pub enum EngineJob {
+    Shadow(Box<ShadowJob>),
+    Record(Box<crate::record::RecordJob>),
+}
+
+impl EngineJob {
+    pub fn weight(&self) -> usize {
+        match self {
+            EngineJob::Shadow(j) => j.weight(),
+            EngineJob::Record(j) => j.weight(),
+        }
+    }
+}

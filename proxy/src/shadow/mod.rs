@@ -6,7 +6,8 @@
 //! [`engine`] (its own thread) sends the copy to the other side, and for a
 //! sample of safe requests a second request to legacy to learn noise, has
 //! `shadow_diff`'s judge compare the answers and decide the verdict, counts
-//! it and hands the redacted record to the store writer. Everything is bounded (queue, bytes,
+//! it and hands the redacted record to the store writer. The same queue and
+//! engine carry recorded requests (`crate::record`) to the store. Everything is bounded (queue, bytes,
 //! concurrency, timeouts) and everything skipped is counted with a reason.
 
 pub mod capture;
@@ -17,7 +18,7 @@ pub mod queue;
 
 pub use capture::ShadowCapture;
 pub use engine::{ShadowEngine, ShadowService, ShadowSettings};
-pub use job::{ShadowJob, ShadowRuntime};
+pub use job::{EngineJob, ShadowJob, ShadowRuntime};
 pub use queue::ShadowQueue;
 
 /// Header set on every shadow copy so the receiving service can tell it

@@ -1,5 +1,5 @@
-//! The bounded hand-off from the request path to the engine: a queue with a
-//! length limit and a byte budget. Submitting never waits; what does not fit
+//! The bounded hand-off from the request path to the engine (shadow jobs
+//! and recordings alike): a queue with a length limit and a byte budget. Submitting never waits; what does not fit
 //! is refused so the caller can count it (`queue_full`).
 
 use std::sync::Arc;
@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
-use super::job::ShadowJob;
+use super::job::EngineJob;
 
 #[derive(Debug, Clone)]
 pub struct ShadowQueue {
-    tx: mpsc::Sender<ShadowJob>,
+    tx: mpsc::Sender<EngineJob>,
     budget: Arc<Budget>,
 }
 
@@ -36,7 +36,7 @@ impl ShadowQueue {
     pub fn new(
         capacity: usize,
         memory_limit: usize,
-    ) -> (ShadowQueue, mpsc::Receiver<ShadowJob>, Arc<Budget>) {
+    ) -> (ShadowQueue, mpsc::Receiver<EngineJob>, Arc<Budget>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let budget = Arc::new(Budget {
             used: AtomicUsize::new(0),
@@ -54,7 +54,7 @@ impl ShadowQueue {
 
     /// Queues the job, or gives it back when the queue or the byte budget is
     /// full.
-    pub fn submit(&self, job: ShadowJob) -> Result<(), Box<ShadowJob>> {
+    pub fn submit(&self, job: EngineJob) -> Result<(), Box<EngineJob>> {
         let weight = job.weight();
         let before = self.budget.used.fetch_add(weight, Ordering::AcqRel);
         if before + weight > self.budget.limit {

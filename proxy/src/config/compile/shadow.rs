@@ -116,7 +116,11 @@ fn shadow_methods(
 
 /// `redact`: header names, or JSON Pointers (which start with `/`) into the
 /// body. Checked here and kept as written.
-pub(super) fn redactions(sink: &mut ErrorSink, place: &Place, raw: Option<&[String]>) -> Vec<String> {
+pub(super) fn redactions(
+    sink: &mut ErrorSink,
+    place: &Place,
+    raw: Option<&[String]>,
+) -> Vec<String> {
     let mut redact = Vec::new();
     for (i, entry) in raw.into_iter().flatten().enumerate() {
         let valid = if entry.starts_with('/') {
