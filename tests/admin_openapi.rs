@@ -44,6 +44,10 @@ const SERVED: &[(&str, &str)] = &[
     ("POST", "/rollouts/{name}/resume"),
     ("POST", "/rollouts/{name}/promote"),
     ("POST", "/rollouts/{name}/abort"),
+    ("GET", "/replays"),
+    ("POST", "/routes/{name}/replay"),
+    ("GET", "/replays/{id}"),
+    ("POST", "/replays/{id}/cancel"),
 ];
 
 /// Paths an admin API might plausibly grow; each must stay a 404 unless
@@ -301,7 +305,7 @@ async fn openapi_document_matches_the_server() {
             o.path
         );
         if secured {
-            let concrete = o.path.replace("{name}", "api");
+            let concrete = o.path.replace("{name}", "api").replace("{id}", "1-1");
             assert!(
                 CHANGES.iter().any(|(p, _)| *p == concrete),
                 "{} {} is not in the CHANGES table",

@@ -47,6 +47,8 @@ pub const CHANGES: &[(&str, &str)] = &[
     ("/rollouts/api/resume", ""),
     ("/rollouts/api/promote", r#"{"reason": "refused?"}"#),
     ("/rollouts/api/abort", ""),
+    ("/routes/api/replay", r#"{"to": "new", "rate": 0}"#),
+    ("/replays/1-1/cancel", ""),
 ];
 
 /// The configuration of the admin tests, without its listeners and store:
@@ -66,6 +68,7 @@ routes:
     canary: 10
     tenants: { acme: new }
     rollout: { steps: [50, 100], pause: 1h, require: [] }
+    record: { percent: 100 }
   - name: web
     match: { path: /web }
     new: new

@@ -522,10 +522,18 @@ impl ServeHttp for AdminApp {
                 _ => method_not_allowed("POST"),
             },
             ("/replays", &Method::GET) => self.replays(),
-            ("/replays", &Method::POST) => match self.refusal(session) {
-                None => self.start_replay(&body).await,
-                Some(refusal) => refusal,
-            },
+            (p, &Method::POST) if p.starts_with("/routes/") && p.ends_with("/replay") => {
+                match self.refusal(session) {
+                    None => {
+                        let name = p
+                            .trim_start_matches("/routes/")
+                            .trim_end_matches("/replay")
+                            .to_string();
+                        self.start_replay(&name, &body).await
+                    }
+                    Some(refusal) => refusal,
+                }
+            }
             (p, m) if replays::replay_path(p).is_some() => match (replays::replay_path(p), m) {
                 (Some((id, None)), &Method::GET) => self.replay(id),
                 (Some((id, Some(action))), &Method::POST) => match self.refusal(session) {
@@ -535,14 +543,16 @@ impl ServeHttp for AdminApp {
                 (Some((_, None)), _) => method_not_allowed("GET"),
                 _ => method_not_allowed("POST"),
             },
-            ("/replays", _) => method_not_allowed("GET, POST"),
+            (p, _) if p.starts_with("/routes/") && p.ends_with("/replay") => {
+                method_not_allowed("POST")
+            }
             ("/reload" | "/rollback", _) => method_not_allowed("POST"),
             (p, _) if p.starts_with("/routes/") && p.ends_with("/canary") => {
                 method_not_allowed("POST")
             }
             (
                 "/healthz" | "/readyz" | "/metrics" | "/routes" | "/history" | "/report"
-                | "/api/report" | "/api/diffs" | "/status" | "/rollouts",
+                | "/api/report" | "/api/diffs" | "/status" | "/rollouts" | "/replays",
                 _,
             ) => method_not_allowed("GET"),
             (p, _) if p.starts_with("/report/route/") => method_not_allowed("GET"),

@@ -1,5 +1,6 @@
-//! The admin endpoints of replay runs: `POST /replays` starts one (with the
-//! token, like every change: it sends traffic), `GET /replays` lists this
+//! The admin endpoints of replay runs: `POST /routes/{name}/replay` starts
+//! one (with the token, like every change: it sends traffic), `GET /replays`
+//! lists this
 //! proxy's runs, `GET /replays/{id}` is one run's progress and
 //! `POST /replays/{id}/cancel` stops it after the requests in flight.
 
@@ -30,9 +31,14 @@ fn error_response(e: &ReplayError) -> Response<Vec<u8>> {
 }
 
 impl AdminApp {
-    /// `POST /replays` `{"route": "...", "since": "24h", "to": "new", ...}`.
-    pub(super) async fn start_replay(&self, body: &[u8]) -> Response<Vec<u8>> {
-        let request: ReplayRequest = match serde_json::from_slice(body) {
+    /// `POST /routes/NAME/replay` `{"since": "24h", "to": "new", ...}`.
+    pub(super) async fn start_replay(&self, route: &str, body: &[u8]) -> Response<Vec<u8>> {
+        let parsed = if body.is_empty() {
+            Ok(ReplayRequest::default())
+        } else {
+            serde_json::from_slice(body)
+        };
+        let request: ReplayRequest = match parsed {
             Ok(r) => r,
             Err(e) => {
                 return json_response(
@@ -41,7 +47,7 @@ impl AdminApp {
                 );
             }
         };
-        match self.replays.start(&request).await {
+        match self.replays.start(route, &request).await {
             Ok(view) => json_response(
                 StatusCode::ACCEPTED,
                 serde_json::to_value(&view).unwrap_or_default(),

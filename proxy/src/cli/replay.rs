@@ -1,5 +1,5 @@
 //! `strangler replay`: asks a running proxy to replay a route's recordings
-//! (`POST /replays`), prints the run's progress while it goes (Ctrl-C
+//! (`POST /routes/{name}/replay`), prints the run's progress while it goes (Ctrl-C
 //! cancels it) and a summary at the end; exit 0 when the run went through,
 //! 1 when it could not run or stopped.
 
@@ -21,14 +21,14 @@ const POLL: Duration = Duration::from_millis(500);
 pub fn run(args: &ReplayArgs) -> Result<i32> {
     let client = super::rollout::client(&args.target)?;
     let body = json!({
-        "route": args.route,
         "since": format_duration(args.since),
         "to": args.to,
         "rate": args.rate,
         "limit": args.limit,
         "concurrency": args.concurrency,
     });
-    let reply = match client.request("POST", "/replays", Some(&body)) {
+    let path = format!("/routes/{}/replay", crate::report::encode(&args.route));
+    let reply = match client.request("POST", &path, Some(&body)) {
         Ok(r) => r,
         Err(ClientError::Unreachable(addr)) => bail!(
             "no proxy answered at {addr} (nothing listens there): a replay is run by a proxy that can reach the target; start one (strangler serve) or name another with --admin"

@@ -390,8 +390,8 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("struct RawRecord", "a record block (a mapping)")
         .replace("struct RawReplay", "a replay block (a mapping)")
         .replace(
-            "untagged enum RawHeaderValue",
-            "a header value (text, or { env: NAME })",
+            "data did not match any variant of untagged enum RawHeaderValue",
+            "expected a header value: text, or { env: NAME }",
         )
         .replace("struct RawAdmin", "an admin block (a mapping)")
         .replace("struct RawTls", "a tls block (a mapping)")

@@ -1,5 +1,5 @@
 //! Replay: **where recorded traffic is sent again and judged.** A run is
-//! asked of a proxy through its admin API (`strangler replay` does that and
+//! asked of a proxy through its admin API (`POST /routes/{name}/replay`) (`strangler replay` does that and
 //! prints the progress): the proxy checks the request against its live
 //! table ([`Replays::start`]), then [`run`] sends the route's recordings to
 //! the target and stores the comparisons as `source: replay`, which the
@@ -39,11 +39,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read when the route has no `record:` block any more.
 const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// `POST /replays`: what to replay and where.
+/// `POST /routes/{name}/replay`: what to replay and where.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReplayRequest {
-    pub route: String,
     /// How far back recordings are taken (`24h`, `30m`).
     pub since: Option<String>,
     /// `new` (the default), `legacy`, or a backend's name.
@@ -167,12 +166,16 @@ impl Replays {
 
     /// Checks the request against the live table and starts the run on the
     /// current runtime.
-    pub async fn start(&self, request: &ReplayRequest) -> Result<RunView, ReplayError> {
+    pub async fn start(
+        &self,
+        route_name: &str,
+        request: &ReplayRequest,
+    ) -> Result<RunView, ReplayError> {
         let table = self.live.current();
         let config = table.config();
         let route = config
-            .route(&request.route)
-            .ok_or_else(|| ReplayError::UnknownRoute(request.route.clone()))?;
+            .route(route_name)
+            .ok_or_else(|| ReplayError::UnknownRoute(route_name.to_string()))?;
         let (target_id, target_side) = match request.to.as_deref().unwrap_or("new") {
             "new" => (route.new, Side::New),
             "legacy" => (route.legacy, Side::Legacy),
@@ -217,7 +220,7 @@ impl Replays {
         let store = self.writer.store().ok_or(ReplayError::NoStore)?;
         let since_ms = now_ms() - since.as_millis() as i64;
         let total = store
-            .recording_count(&request.route, since_ms)
+            .recording_count(route_name, since_ms)
             .await
             .map_err(|e| ReplayError::Unresolved(format!("reading the store failed: {e}")))?;
         let total = request.limit.map_or(total, |l| total.min(l));
@@ -265,7 +268,7 @@ impl Replays {
         let handle = Arc::new(RunHandle {
             run: Mutex::new(ReplayRun {
                 id: run_id.clone(),
-                route: request.route.clone(),
+                route: route_name.to_string(),
                 target: plan.target.name.to_string(),
                 started_at_ms: now_ms(),
                 finished_at_ms: None,

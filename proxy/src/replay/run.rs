@@ -362,3 +362,33 @@ pub(super) fn resolve_headers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_headers;
+    use crate::config::{ReplayHeaderValue, ReplayPolicy};
+
+    #[test]
+    fn replay_headers_come_from_the_file_or_the_proxys_environment() {
+        let policy = |value| ReplayPolicy {
+            allow_writes: false,
+            headers: vec![(http::header::AUTHORIZATION, value)],
+        };
+        let literal = policy(ReplayHeaderValue::Literal(http::HeaderValue::from_static(
+            "Bearer t",
+        )));
+        assert_eq!(resolve_headers(&literal).unwrap()[0].1, "Bearer t");
+        // PATH is set wherever tests run.
+        let from_env = policy(ReplayHeaderValue::Env("PATH".into()));
+        assert_eq!(
+            resolve_headers(&from_env).unwrap()[0].1,
+            std::env::var("PATH").unwrap().as_str()
+        );
+        let missing = policy(ReplayHeaderValue::Env("STRANGLER_NO_SUCH_VARIABLE".into()));
+        let err = resolve_headers(&missing).unwrap_err();
+        assert!(
+            err.contains("$STRANGLER_NO_SUCH_VARIABLE, which is not set"),
+            "{err}"
+        );
+    }
+}

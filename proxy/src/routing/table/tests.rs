@@ -226,6 +226,45 @@ fn shadowing_follows_the_method_rules() {
     assert_eq!(d.shadow, ShadowDecision::Off);
 }
 
+#[test]
+fn recording_samples_by_the_sticky_key_apart_from_shadowing() {
+    let config = parse(
+        &format!(
+            "{}    record: {{ percent: 30 }}\n",
+            TABLE.split("  - name: orders-export").next().unwrap()
+        ),
+        "t",
+    )
+    .unwrap();
+    let t = RouteTable::new(config);
+    let decide = |tenant: &str, entropy: u64| {
+        let mut h = HeaderMap::new();
+        h.insert("x-tenant-id", HeaderValue::from_str(tenant).unwrap());
+        let mut r = req(&Method::POST, "/api/orders", &h, None);
+        r.method = &Method::GET;
+        r.entropy = entropy;
+        t.decide(&r).record
+    };
+    let n = 20_000;
+    let mut recorded = 0;
+    for i in 0..n {
+        let tenant = format!("tenant-{i}");
+        let first = decide(&tenant, 1);
+        // The same user, another request: the same answer.
+        assert_eq!(first, decide(&tenant, 99), "{tenant}");
+        recorded += first as u32;
+    }
+    let share = recorded as f64 * 100.0 / n as f64;
+    assert!((share - 30.0).abs() < 1.5, "share {share}");
+    // Routes without a record block record nothing.
+    let h = HeaderMap::new();
+    assert!(
+        !table()
+            .decide(&req(&Method::GET, "/api/orders", &h, None))
+            .record
+    );
+}
+
 /// How a lenient backend might read a path it receives: every escape decoded
 /// twice, backslashes as slashes, `;parameters` dropped, dot segments resolved.
 fn lenient_backend_view(path: &str) -> String {
