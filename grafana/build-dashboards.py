@@ -297,6 +297,13 @@ def route():
         panel(8, "Shadow drops by reason", [(f"sum by (reason) (rate(strangler_shadow_dropped_total{{{INST}, {r}}}[{RATE}]))", "{{reason}}")], 12, 24, unit="reqps"),
         panel(9, "Diffs stored", [(f"sum (rate(strangler_shadow_stored_total{{{INST}, {r}}}[{RATE}]))", "stored")], 0, 32, unit="reqps"),
         panel(10, "Rollbacks", [(f"sum by (trigger) (increase(strangler_rollbacks_total{{{INST}, {r}}}[{RATE}]))", "{{trigger}}")], 12, 32, unit="short"),
+        panel(15, "Recordings by outcome", [(f"sum by (outcome) (rate(strangler_record_total{{{INST}, {r}}}[{RATE}]))", "{{outcome}}")], 0, 40, unit="reqps",
+              description="Requests sampled by the route's record: block: stored, or why not (too_large, queue_full, store: the store "
+                          "was down or slow, unanswered: no upstream answer). No data: the route has no record: block."),
+        panel(16, "Replayed requests by outcome",
+              [(f"sum by (outcome) (increase(strangler_replay_requests_total{{{INST}, {r}}}[{RATE}]))", "{{outcome}}")], 12, 40, unit="short",
+              description="What strangler replay runs on this proxy did with the route's recordings: match, diff, noise, skipped "
+                          "(a write without replay.allow_writes, or a redacted secret without a replay.headers value), failed."),
     ]
     sel = f"{INST}, {r}"
     stands = [
@@ -314,7 +321,7 @@ def route():
     ]
     panels = stands + below(panels, 4)
     links = [{"title": "Migration overview", "type": "link", "url": "/d/strangler-migration", "keepTime": True, "includeVars": True}]
-    return dashboard("strangler-route", "Strangler route", "One route in detail: stage and rollout, traffic, errors and latency per side, upstream errors, shadowing.",
+    return dashboard("strangler-route", "Strangler route", "One route in detail: stage and rollout, traffic, errors and latency per side, upstream errors, shadowing, recording and replay.",
                      panels, False, links)
 
 

@@ -150,6 +150,7 @@ routes:
     shadow: {{ percent: 100, noise_sample: 50 }}
     guard: {{ window: 1m, min_requests: 100000 }}
     rollout: {{ steps: [60, 100], pause: 1h, require: [guard] }}
+    record: {{ percent: 10 }}
   - name: gone
     match: {{ path: /gone }}
     new: dead

@@ -68,6 +68,10 @@ routes:
     match: {{ path: /api/profile }}
     new: orders-v1
     record: {{ percent: 100 }}
+  - name: uploads
+    match: {{ path: /api/uploads }}
+    new: orders-v1
+    record: {{ percent: 100, max_body: 1KiB }}
 "#
     )
 }
@@ -141,6 +145,11 @@ async fn record_then_replay(store: &str) {
         .get(&proxy.url("/api/profile/me"), &[("cookie", "session=live")])
         .await;
     assert_eq!(r.status, 200);
+    // Over the route's record.max_body: served, not recorded, counted.
+    let r = http
+        .post(&proxy.url("/api/uploads"), &[], &[b'x'; 4096])
+        .await;
+    assert_eq!(r.status, 201);
     wait_recorded(&proxy, "orders", 11.0).await;
     wait_recorded(&proxy, "carts", 1.0).await;
     wait_recorded(&proxy, "profile", 1.0).await;
@@ -217,6 +226,13 @@ async fn record_then_replay(store: &str) {
     assert!(live.is_empty(), "no live comparison was made: {live:?}");
 
     let m = proxy.metrics().await;
+    assert_eq!(
+        m.sum(
+            "strangler_record_total",
+            &[("route", "uploads"), ("outcome", "too_large")]
+        ),
+        1.0
+    );
     let replays = |outcome: &str| {
         m.sum(
             "strangler_replay_requests_total",
