@@ -6,14 +6,13 @@
 //! `replay.headers` value; a store that stops answering while recording
 //! never touches a client request. On SQLite and on PostgreSQL.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use shadow_diff::{DiffAndHistoryStore, DiffQuery, FieldClass, Source, Verdict};
 use strangler_e2e::backend::Answer;
 use strangler_e2e::proxy::run_cli;
-use strangler_e2e::relay::{Cut, Relay};
+use strangler_e2e::relay::{Cut, postgres_through_relay};
 use strangler_e2e::{Backend, Http, Mode, Proxy, Seen, eventually};
 
 const LIVE_SECRET: &str = "Bearer live-secret-4f1c";
@@ -310,32 +309,11 @@ async fn replay_refuses_what_it_cannot_run_and_says_why() {
     assert!(err.contains("no proxy answered"), "{err}");
 }
 
-/// PostgreSQL behind a relay, for cutting it.
-async fn postgres_through_relay(tag: &str) -> (String, Relay) {
-    let direct = shadow_diff::store::testing::fresh_postgres_url(tag).await;
-    let rest = direct.split_once("://").expect("URL scheme").1;
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let with_port = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:5432")
-    };
-    let target: SocketAddr = with_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("cannot resolve {with_port}"));
-    let relay = Relay::start(target).await;
-    let relayed = direct.replacen(host_port, &relay.addr().to_string(), 1);
-    (relayed, relay)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_stops_answering_while_recording_touches_no_client_request() {
     let legacy = Backend::start("legacy").await;
     legacy.set_mode(orders(10));
-    let (url, relay) = postgres_through_relay("record_store_down").await;
+    let (_, url, relay) = postgres_through_relay("record_store_down").await;
     let proxy = Proxy::start_with_store(&config(&legacy.url(), &legacy.url()), &url).await;
     let http = Http::new();
     let get = |i: u32| {

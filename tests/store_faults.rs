@@ -9,14 +9,13 @@
 //! balance exactly: comparisons made (`strangler_shadow_diffs_total`) = rows
 //! in the store + `strangler_shadow_dropped_total{reason="store"}`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shadow_diff::{DiffAndHistoryStore, DiffQuery};
 use strangler_e2e::backend::Answer;
-use strangler_e2e::relay::{Cut, Relay};
+use strangler_e2e::relay::{Cut, postgres_through_relay};
 use strangler_e2e::{Backend, Http, Mode, Proxy, Scrape, Seen, eventually};
 use tokio::task::JoinHandle;
 
@@ -319,27 +318,6 @@ async fn differing_backends(body_bytes: usize) -> (Backend, Backend) {
     let new = Backend::start("new").await;
     new.set_mode(side("new"));
     (legacy, new)
-}
-
-/// A fresh schema of the test database, and the same URL through a relay.
-async fn postgres_through_relay(tag: &str) -> (String, String, Relay) {
-    let direct = shadow_diff::store::testing::fresh_postgres_url(tag).await;
-    let rest = direct.split_once("://").expect("URL scheme").1;
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let with_port = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:5432")
-    };
-    let target: SocketAddr = with_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("cannot resolve {with_port} from {direct}"));
-    let relay = Relay::start(target).await;
-    let relayed = direct.replacen(host_port, &relay.addr().to_string(), 1);
-    (direct, relayed, relay)
 }
 
 async fn wait_stored(proxy: &Proxy, n: f64) {

@@ -26,7 +26,7 @@
 //! client's configuration stays valid across cuts. It stops with the test's
 //! runtime.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -292,4 +292,25 @@ impl Relay {
             None
         }
     }
+}
+
+/// A fresh schema of the test database, and the same URL through a relay.
+pub async fn postgres_through_relay(tag: &str) -> (String, String, Relay) {
+    let direct = shadow_diff::store::testing::fresh_postgres_url(tag).await;
+    let rest = direct.split_once("://").expect("URL scheme").1;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let with_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let target: SocketAddr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("cannot resolve {with_port} from {direct}"));
+    let relay = Relay::start(target).await;
+    let relayed = direct.replacen(host_port, &relay.addr().to_string(), 1);
+    (direct, relayed, relay)
 }

@@ -143,6 +143,18 @@ impl AdminClient {
         Ok(client)
     }
 
+    /// What to add to the proxy's refusal: for a 401, where the token
+    /// should have come from.
+    pub fn refusal_hint(&self, status: u16) -> &'static str {
+        match status {
+            401 if !self.has_token() => {
+                " (the token variable named by admin.token_env is not set here)"
+            }
+            401 => " (check the token in the variable named by admin.token_env)",
+            _ => "",
+        }
+    }
+
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }

@@ -146,13 +146,7 @@ fn describe_file(outcome: &Value) -> String {
 }
 
 fn refused(reply: &Reply, client: &AdminClient) -> anyhow::Error {
-    let hint = match reply.status {
-        401 if !client.has_token() => {
-            " (the token variable named by admin.token_env is not set here)"
-        }
-        401 => " (check the token in the variable named by admin.token_env)",
-        _ => "",
-    };
+    let hint = client.refusal_hint(reply.status);
     // A 4xx (and the 503 of a store that is not connected) is decided
     // before anything is applied; a 500 is a failure half-way.
     let changed = match reply.status {

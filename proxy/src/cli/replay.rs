@@ -36,13 +36,7 @@ pub fn run(args: &ReplayArgs) -> Result<i32> {
         Err(e) => bail!("{e}"),
     };
     if reply.status != 202 {
-        let hint = match reply.status {
-            401 if !client.has_token() => {
-                " (the token variable named by admin.token_env is not set here)"
-            }
-            401 => " (check the token in the variable named by admin.token_env)",
-            _ => "",
-        };
+        let hint = client.refusal_hint(reply.status);
         bail!(
             "the proxy refused ({}): {}{hint}",
             reply.status,

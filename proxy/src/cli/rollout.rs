@@ -115,13 +115,7 @@ pub fn run(args: &RolloutArgs) -> Result<Printed> {
                 Err(printed) => return Ok(printed),
             };
             if reply.status != 200 {
-                let hint = match reply.status {
-                    401 if !client.has_token() => {
-                        " (the token variable named by admin.token_env is not set here)"
-                    }
-                    401 => " (check the token in the variable named by admin.token_env)",
-                    _ => "",
-                };
+                let hint = client.refusal_hint(reply.status);
                 bail!(
                     "the proxy refused ({}): {}{hint}",
                     reply.status,

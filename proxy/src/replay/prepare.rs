@@ -13,24 +13,17 @@ use shadow_diff::{Recording, RedactedPlace};
 use crate::config::{Backend, ReplayPolicy, Route, Side};
 use crate::routing::rewrite::{upstream_host, upstream_path};
 use crate::shadow::SHADOW_HEADER;
+use crate::shadow::client::HOP_BY_HOP;
 
 /// The marker value replayed requests carry in [`SHADOW_HEADER`].
 pub const REPLAY_MARKER: &str = "replay";
 
-/// Recorded headers never sent again: they described the recorded
-/// connection and body framing, or are set anew.
-const NOT_REPLAYED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-    SHADOW_HEADER,
-];
+/// Recorded headers never sent again: besides those describing the
+/// recorded connection and body framing (as for a shadow copy), those set
+/// anew.
+fn not_replayed(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name) || name == "host" || name == SHADOW_HEADER
+}
 
 /// Why a recorded request is not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +122,7 @@ pub fn prepare(
     }
     for (name, value) in &recording.request.headers {
         let lower = name.to_ascii_lowercase();
-        if NOT_REPLAYED.contains(&lower.as_str())
-            || headers.iter().any(|(n, _)| n.as_str() == lower)
-        {
+        if not_replayed(&lower) || headers.iter().any(|(n, _)| n.as_str() == lower) {
             continue;
         }
         let name = HeaderName::from_bytes(lower.as_bytes())

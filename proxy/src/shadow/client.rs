@@ -12,7 +12,7 @@ use super::job::{Addressed, CapturedResponse, ShadowJob};
 
 /// Request headers never copied: they describe the client's connection, not
 /// the request.
-const HOP_BY_HOP: &[&str] = &[
+pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
