@@ -57,7 +57,7 @@ routes:
     new: orders-v1
     record: {{ percent: 100 }}
     replay:
-      headers: {{ Authorization: "{REPLAY_CREDENTIAL}" }}
+      headers: {{ Authorization: {{ env: ORDERS_REPLAY_TOKEN }}, X-Replayed-By: tests }}
   - name: carts
     match: {{ path: /api/carts }}
     new: orders-v1
@@ -120,7 +120,13 @@ async fn record_then_replay(store: &str) {
     legacy.set_mode(orders(10));
     let v2 = Backend::start("v2").await;
     v2.set_mode(orders(12));
-    let proxy = Proxy::start_with_store(&config(&legacy.url(), &v2.url()), store).await;
+    // The credential is the proxy's to read, never written in the file.
+    let proxy = Proxy::start_with_env(
+        &config(&legacy.url(), &v2.url()),
+        store,
+        &[("ORDERS_REPLAY_TOKEN", REPLAY_CREDENTIAL)],
+    )
+    .await;
     let http = Http::new();
     for i in 0..10 {
         let r = http
@@ -186,6 +192,7 @@ async fn record_then_replay(store: &str) {
     for s in &seen {
         assert_eq!(s.method, "GET");
         assert_eq!(s.header("authorization"), Some(REPLAY_CREDENTIAL), "{s:?}");
+        assert_eq!(s.header("x-replayed-by"), Some("tests"));
         assert_eq!(s.header("x-strangler-shadow"), Some("replay"));
         assert!(
             s.headers.iter().all(|(_, v)| !v.contains("redacted")),
@@ -217,6 +224,26 @@ async fn record_then_replay(store: &str) {
         assert_eq!(fields, vec![("/total", FieldClass::Real)], "{d:#?}");
         assert_eq!(d.legacy.status, 200);
         assert_eq!(d.primary_side, "legacy");
+    }
+    // Neither the live secret nor the replay credential is in what was stored.
+    let stored = serde_json::to_string(&replayed).unwrap();
+    assert!(
+        !stored.contains("live-secret") && !stored.contains("replay-credential"),
+        "{stored}"
+    );
+    if let Some(file) = proxy.store_url().strip_prefix("sqlite://") {
+        for f in [file.to_string(), format!("{file}-wal")] {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("live-secret-4f1c"),
+                "{f} holds the live credential"
+            );
+            assert!(
+                !text.contains("replay-credential"),
+                "{f} holds the replay credential"
+            );
+        }
     }
     let live = db
         .counts(Source::Shadow, Some("orders"), None, None)
@@ -293,6 +320,14 @@ async fn replay_refuses_what_it_cannot_run_and_says_why() {
     let (code, _, err) = replay(&proxy, "orders", "nowhere");
     assert_eq!(code, 1);
     assert!(err.contains("no backend named \"nowhere\""), "{err}");
+    // The route's credential is read from the proxy's environment, which
+    // does not have it here: nothing is sent without it.
+    let (code, _, err) = replay(&proxy, "orders", "new");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("$ORDERS_REPLAY_TOKEN, which is not set in the proxy's environment"),
+        "{err}"
+    );
     // Without the token the proxy refuses to send traffic.
     let out = std::process::Command::new(strangler_e2e::proxy::binary())
         .args(["replay", "--route", "orders", "--config"])

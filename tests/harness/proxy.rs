@@ -99,6 +99,15 @@ impl Proxy {
         Proxy::start_template(&standard_template(body, store)).await
     }
 
+    /// Like [`Proxy::start_with_store`], with variables added to the
+    /// process's environment.
+    pub async fn start_with_env(body: &str, store: &str, env: &[(&str, &str)]) -> Proxy {
+        let mut wrapper = vec!["env".to_string()];
+        wrapper.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        Proxy::start_wrapped(&standard_template(body, store), &[], &wrapper).await
+    }
+
     /// Like [`Proxy::start`], with more command-line arguments (which
     /// replace the test defaults for the flags they give).
     pub async fn start_with_args(body: &str, extra_args: &[&str]) -> Proxy {

@@ -1,7 +1,10 @@
 //! A route's `record:` block (which requests are kept for replay, up to
 //! which body size, what else is redacted) and its `replay:` block (whether
 //! methods with side effects may be sent again, and the headers a replay
-//! sets, a credential for the target among them).
+//! sets, a credential for the target among them, which only the proxy's
+//! environment may hold).
+
+use shadow_diff::redact::SECRET_HEADERS;
 
 use super::shadow::redactions;
 use super::values::{byte_size, header_name, percent};
@@ -76,6 +79,17 @@ fn replay_headers(
             continue;
         };
         let value = match value {
+            // The file is in git and its every version in the store's
+            // history: a credential written here would be kept forever.
+            RawHeaderValue::Text(_) if SECRET_HEADERS.contains(&name.as_str()) => {
+                sink.push(
+                    at,
+                    format!(
+                        "{name} carries a credential, which is never written in the file (it would be in git and in the store's history): read it from the proxy's environment with {{ env: NAME }}"
+                    ),
+                );
+                continue;
+            }
             RawHeaderValue::Text(t) => sink.check(
                 &at,
                 http::HeaderValue::from_str(t)
