@@ -26,7 +26,7 @@ pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
     let stages = report.replay.iter().any(|r| r.comparisons.stage.is_some());
     let _ = write!(
         out,
-        r#"<table class="summary replay"><thead><tr><th>Route</th><th>Verdict on replay</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th><th>Runs</th></tr></thead><tbody>"#,
+        r#"<table class="replay-summary"><thead><tr><th>Route</th><th>Verdict on replay</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th><th>Runs</th></tr></thead><tbody>"#,
         if stages { "<th>Stage</th>" } else { "" }
     );
     for entry in &report.replay {

@@ -81,7 +81,7 @@ fn replayed_traffic_is_shown_apart_with_its_runs() {
     // follows, with its own verdicts.
     let live = summary_table(&html);
     assert!(!live.contains("replay"), "{live}");
-    let replay_at = html.find(r#"<table class="summary replay">"#).expect(&html);
+    let replay_at = html.find(r#"<table class="replay-summary">"#).expect(&html);
     assert!(html[..replay_at].contains("<h2>Replayed traffic</h2>"));
     let replay = &html[replay_at..];
     let replay = &replay[..replay.find("</table>").unwrap()];

@@ -347,7 +347,7 @@ async fn html_and_markdown_show_the_replay_part_and_each_example_s_source() {
         assert!(!replay.contains("| live shadow |"), "{name}: {replay}");
 
         let html = report::html::render(&report, &report::html::Links::Anchors, &[], "1h");
-        assert!(html.contains(r#"<table class="summary replay">"#), "{name}");
+        assert!(html.contains(r#"<table class="replay-summary">"#), "{name}");
         let at = html.find(r#"<section id="replay-orders""#).expect(&html);
         let section = &html[at..];
         let section = &section[..section.find("</section>").unwrap()];
