@@ -101,6 +101,27 @@ async fn reports_tell_each_route_whether_it_may_move_on() {
     ]);
     let only: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(only["routes"].as_array().unwrap().len(), 1);
+    // Source: nothing was replayed, so the replay part is empty, and the
+    // live part is the same with or without the filter.
+    assert_eq!(report["replay"], serde_json::json!([]));
+    let (code, out, err) = run_cli(&[
+        "report", "--config", &config, "--format", "json", "--source", "replay",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let replayed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replayed["filter"]["source"], "replay");
+    assert_eq!(replayed["routes"], serde_json::json!([]));
+    assert_eq!(replayed["replay"], serde_json::json!([]));
+    let (_, out, _) = run_cli(&[
+        "report", "--config", &config, "--format", "json", "--source", "shadow",
+    ]);
+    let live: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(route(&live, "orders")["compared"], 150);
+    assert_eq!(route(&live, "orders")["source"], "shadow");
+    // A wrong source is refused by the command line, before any work.
+    let (code, _, err) = run_cli(&["report", "--config", &config, "--source", "live"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("possible values: shadow, replay"), "{err}");
 
     // Markdown for a ticket.
     let (code, md, _) = run_cli(&["report", "--config", &config, "--format", "md"]);
@@ -208,6 +229,54 @@ async fn the_admin_server_serves_the_report_and_its_data() {
             .await
             .status,
         400
+    );
+    // An unknown source is a 400 that says which ones exist.
+    for path in [
+        "/report?source=live",
+        "/api/report?source=live",
+        "/report/route/orders?source=live",
+        "/api/diffs?source=live",
+    ] {
+        let r = http.get(&proxy.admin_url(path), &[]).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("use shadow or replay"),
+            "{path}"
+        );
+    }
+    // Only live comparisons were made: every stored diff says so.
+    let live = http
+        .get(
+            &proxy.admin_url("/api/diffs?route=orders&source=shadow&limit=5"),
+            &[],
+        )
+        .await
+        .json();
+    assert_eq!(live["diffs"].as_array().unwrap().len(), 5);
+    assert!(
+        live["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["source"] == "shadow")
+    );
+    let replayed = http
+        .get(&proxy.admin_url("/api/diffs?source=replay"), &[])
+        .await
+        .json();
+    assert_eq!(replayed["diffs"], serde_json::json!([]));
+    let page = http
+        .get(&proxy.admin_url("/report?source=replay"), &[])
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains("No replayed comparisons and no replay runs in this window."),
+        "{}",
+        page.text()
     );
 
     let diffs = http

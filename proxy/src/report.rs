@@ -1,12 +1,14 @@
 //! Glue between the configuration, the store and `shadow_diff::report`: the
-//! thresholds of each route and the filters of a report request, shared by
-//! `strangler report` and the admin server's `/report` and `/api/` pages.
+//! thresholds of each route and the filters of a report request (route,
+//! tenant, window, and which comparisons: live shadow, replayed, or both),
+//! shared by `strangler report` and the admin server's `/report` and
+//! `/api/` pages.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shadow_diff::report::{self, Report, ReportFilter, ReportLimits, Threshold};
-use shadow_diff::{DiffAndHistoryStore, StoreError};
+use shadow_diff::{DiffAndHistoryStore, Source, StoreError};
 
 use crate::config::Config;
 use crate::config::units::parse_duration;
@@ -29,40 +31,65 @@ pub fn thresholds(config: &Config) -> HashMap<String, Threshold> {
         .collect()
 }
 
-/// Writes each route's stage (from `config`) into the report: the store
-/// does not know it. Routes the configuration no longer has keep none.
+/// Writes each route's stage (from `config`) into the report, in its live
+/// and its replay part: the store does not know it. Routes the
+/// configuration no longer has keep none.
 pub fn add_stages(report: &mut Report, config: &Config) {
+    let stage = |route: &str| config.route(route).map(|c| c.stage().as_str().to_string());
     for r in &mut report.routes {
-        r.stage = config
-            .route(&r.route)
-            .map(|c| c.stage().as_str().to_string());
+        r.stage = stage(&r.route);
+    }
+    for r in &mut report.replay {
+        r.comparisons.stage = stage(&r.comparisons.route);
     }
 }
 
-/// Routes that shadow, in file order (for the filter form).
-pub fn shadowed_routes(config: &Config) -> Vec<String> {
+/// Routes that shadow or record, in file order (for the filter form): the
+/// routes a report can have comparisons of.
+pub fn report_routes(config: &Config) -> Vec<String> {
     config
         .routes
         .iter()
-        .filter(|r| r.shadow.is_some())
+        .filter(|r| r.shadow.is_some() || r.record.is_some())
         .map(|r| r.name.to_string())
         .collect()
 }
 
-/// A report request as a person types it: route, tenant, window (`24h`).
+/// A `source` query value: `shadow` or `replay`; empty for both.
+pub fn parse_source(value: &str) -> Result<Option<Source>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Source::parse(value).map(Some).ok_or_else(|| {
+        format!(
+            "source: unknown source {value:?} (use {}, or leave it out for both)",
+            Source::ALL.map(Source::as_str).join(" or ")
+        )
+    })
+}
+
+/// A report request as a person types it: route, tenant, window (`24h`),
+/// source (both when absent).
 #[derive(Debug, Clone, Default)]
 pub struct ReportRequest {
     pub route: Option<String>,
     pub tenant: Option<String>,
     pub since: Option<String>,
+    pub source: Option<Source>,
     pub page: i64,
 }
 
 impl ReportRequest {
-    /// Reads `route`, `tenant`, `since` and `page` from a URL query.
-    pub fn from_query(query: &str) -> ReportRequest {
+    /// Reads `route`, `tenant`, `since`, `source` and `page` from a URL
+    /// query; an unknown source is an error (a report of the wrong
+    /// comparisons would read as the right one).
+    pub fn from_query(query: &str) -> Result<ReportRequest, String> {
         let mut r = ReportRequest::default();
         for (k, v) in parse_query(query) {
+            if k == "source" {
+                r.source = parse_source(&v)?;
+                continue;
+            }
             let v = Some(v).filter(|v| !v.is_empty());
             match k.as_str() {
                 "route" => r.route = v,
@@ -72,7 +99,7 @@ impl ReportRequest {
                 _ => {}
             }
         }
-        r
+        Ok(r)
     }
 
     /// The same filters as a query string (for links), without the page.
@@ -87,6 +114,9 @@ impl ReportRequest {
         if let Some(s) = &self.since {
             parts.push(format!("since={}", encode(s)));
         }
+        if let Some(s) = self.source {
+            parts.push(format!("source={}", s.as_str()));
+        }
         parts.join("&")
     }
 
@@ -98,10 +128,10 @@ impl ReportRequest {
         let window = self.window()?;
         Ok(ReportFilter {
             route: self.route.clone(),
+            source: self.source,
             tenant: self.tenant.clone(),
             since_ms: now - window.as_millis() as i64,
             until_ms: now + 1,
-            ..Default::default()
         })
     }
 }
@@ -183,15 +213,44 @@ mod tests {
     #[test]
     fn queries_round_trip() {
         let r =
-            ReportRequest::from_query("route=orders-read&tenant=acme%20corp&since=7d&page=2&x=1");
+            ReportRequest::from_query("route=orders-read&tenant=acme%20corp&since=7d&page=2&x=1")
+                .unwrap();
         assert_eq!(r.route.as_deref(), Some("orders-read"));
         assert_eq!(r.tenant.as_deref(), Some("acme corp"));
+        assert_eq!(r.source, None);
         assert_eq!(r.page, 2);
         assert_eq!(r.query(), "route=orders-read&tenant=acme%20corp&since=7d");
         assert_eq!(r.window().unwrap(), Duration::from_secs(7 * 86_400));
-        assert!(ReportRequest::from_query("since=soon").window().is_err());
+        assert!(
+            ReportRequest::from_query("since=soon")
+                .unwrap()
+                .window()
+                .is_err()
+        );
         assert_eq!(parse_query("a=%zz&b=%41")[1].1, "A");
         assert_eq!(parse_query("a=%zz")[0].1, "%zz");
         assert_eq!(parse_query("a=%4")[0].1, "%4");
+    }
+
+    #[test]
+    fn the_source_is_read_kept_in_links_and_checked() {
+        let r = ReportRequest::from_query("source=replay&since=1h").unwrap();
+        assert_eq!(r.source, Some(Source::Replay));
+        assert_eq!(r.query(), "since=1h&source=replay");
+        assert_eq!(
+            r.filter(1_000_000_000).unwrap().source,
+            Some(Source::Replay)
+        );
+        let r = ReportRequest::from_query("source=shadow").unwrap();
+        assert_eq!(r.source, Some(Source::Shadow));
+        // The form's "live and replay" sends an empty value: both.
+        let r = ReportRequest::from_query("source=&route=a").unwrap();
+        assert_eq!(r.source, None);
+        assert_eq!(r.query(), "route=a");
+        let e = ReportRequest::from_query("source=live").unwrap_err();
+        assert_eq!(
+            e,
+            "source: unknown source \"live\" (use shadow or replay, or leave it out for both)"
+        );
     }
 }

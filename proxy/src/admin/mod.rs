@@ -263,7 +263,10 @@ impl AdminApp {
         };
         let table = self.live.current();
         let thresholds = report::thresholds(table.config());
-        let mut request = ReportRequest::from_query(query);
+        let mut request = match ReportRequest::from_query(query) {
+            Ok(r) => r,
+            Err(e) => return json_response(StatusCode::BAD_REQUEST, json!({"error": e})),
+        };
         let route_page = path.strip_prefix("/report/route/").map(|r| {
             report::parse_query(&format!("r={r}"))
                 .pop()
@@ -312,26 +315,28 @@ impl AdminApp {
                     &html::Links::Server {
                         query: links_query.query(),
                     },
-                    &report::shadowed_routes(table.config()),
+                    &report::report_routes(table.config()),
                     &since,
                 )
             }
             Some(name) => {
-                let Some(route) = report.routes.iter().find(|r| r.route == name) else {
-                    return html_response(
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "<!doctype html><title>No comparisons</title><p>No shadow comparisons for route {} in this window. <a href=\"/report\">All routes</a></p>",
-                            html::escape(&name)
-                        ),
-                    );
-                };
                 let back = ReportRequest {
                     route: None,
                     page: 0,
                     ..request.clone()
                 };
-                html::render_route(&report, route, request.page, &back.query())
+                match html::render_route(&report, &name, request.page, &back.query()) {
+                    Some(page) => page,
+                    None => {
+                        return html_response(
+                            StatusCode::NOT_FOUND,
+                            format!(
+                                "<!doctype html><title>No comparisons</title><p>No shadow or replayed comparisons for route {} in this window. <a href=\"/report\">All routes</a></p>",
+                                html::escape(&name)
+                            ),
+                        );
+                    }
+                }
             }
         };
         html_response(StatusCode::OK, body)
@@ -353,6 +358,10 @@ impl AdminApp {
                 "tenant" => q.tenant = Some(v),
                 "field" => q.field = Some(v),
                 "verdict" => q.verdict = Verdict::parse(&v),
+                "source" => match report::parse_source(&v) {
+                    Ok(source) => q.source = source,
+                    Err(e) => return json_response(StatusCode::BAD_REQUEST, json!({"error": e})),
+                },
                 "since" => match crate::config::units::parse_duration(&v) {
                     Ok(d) => q.since_ms = Some(now - d.as_millis() as i64),
                     Err(e) => return json_response(StatusCode::BAD_REQUEST, json!({"error": e})),

@@ -281,6 +281,10 @@ pub struct ReportArgs {
     /// How far back: 1h, 24h, 7d...
     #[arg(long, default_value = "24h")]
     pub since: String,
+    /// Only live shadow comparisons (shadow) or only replayed ones
+    /// (replay); both, each in its own part, by default.
+    #[arg(long, value_enum)]
+    pub source: Option<report::SourceArg>,
     /// html, md or json.
     #[arg(long, default_value = "md")]
     pub format: String,

@@ -1,15 +1,34 @@
 //! `strangler report`: the diff report from the store, as HTML, Markdown or
-//! JSON, for a route, a tenant and a time window.
+//! JSON, for a route, a tenant and a time window; live shadow comparisons
+//! and replayed ones each in their own part, or one of them (`--source`).
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use shadow_diff::DiffAndHistoryStore;
 use shadow_diff::report::{html, markdown};
+use shadow_diff::{DiffAndHistoryStore, Source};
 
 use crate::cli::ReportArgs;
 use crate::config;
 use crate::report::{self, ReportRequest};
+
+/// `--source`: which comparisons the report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    /// Live shadow comparisons only.
+    Shadow,
+    /// Replayed comparisons (`strangler replay`) and replay runs only.
+    Replay,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Source {
+        match s {
+            SourceArg::Shadow => Source::Shadow,
+            SourceArg::Replay => Source::Replay,
+        }
+    }
+}
 
 pub fn run(args: &ReportArgs) -> Result<String> {
     // The store and the thresholds come from the config file, unless given.
@@ -32,12 +51,13 @@ pub fn run(args: &ReportArgs) -> Result<String> {
         .unwrap_or_else(HashMap::new);
     let all_routes = config
         .as_ref()
-        .map(report::shadowed_routes)
+        .map(report::report_routes)
         .unwrap_or_default();
     let request = ReportRequest {
         route: args.route.clone(),
         tenant: args.tenant.clone(),
         since: Some(args.since.clone()),
+        source: args.source.map(Source::from),
         page: 0,
     };
     request
@@ -65,4 +85,19 @@ pub fn run(args: &ReportArgs) -> Result<String> {
         "html" => html::render(&report, &html::Links::Anchors, &all_routes, &args.since),
         other => bail!("unknown format {other:?} (use html, md or json)"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn the_source_values_are_the_store_s_names() {
+        for v in SourceArg::value_variants() {
+            let name = v.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name, Source::from(*v).as_str());
+        }
+    }
 }

@@ -3,16 +3,22 @@
 //! verdicts (and their stages, when the proxy filled them in) and links to
 //! each route's detail: trend, differing fields (real or noise, why, what
 //! to paste into routes.yaml) and examples side by side with the differing
-//! places marked.
+//! places marked ([`examples`]).
+//!
+//! Replayed traffic has its own summary table and, per route, its own
+//! section next to the live one ([`replay`]): the same figures, the replay
+//! runs, and the answers named "recorded" and "replayed". Every example
+//! shows its source.
 
-use std::collections::HashMap;
+mod examples;
+mod replay;
+
 use std::fmt::Write;
 
-use serde_json::Value;
-
-use super::{FieldReport, Report, RouteReport, RouteVerdict};
+use super::{FieldReport, Report, RouteReport, RouteVerdict, Wording};
 use crate::noise::FieldClass;
-use crate::record::ComparisonRecord;
+use crate::record::Source;
+use crate::recording::ReplayRun;
 
 /// Where links point: the admin server's pages, or anchors in one file.
 #[derive(Debug, Clone)]
@@ -85,9 +91,12 @@ mark.noise { background: var(--soft); color: var(--muted); }
 .example { border-top: 2px solid var(--line); padding-top: 8px; margin-top: 16px; }
 .suggest code { background: var(--soft); padding: 1px 4px; }
 .empty { color: var(--muted); font-style: italic; }
+.src-shadow { color: var(--fg); background: var(--soft); border: 1px solid var(--line); font-weight: 500; }
+.src-replay { color: #4b2a8a; background: #ece4fb; font-weight: 500; }
+section.replay { border-left: 4px solid #ece4fb; padding-left: 12px; }
 "#;
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -118,11 +127,11 @@ pub fn format_time(ms: i64) -> String {
     time(ms)
 }
 
-fn pct(x: f64) -> String {
+pub(super) fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
-fn badge(v: RouteVerdict) -> String {
+pub(super) fn badge(v: RouteVerdict) -> String {
     let class = match v {
         RouteVerdict::Ready => "ready",
         RouteVerdict::NotReady => "not_ready",
@@ -136,18 +145,29 @@ fn badge(v: RouteVerdict) -> String {
 
 /// The route's migration stage. It comes from configuration, not from a
 /// fixed set, so it is escaped and kept out of the class attribute.
-fn stage_badge(stage: &str) -> String {
+pub(super) fn stage_badge(stage: &str) -> String {
     format!(
         r#"<span class="badge stage" data-stage="{0}" title="migration stage">{0}</span>"#,
         escape(stage)
     )
 }
 
-fn class_badge(c: FieldClass) -> String {
+pub(super) fn class_badge(c: FieldClass) -> String {
     format!(r#"<span class="badge {0}">{0}</span>"#, c.as_str())
 }
 
-fn route_href(links: &Links, route: &str) -> String {
+/// The anchor of a route's section of one source.
+pub(super) fn section_id(source: Source, route: &str) -> String {
+    let prefix = match source {
+        Source::Shadow => "route",
+        Source::Replay => "replay",
+    };
+    format!("{prefix}-{}", url_segment(route))
+}
+
+/// Where a route's section of `source` is: its page on the admin server
+/// (the replay part further down it), or its anchor in the document.
+pub(super) fn route_href(links: &Links, route: &str, source: Source) -> String {
     match links {
         Links::Server { query } => {
             let q = if query.is_empty() {
@@ -155,9 +175,13 @@ fn route_href(links: &Links, route: &str) -> String {
             } else {
                 format!("?{query}")
             };
-            format!("/report/route/{}{q}", url_segment(route))
+            let fragment = match source {
+                Source::Shadow => String::new(),
+                Source::Replay => format!("#{}", section_id(source, route)),
+            };
+            format!("/report/route/{}{q}{fragment}", url_segment(route))
         }
-        Links::Anchors => format!("#route-{}", url_segment(route)),
+        Links::Anchors => format!("#{}", section_id(source, route)),
     }
 }
 
@@ -193,7 +217,45 @@ fn filters_form(out: &mut String, report: &Report, routes: &[String], since_labe
         let sel = if w == since_label { " selected" } else { "" };
         let _ = write!(out, r#"<option{sel}>{w}</option>"#);
     }
+    out.push_str(r#"</select></label><label>Source<select name="source">"#);
+    for (value, label, chosen) in [
+        ("", "live and replay", f.source.is_none()),
+        (
+            "shadow",
+            "live shadow only",
+            f.source == Some(Source::Shadow),
+        ),
+        ("replay", "replay only", f.source == Some(Source::Replay)),
+    ] {
+        let sel = if chosen { " selected" } else { "" };
+        let _ = write!(out, r#"<option value="{value}"{sel}>{label}</option>"#);
+    }
     out.push_str(r#"</select></label><button type="submit">Apply</button></form>"#);
+}
+
+/// What the page's header says the report covers (the route too, unless
+/// the page is the route's own).
+fn covers(report: &Report, with_route: bool) -> String {
+    let f = &report.filter;
+    format!(
+        "{} to {}{}{}{}",
+        time(f.since_ms),
+        time(f.until_ms),
+        f.route
+            .as_ref()
+            .filter(|_| with_route)
+            .map(|r| format!(" · route {}", escape(r)))
+            .unwrap_or_default(),
+        f.tenant
+            .as_ref()
+            .map(|t| format!(" · tenant {}", escape(t)))
+            .unwrap_or_default(),
+        match f.source {
+            None => "",
+            Some(Source::Shadow) => " · live shadow traffic only",
+            Some(Source::Replay) => " · replayed traffic only",
+        }
+    )
 }
 
 /// The summary page (or, with [`Links::Anchors`], the whole report in one
@@ -201,96 +263,122 @@ fn filters_form(out: &mut String, report: &Report, routes: &[String], since_labe
 pub fn render(report: &Report, links: &Links, all_routes: &[String], since_label: &str) -> String {
     let mut out = String::new();
     head(&mut out, "Strangler diff report");
-    let f = &report.filter;
     let _ = write!(
         out,
-        "<header><h1>Diff report</h1><p class=\"meta\">Comparisons from {} to {}{}{} · generated {}</p>",
-        time(f.since_ms),
-        time(f.until_ms),
-        f.route
-            .as_ref()
-            .map(|r| format!(" · route {}", escape(r)))
-            .unwrap_or_default(),
-        f.tenant
-            .as_ref()
-            .map(|t| format!(" · tenant {}", escape(t)))
-            .unwrap_or_default(),
+        "<header><h1>Diff report</h1><p class=\"meta\">Comparisons from {} · generated {}</p>",
+        covers(report, true),
         time(report.generated_at_ms)
     );
     if matches!(links, Links::Server { .. }) {
         filters_form(&mut out, report, all_routes, since_label);
     }
     out.push_str("</header><main>");
-    out.push_str("<h2>May each route move on?</h2>");
-    if report.routes.is_empty() {
-        out.push_str(r#"<p class="empty">No shadow comparisons in this window.</p>"#);
-    } else {
-        // The stage column only when the proxy filled stages in: a report
-        // read straight from the store knows none.
-        let stages = report.routes.iter().any(|r| r.stage.is_some());
-        let _ = write!(
-            out,
-            r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th></tr></thead><tbody>"#,
-            if stages { "<th>Stage</th>" } else { "" }
-        );
-        for r in &report.routes {
-            let stage = if stages {
-                format!(
-                    "<td>{}</td>",
-                    r.stage
-                        .as_deref()
-                        .map(stage_badge)
-                        .unwrap_or_else(|| "—".into())
-                )
-            } else {
-                String::new()
-            };
-            let top = r
-                .fields
-                .iter()
-                .find(|f| f.class == FieldClass::Real)
-                .map(|f| format!("<code>{}</code> ({})", escape(&f.field), f.count))
-                .unwrap_or_else(|| "—".into());
-            let _ = write!(
-                out,
-                r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,
-                escape(&r.route),
-                escape(&route_href(links, &r.route)),
-                badge(r.verdict),
-                escape(&r.verdict_reason),
-                r.compared,
-                pct(r.real_diff_rate),
-                pct(r.real_diff_rate_ci95[0]),
-                pct(r.real_diff_rate_ci95[1]),
-                pct(r.noise_rate),
-                r.config_versions
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                top,
-                stage
-            );
-        }
-        out.push_str("</tbody></table>");
+    if report.filter.includes(Source::Shadow) {
+        live_summary(&mut out, report, links);
+    }
+    if report.filter.includes(Source::Replay)
+        && (!report.replay.is_empty() || report.filter.source == Some(Source::Replay))
+    {
+        replay::summary(&mut out, report, links);
     }
     if let Links::Anchors = links {
-        for r in &report.routes {
-            route_section(&mut out, r, links, 0);
+        for route in report_routes(report) {
+            if let Some(r) = report.live(route) {
+                route_section(&mut out, r, None, links, 0);
+            }
+            if let Some(r) = report.replayed(route) {
+                route_section(&mut out, &r.comparisons, Some(&r.runs), links, 0);
+            }
         }
     }
     out.push_str("</main></body></html>\n");
     out
 }
 
-/// One route's page on the admin server.
-pub fn render_route(report: &Report, route: &RouteReport, page: i64, back_query: &str) -> String {
-    let mut out = String::new();
-    head(
-        &mut out,
-        &format!("{} · Strangler diff report", route.route),
+/// Every route of the report, live or replayed, by name.
+fn report_routes(report: &Report) -> std::collections::BTreeSet<&str> {
+    report
+        .routes
+        .iter()
+        .map(|r| r.route.as_str())
+        .chain(report.replay.iter().map(|r| r.comparisons.route.as_str()))
+        .collect()
+}
+
+/// The live verdicts: may each route move on?
+fn live_summary(out: &mut String, report: &Report, links: &Links) {
+    out.push_str("<h2>May each route move on?</h2>");
+    if report.routes.is_empty() {
+        out.push_str(r#"<p class="empty">No shadow comparisons in this window.</p>"#);
+        return;
+    }
+    // The stage column only when the proxy filled stages in: a report read
+    // straight from the store knows none.
+    let stages = report.routes.iter().any(|r| r.stage.is_some());
+    let _ = write!(
+        out,
+        r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th></tr></thead><tbody>"#,
+        if stages { "<th>Stage</th>" } else { "" }
     );
-    let f = &report.filter;
+    for r in &report.routes {
+        let stage = if stages {
+            format!(
+                "<td>{}</td>",
+                r.stage
+                    .as_deref()
+                    .map(stage_badge)
+                    .unwrap_or_else(|| "—".into())
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,
+            escape(&r.route),
+            escape(&route_href(links, &r.route, Source::Shadow)),
+            badge(r.verdict),
+            escape(&r.verdict_reason),
+            r.compared,
+            pct(r.real_diff_rate),
+            pct(r.real_diff_rate_ci95[0]),
+            pct(r.real_diff_rate_ci95[1]),
+            pct(r.noise_rate),
+            versions(r),
+            top_real_field(r),
+            stage
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+pub(super) fn versions(r: &RouteReport) -> String {
+    r.config_versions
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn top_real_field(r: &RouteReport) -> String {
+    r.fields
+        .iter()
+        .find(|f| f.class == FieldClass::Real)
+        .map(|f| format!("<code>{}</code> ({})", escape(&f.field), f.count))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// One route's page on the admin server: its live section, and its replay
+/// section when it has replayed comparisons or runs. `None` when the report
+/// has neither for the route.
+pub fn render_route(report: &Report, route: &str, page: i64, back_query: &str) -> Option<String> {
+    let live = report.live(route);
+    let replayed = report.replayed(route);
+    if live.is_none() && replayed.is_none() {
+        return None;
+    }
+    let mut out = String::new();
+    head(&mut out, &format!("{route} · Strangler diff report"));
     let back = if back_query.is_empty() {
         "/report".to_string()
     } else {
@@ -298,37 +386,64 @@ pub fn render_route(report: &Report, route: &RouteReport, page: i64, back_query:
     };
     let _ = write!(
         out,
-        "<header><p class=\"meta\"><a href=\"{}\">← all routes</a></p><h1>Route {}</h1><p class=\"meta\">Comparisons from {} to {}{} · generated {}</p></header><main>",
+        "<header><p class=\"meta\"><a href=\"{}\">← all routes</a></p><h1>Route {}</h1><p class=\"meta\">Comparisons from {} · generated {}</p></header><main>",
         escape(&back),
-        escape(&route.route),
-        time(f.since_ms),
-        time(f.until_ms),
-        f.tenant
-            .as_ref()
-            .map(|t| format!(" · tenant {}", escape(t)))
-            .unwrap_or_default(),
+        escape(route),
+        covers(report, false),
         time(report.generated_at_ms)
     );
-    route_section(
-        &mut out,
-        route,
-        &Links::Server {
-            query: back_query.to_string(),
-        },
-        page,
-    );
+    let links = Links::Server {
+        query: back_query.to_string(),
+    };
+    if let Some(r) = live {
+        if replayed.is_some() {
+            out.push_str("<h2>Live shadow traffic</h2>");
+        }
+        route_section(&mut out, r, None, &links, page);
+    }
+    if let Some(r) = replayed {
+        route_section(&mut out, &r.comparisons, Some(&r.runs), &links, page);
+    }
     out.push_str("</main></body></html>\n");
-    out
+    Some(out)
 }
 
-fn route_section(out: &mut String, r: &RouteReport, links: &Links, page: i64) {
+/// A route's figures from one source: for replayed traffic (`runs` given),
+/// with its runs and the answers named as [`Wording`] names them.
+fn route_section(
+    out: &mut String,
+    r: &RouteReport,
+    runs: Option<&[ReplayRun]>,
+    links: &Links,
+    page: i64,
+) {
+    let w = Wording::of(r.source);
     let _ = write!(
         out,
-        r#"<section id="route-{}" class="route">"#,
-        url_segment(&r.route)
+        r#"<section id="{}" class="route {}" data-source="{}">"#,
+        section_id(r.source, &r.route),
+        match r.source {
+            Source::Shadow => "live",
+            Source::Replay => "replay",
+        },
+        r.source.as_str()
     );
-    if let Links::Anchors = links {
-        let _ = write!(out, "<h2>Route {}</h2>", escape(&r.route));
+    match (links, r.source) {
+        (Links::Anchors, Source::Shadow) => {
+            let _ = write!(out, "<h2>Route {}</h2>", escape(&r.route));
+        }
+        (Links::Anchors, Source::Replay) => {
+            let _ = write!(
+                out,
+                "<h2>Route {} · replayed traffic</h2>",
+                escape(&r.route)
+            );
+        }
+        (Links::Server { .. }, Source::Replay) => out.push_str("<h2>Replayed traffic</h2>"),
+        (Links::Server { .. }, Source::Shadow) => {}
+    }
+    if r.source == Source::Replay {
+        out.push_str(replay::EXPLAINED);
     }
     let _ = write!(
         out,
@@ -350,16 +465,15 @@ fn route_section(out: &mut String, r: &RouteReport, links: &Links, page: i64) {
         pct(r.real_diff_rate),
         pct(r.real_diff_rate_ci95[0]),
         pct(r.real_diff_rate_ci95[1]),
-        r.config_versions
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        versions(r),
         r.noise_only,
         pct(r.noise_rate),
         r.first_ms.map(time).unwrap_or_default(),
         r.last_ms.map(time).unwrap_or_default(),
     );
+    if let Some(runs) = runs {
+        replay::runs(out, runs);
+    }
 
     out.push_str("<h3>Trend</h3>");
     if r.trend.is_empty() {
@@ -389,7 +503,11 @@ fn route_section(out: &mut String, r: &RouteReport, links: &Links, page: i64) {
     if r.fields.is_empty() {
         out.push_str(r#"<p class="empty">No differing fields.</p>"#);
     } else {
-        out.push_str(r#"<table class="fields"><thead><tr><th>Field</th><th>Class</th><th class="num">Count</th><th class="num">Share</th><th>Example (legacy → new)</th><th>Why</th></tr></thead><tbody>"#);
+        let _ = write!(
+            out,
+            r#"<table class="fields"><thead><tr><th>Field</th><th>Class</th><th class="num">Count</th><th class="num">Share</th><th>Example ({} → {})</th><th>Why</th></tr></thead><tbody>"#,
+            w.legacy, w.new
+        );
         for f in &r.fields {
             field_row(out, f);
         }
@@ -417,17 +535,25 @@ fn route_section(out: &mut String, r: &RouteReport, links: &Links, page: i64) {
     if r.examples.is_empty() {
         out.push_str(r#"<p class="empty">No stored examples.</p>"#);
     }
+    examples::list(out, &r.examples);
     for e in &r.examples {
-        example(out, e);
+        examples::example(out, e);
     }
     if let Links::Server { query } = links {
         let per_page = 10;
+        let fragment = match r.source {
+            Source::Shadow => String::new(),
+            Source::Replay => format!("#{}", section_id(r.source, &r.route)),
+        };
         let href = |p: i64| {
             let mut q = query.clone();
             if !q.is_empty() {
                 q.push('&');
             }
-            format!("/report/route/{}?{q}page={p}", url_segment(&r.route))
+            format!(
+                "/report/route/{}?{q}page={p}{fragment}",
+                url_segment(&r.route)
+            )
         };
         out.push_str(r#"<p class="pages">"#);
         if page > 0 {
@@ -470,249 +596,5 @@ fn field_row(out: &mut String, f: &FieldReport) {
     );
 }
 
-fn example(out: &mut String, e: &ComparisonRecord) {
-    let _ = write!(
-        out,
-        r#"<div class="example" id="diff-{0}"><p><strong>{1} {2}</strong> · {3} · tenant {4} · config version {5} · served by {6} · request id <code>{0}</code></p>"#,
-        escape(&e.id),
-        escape(&e.request.method),
-        escape(&e.request.path),
-        time(e.created_at_ms),
-        escape(e.tenant.as_deref().unwrap_or("—")),
-        e.config_version,
-        escape(&e.primary_side)
-    );
-    out.push_str(r#"<table class="diffs"><thead><tr><th>Place</th><th>Class</th><th>Legacy</th><th>New</th></tr></thead><tbody>"#);
-    for d in &e.differences {
-        let _ = write!(
-            out,
-            "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
-            escape(&d.difference.field),
-            class_badge(d.class),
-            escape(d.difference.legacy.as_deref().unwrap_or("(absent)")),
-            escape(d.difference.new.as_deref().unwrap_or("(absent)"))
-        );
-    }
-    if e.more_differences > 0 {
-        let _ = write!(
-            out,
-            r#"<tr><td colspan="4" class="empty">and {} more</td></tr>"#,
-            e.more_differences
-        );
-    }
-    out.push_str("</tbody></table>");
-    let marked: HashMap<String, FieldClass> = e
-        .differences
-        .iter()
-        .map(|d| (d.difference.field.clone(), d.class))
-        .collect();
-    let (left, right) = side_by_side(&e.legacy.body, &e.new.body, &marked);
-    let _ = write!(
-        out,
-        r#"<div class="pair"><div class="pane"><h4>legacy · {}</h4><pre>{}</pre></div><div class="pane"><h4>new · {}</h4><pre>{}</pre></div></div></div>"#,
-        e.legacy.status, left, e.new.status, right
-    );
-}
-
-/// Both bodies, escaped, with differing places marked: JSON pretty-printed
-/// with the lines of differing fields marked, other text with changed lines
-/// marked.
-fn side_by_side(legacy: &str, new: &str, marked: &HashMap<String, FieldClass>) -> (String, String) {
-    match (
-        serde_json::from_str::<Value>(legacy),
-        serde_json::from_str::<Value>(new),
-    ) {
-        (Ok(a), Ok(b)) => (json_marked(&a, marked), json_marked(&b, marked)),
-        _ => {
-            let diff = similar::TextDiff::from_lines(legacy, new);
-            let mut l = String::new();
-            let mut r = String::new();
-            for change in diff.iter_all_changes() {
-                let text = escape(change.value());
-                match change.tag() {
-                    similar::ChangeTag::Equal => {
-                        l.push_str(&text);
-                        r.push_str(&text);
-                    }
-                    similar::ChangeTag::Delete => {
-                        let _ = write!(l, "<mark>{}</mark>", text.trim_end_matches('\n'));
-                    }
-                    similar::ChangeTag::Insert => {
-                        let _ = write!(r, "<mark>{}</mark>", text.trim_end_matches('\n'));
-                    }
-                }
-            }
-            (l, r)
-        }
-    }
-}
-
-fn json_marked(v: &Value, marked: &HashMap<String, FieldClass>) -> String {
-    let mut out = String::new();
-    write_json(v, "", 0, marked, None, None, true, &mut out);
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_json(
-    v: &Value,
-    path: &str,
-    indent: usize,
-    marked: &HashMap<String, FieldClass>,
-    inherited: Option<FieldClass>,
-    key: Option<&str>,
-    last: bool,
-    out: &mut String,
-) {
-    let mark = inherited.or_else(|| marked.get(path).copied());
-    let pad = "  ".repeat(indent);
-    let prefix = match key {
-        Some(k) => format!(
-            "{pad}{}: ",
-            escape(&serde_json::to_string(k).unwrap_or_default())
-        ),
-        None => pad.clone(),
-    };
-    let comma = if last { "" } else { "," };
-    let line = |text: String, out: &mut String| match mark {
-        Some(FieldClass::Real) => {
-            let _ = write!(out, "<mark>{text}</mark>");
-        }
-        Some(FieldClass::Noise) => {
-            let _ = write!(out, "<mark class=\"noise\">{text}</mark>");
-        }
-        None => {
-            out.push_str(&text);
-            out.push('\n');
-        }
-    };
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            line(format!("{prefix}{{"), out);
-            let n = m.len();
-            for (i, (k, child)) in m.iter().enumerate() {
-                let p = format!("{path}/{}", crate::rules::escape_segment(k));
-                write_json(
-                    child,
-                    &p,
-                    indent + 1,
-                    marked,
-                    mark,
-                    Some(k),
-                    i + 1 == n,
-                    out,
-                );
-            }
-            line(format!("{pad}}}{comma}"), out);
-        }
-        Value::Array(items) if !items.is_empty() => {
-            line(format!("{prefix}["), out);
-            let n = items.len();
-            for (i, child) in items.iter().enumerate() {
-                let p = format!("{path}/{i}");
-                write_json(child, &p, indent + 1, marked, mark, None, i + 1 == n, out);
-            }
-            line(format!("{pad}]{comma}"), out);
-        }
-        other => line(
-            format!("{prefix}{}{comma}", escape(&other.to_string())),
-            out,
-        ),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_lines_of_differing_places_are_marked() {
-        let v: Value = serde_json::from_str(r#"{"a": 1, "b": {"c": [1, 2]}, "d": "<x>"}"#).unwrap();
-        let marked: HashMap<String, FieldClass> = [
-            ("/b/c/1".to_string(), FieldClass::Real),
-            ("/d".to_string(), FieldClass::Noise),
-        ]
-        .into();
-        let html = json_marked(&v, &marked);
-        assert!(html.contains("<mark>      2</mark>"), "{html}");
-        assert!(
-            html.contains("<mark class=\"noise\">  &quot;d&quot;: &quot;&lt;x&gt;&quot;</mark>"),
-            "{html}"
-        );
-        assert!(
-            html.contains("  \"a\": 1,\n") || html.contains("  &quot;a&quot;: 1,\n"),
-            "{html}"
-        );
-    }
-
-    fn summary_table(html: &str) -> &str {
-        let start = html.find(r#"<table class="summary">"#).expect(html);
-        let len = html[start..].find("</table>").unwrap();
-        &html[start..start + len]
-    }
-
-    #[test]
-    fn the_summary_shows_stages_when_known() {
-        let report = crate::report::tests::sample_report([Some("canary"), None]);
-        let html = render(&report, &Links::Anchors, &[], "24h");
-        let table = summary_table(&html);
-        assert!(table.contains("<th>Verdict</th><th>Stage</th>"), "{table}");
-        assert!(
-            table.contains(r#"<span class="badge stage" data-stage="canary" title="migration stage">canary</span>"#),
-            "{table}"
-        );
-        // A route without a stage has a dash in its cell, so the columns line up.
-        let users = &table[table.find(r#"data-route="users""#).unwrap()..];
-        assert!(
-            users.contains("</small></td><td>—</td><td class=\"num\">2000</td>"),
-            "{users}"
-        );
-        // The route's own section says it too, next to the verdict.
-        assert!(
-            html.contains(
-                r#"<p class="verdict">stage <span class="badge stage" data-stage="canary""#
-            ),
-            "{html}"
-        );
-        assert!(
-            html.contains(".stage {"),
-            "styled in the page's own stylesheet"
-        );
-    }
-
-    #[test]
-    fn without_stages_the_summary_has_no_stage_column() {
-        let report = crate::report::tests::sample_report([None, None]);
-        let html = render(&report, &Links::Anchors, &[], "24h");
-        assert!(!html.contains("<th>Stage</th>"), "{html}");
-        assert!(!html.contains("data-stage"), "{html}");
-        assert!(summary_table(&html).contains("<th>Verdict</th><th class=\"num\">Compared</th>"));
-        assert!(
-            html.contains(r#"<p class="verdict"><span class="badge ready""#),
-            "{html}"
-        );
-    }
-
-    #[test]
-    fn a_stage_is_escaped() {
-        let report = crate::report::tests::sample_report([Some("<b>\"x\"</b>"), None]);
-        let html = render(&report, &Links::Anchors, &[], "24h");
-        assert!(!html.contains("<b>"), "{html}");
-        assert!(
-            html.contains("data-stage=\"&lt;b&gt;&quot;x&quot;&lt;/b&gt;\""),
-            "{html}"
-        );
-        let page = render_route(&report, &report.routes[0], 0, "since=24h");
-        assert!(!page.contains("<b>"), "{page}");
-        assert!(
-            page.contains(">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</span>"),
-            "{page}"
-        );
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(time(1_795_321_829_000), "2026-11-22 04:30:29 UTC");
-    }
-}
+mod tests;

@@ -7,25 +7,36 @@
 //! HTML ([`html`]) and as Markdown ([`markdown`]). A route's verdict alone,
 //! without the rest, comes cheaper from [`verdict()`].
 //!
-//! No SQL here: what is stored is read through the store's queries
-//! ([`DiffAndHistoryStore::counts`], [`DiffAndHistoryStore::diffs`], [`DiffAndHistoryStore::noise_models`]
-//! and [`crate::store::report_queries`]); this module turns those numbers
-//! into rates, intervals and verdicts.
+//! Live shadow comparisons and replayed ones ([`Source`]) are never mixed:
+//! [`Report::routes`] holds the live figures (the verdict a rollout reads),
+//! [`Report::replay`] the same figures computed from replayed comparisons
+//! alone, with the replay runs ([`replay`]). The filter's `source` narrows
+//! a report to one of them.
+//!
+//! No SQL here (nor in [`build()`], which assembles a report): what is
+//! stored is read through the store's queries
+//! ([`crate::DiffAndHistoryStore::counts`], [`crate::DiffAndHistoryStore::diffs`],
+//! [`crate::DiffAndHistoryStore::noise_models`],
+//! [`crate::DiffAndHistoryStore::replay_runs`] and
+//! [`crate::store::report_queries`]); this module turns those numbers into
+//! rates, intervals and verdicts.
 
+mod build;
 pub mod html;
 pub mod markdown;
+pub mod replay;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod verdict;
 
+pub use build::build;
+pub use replay::ReplayReport;
 pub use verdict::{VerdictScope, VerdictSummary, verdict};
-
-use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::noise::{FieldClass, NoiseModel};
-use crate::record::ComparisonRecord;
-use crate::store::report_queries::{FieldCount, RouteWindow};
-use crate::store::{DiffAndHistoryStore, DiffQuery, StoreError};
+use crate::noise::FieldClass;
+use crate::record::{ComparisonRecord, Source};
 
 /// Version of the JSON shape; bumped only on incompatible changes.
 pub const REPORT_VERSION: u32 = 1;
@@ -53,13 +64,56 @@ impl Default for Threshold {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFilter {
     pub route: Option<String>,
-    /// Live shadow comparisons (the default) or replayed ones.
-    #[serde(default)]
-    pub source: crate::record::Source,
+    /// Only live shadow comparisons (`shadow`) or only replayed ones
+    /// (`replay`); both, each in its own part, when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     pub tenant: Option<String>,
     /// Unix milliseconds; the window is `[since, until)`.
     pub since_ms: i64,
     pub until_ms: i64,
+}
+
+impl ReportFilter {
+    /// Whether the report shows comparisons of `source`.
+    pub fn includes(&self, source: Source) -> bool {
+        self.source.is_none_or(|s| s == source)
+    }
+}
+
+/// What a report calls a source and the two answers it compares: legacy
+/// and new for live shadow traffic; for a replay, the answer recorded then
+/// (stored as `legacy`) and the one the replay target gave (stored as
+/// `new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wording {
+    /// The source, as a reader knows it.
+    pub source: &'static str,
+    /// The answer stored as `legacy`.
+    pub legacy: &'static str,
+    /// The answer stored as `new`.
+    pub new: &'static str,
+    /// What `primary_side` means, before the side's name.
+    pub primary: &'static str,
+}
+
+impl Wording {
+    pub fn of(source: Source) -> Wording {
+        match source {
+            Source::Shadow => Wording {
+                source: "live shadow",
+                legacy: "legacy",
+                new: "new",
+                primary: "served by",
+            },
+            Source::Replay => Wording {
+                source: "replay",
+                legacy: "recorded",
+                new: "replayed",
+                primary: "recorded from",
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,12 +139,35 @@ pub struct Report {
     pub report_version: u32,
     pub generated_at_ms: i64,
     pub filter: ReportFilter,
+    /// Live shadow comparisons, per route with any in the window (none when
+    /// the filter asks for replays only). A route's verdict here never
+    /// counts a replayed comparison.
     pub routes: Vec<RouteReport>,
+    /// Replayed comparisons and replay runs, per route with either in the
+    /// window (none when the filter asks for live traffic only).
+    #[serde(default)]
+    pub replay: Vec<ReplayReport>,
 }
 
+impl Report {
+    /// The route's live figures, if it has any in the report.
+    pub fn live(&self, route: &str) -> Option<&RouteReport> {
+        self.routes.iter().find(|r| r.route == route)
+    }
+
+    /// The route's replay figures and runs, if it has any in the report.
+    pub fn replayed(&self, route: &str) -> Option<&ReplayReport> {
+        self.replay.iter().find(|r| r.comparisons.route == route)
+    }
+}
+
+/// One route's figures from the comparisons of one source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteReport {
     pub route: String,
+    /// Which comparisons these figures come from.
+    #[serde(default)]
+    pub source: Source,
     /// Comparisons made in the window.
     pub compared: u64,
     /// Comparisons with at least one real difference.
@@ -280,264 +357,10 @@ impl Default for ReportLimits {
     }
 }
 
-/// Builds the report. `thresholds` gives each route's threshold (routes not
-/// in it get the default).
-pub async fn build(
-    store: &DiffAndHistoryStore,
-    filter: &ReportFilter,
-    thresholds: &HashMap<String, Threshold>,
-    limits: ReportLimits,
-    now_ms: i64,
-) -> Result<Report, StoreError> {
-    let noise = store.noise_models().await?;
-    let window = whole_minutes(filter);
-    let counts = store
-        .counts(
-            window.source,
-            window.route.as_deref(),
-            window.tenant.as_deref(),
-            Some(window.since_ms),
-        )
-        .await?;
-    let mut by_route: BTreeMap<String, Vec<&crate::store::CountRow>> = BTreeMap::new();
-    for c in counts
-        .iter()
-        .filter(|c| c.minute * 60_000 < window.until_ms)
-    {
-        by_route.entry(c.route.clone()).or_default().push(c);
-    }
-    let mut routes = Vec::new();
-    for (route, rows) in by_route {
-        let model = noise.get(&route).cloned().unwrap_or_default();
-        let threshold = thresholds.get(&route).copied().unwrap_or_default();
-        routes.push(route_report(store, &window, &route, &rows, &model, threshold, limits).await?);
-    }
-    Ok(Report {
-        report_version: REPORT_VERSION,
-        generated_at_ms: now_ms,
-        filter: filter.clone(),
-        routes,
-    })
-}
-
-/// The filter widened to whole minutes. Comparisons are counted per minute,
-/// so the counts of a window cover every minute it touches; the diffs it
-/// reads must cover the same minutes, or a window starting mid-minute would
-/// count that minute's comparisons without the diffs of its first part.
-fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
-    let floor = |ms: i64| ms.saturating_sub(ms.rem_euclid(60_000));
-    let until = floor(filter.until_ms);
-    ReportFilter {
-        since_ms: floor(filter.since_ms),
-        until_ms: if until < filter.until_ms {
-            until.saturating_add(60_000)
-        } else {
-            until
-        },
-        ..filter.clone()
-    }
-}
-
-async fn route_report(
-    store: &DiffAndHistoryStore,
-    filter: &ReportFilter,
-    route: &str,
-    rows: &[&crate::store::CountRow],
-    model: &NoiseModel,
-    threshold: Threshold,
-    limits: ReportLimits,
-) -> Result<RouteReport, StoreError> {
-    let compared: u64 = rows.iter().map(|r| r.n as u64).sum();
-    let mut versions: Vec<i64> = rows.iter().map(|r| r.config_version).collect();
-    versions.sort_unstable();
-    versions.dedup();
-    let first_ms = rows.iter().map(|r| r.minute * 60_000).min();
-    let last_ms = rows.iter().map(|r| r.minute * 60_000 + 59_999).max();
-
-    let window = RouteWindow {
-        route,
-        source: filter.source,
-        tenant: filter.tenant.as_deref(),
-        since_ms: filter.since_ms,
-        until_ms: filter.until_ms,
-    };
-    // Fields of stored diffs in the window, classed with today's knowledge.
-    let fields_all = store.field_counts(window).await?;
-    let noise_fields: Vec<&str> = fields_all
-        .iter()
-        .filter(|f| model.class_of(&f.field) == FieldClass::Noise)
-        .map(|f| f.field.as_str())
-        .collect();
-
-    let stored_diffs = store.stored_diff_count(window).await?;
-
-    // Whole minutes, so that a minute's comparisons and its diffs always
-    // fall in the same bucket. A stored comparison is a real diff if any of
-    // its fields is real now.
-    let bucket = limits.bucket_ms.max(60_000) / 60_000 * 60_000;
-    let real_by_bucket = store
-        .real_diffs_by_bucket(window, &noise_fields, bucket)
-        .await?;
-    let real_diffs: u64 = real_by_bucket.values().sum();
-    let noise_only = stored_diffs.saturating_sub(real_diffs);
-
-    let mut compared_by_bucket: BTreeMap<i64, u64> = BTreeMap::new();
-    for r in rows {
-        *compared_by_bucket
-            .entry((r.minute * 60_000) / bucket * bucket)
-            .or_default() += r.n as u64;
-    }
-    let trend = compared_by_bucket
-        .iter()
-        .map(|(start, n)| TrendPoint {
-            start_ms: *start,
-            compared: *n,
-            real_diffs: real_by_bucket.get(start).copied().unwrap_or(0),
-        })
-        .collect();
-
-    let mut fields = Vec::new();
-    for FieldCount { field, count } in fields_all.iter().take(limits.fields) {
-        let examples =
-            field_examples(store, filter, route, field, limits.examples_per_field).await?;
-        let class = model.class_of(field);
-        fields.push(FieldReport {
-            field: field.clone(),
-            class,
-            why: model.evidence(field),
-            count: *count,
-            share: if compared == 0 {
-                0.0
-            } else {
-                *count as f64 / compared as f64
-            },
-            examples,
-            suggestion: (class == FieldClass::Noise)
-                .then(|| suggestion(field))
-                .flatten(),
-        });
-    }
-
-    let examples = store
-        .diffs(&DiffQuery {
-            route: Some(route.to_string()),
-            source: Some(filter.source),
-            tenant: filter.tenant.clone(),
-            since_ms: Some(filter.since_ms),
-            until_ms: Some(filter.until_ms),
-            limit: limits.examples,
-            offset: limits.examples_offset,
-            ..Default::default()
-        })
-        .await?;
-
-    let (verdict, verdict_reason) = route_verdict(compared, real_diffs.min(compared), &threshold);
-    let rate = |x: u64| {
-        if compared == 0 {
-            0.0
-        } else {
-            x as f64 / compared as f64
-        }
-    };
-    Ok(RouteReport {
-        route: route.to_string(),
-        compared,
-        real_diffs,
-        noise_only,
-        real_diff_rate: rate(real_diffs),
-        real_diff_rate_ci95: wilson(real_diffs.min(compared), compared),
-        noise_rate: rate(noise_only),
-        threshold,
-        verdict,
-        verdict_reason,
-        stage: None,
-        config_versions: versions,
-        first_ms,
-        last_ms,
-        trend,
-        fields,
-        examples,
-        stored_diffs,
-    })
-}
-
-async fn field_examples(
-    store: &DiffAndHistoryStore,
-    filter: &ReportFilter,
-    route: &str,
-    field: &str,
-    limit: usize,
-) -> Result<Vec<FieldExample>, StoreError> {
-    let rows = store
-        .diffs(&DiffQuery {
-            route: Some(route.to_string()),
-            source: Some(filter.source),
-            tenant: filter.tenant.clone(),
-            since_ms: Some(filter.since_ms),
-            until_ms: Some(filter.until_ms),
-            field: Some(field.to_string()),
-            limit: limit as i64,
-            ..Default::default()
-        })
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let d = r.differences.iter().find(|d| d.key == field)?;
-            Some(FieldExample {
-                id: r.id.clone(),
-                legacy: d.difference.legacy.clone(),
-                new: d.difference.new.clone(),
-            })
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::samples::*;
     use super::*;
-
-    /// A report of two routes (`orders`, `users`) with the given stages,
-    /// for the renderers' tests.
-    pub(super) fn sample_report(stages: [Option<&str>; 2]) -> Report {
-        let t = Threshold::default();
-        let route = |name: &str, compared: u64, real: u64, stage: Option<&str>| {
-            let (verdict, verdict_reason) = route_verdict(compared, real, &t);
-            RouteReport {
-                route: name.to_string(),
-                compared,
-                real_diffs: real,
-                noise_only: 0,
-                real_diff_rate: real as f64 / compared as f64,
-                real_diff_rate_ci95: wilson(real, compared),
-                noise_rate: 0.0,
-                threshold: t,
-                verdict,
-                verdict_reason,
-                stage: stage.map(str::to_string),
-                config_versions: vec![3],
-                first_ms: Some(1_800_000_000_000),
-                last_ms: Some(1_800_000_059_999),
-                trend: vec![],
-                fields: vec![],
-                examples: vec![],
-                stored_diffs: real,
-            }
-        };
-        Report {
-            report_version: REPORT_VERSION,
-            generated_at_ms: 1_800_000_060_000,
-            filter: ReportFilter {
-                since_ms: 1_800_000_000_000,
-                until_ms: 1_800_000_060_000,
-                ..Default::default()
-            },
-            routes: vec![
-                route("orders", 2000, 2, stages[0]),
-                route("users", 2000, 200, stages[1]),
-            ],
-        }
-    }
 
     #[test]
     fn the_stage_is_in_the_json_only_when_known() {
@@ -551,6 +374,31 @@ mod tests {
         assert_eq!(back, sample_report([None, None]));
         let back: Report = serde_json::from_value(with).unwrap();
         assert_eq!(back.routes[0].stage.as_deref(), Some("canary"));
+    }
+
+    #[test]
+    fn the_replay_part_and_the_source_are_in_the_json_and_older_documents_still_read() {
+        let report = sample_with_replay();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["routes"][0]["source"], "shadow");
+        assert_eq!(json["replay"][0]["route"], "orders");
+        assert_eq!(json["replay"][0]["source"], "replay");
+        assert_eq!(json["replay"][0]["examples"][0]["source"], "replay");
+        assert_eq!(json["replay"][0]["runs"][0]["counts"]["read"], 12);
+        // Both sources: no `source` in the filter.
+        assert!(json["filter"].get("source").is_none(), "{json}");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+        // A document from before replays: no `replay`, no `source`.
+        let mut old = serde_json::to_value(sample_report([None, None])).unwrap();
+        old.as_object_mut().unwrap().remove("replay");
+        old["routes"][0].as_object_mut().unwrap().remove("source");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back, sample_report([None, None]));
+        let mut filter = ReportFilter::default();
+        assert!(filter.includes(Source::Shadow) && filter.includes(Source::Replay));
+        filter.source = Some(Source::Replay);
+        assert!(!filter.includes(Source::Shadow) && filter.includes(Source::Replay));
     }
 
     #[test]
