@@ -270,6 +270,57 @@ async fn record_then_replay(store: &str) {
         (10.0, 1.0, 0.0)
     );
 
+    // The report, as a release manager reads it: the field under replay,
+    // apart from live traffic (which has none), the run as one entry.
+    let config_path = proxy.config_path.display().to_string();
+    let (code, out, err) = run_cli(&[
+        "report",
+        "--route",
+        "orders",
+        "--format",
+        "json",
+        "--config",
+        &config_path,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let routes = report["routes"].as_array().unwrap();
+    assert!(
+        routes
+            .iter()
+            .all(|r| r["route"] != "orders" || r["compared"] == 0),
+        "no live comparison of orders: {routes:?}"
+    );
+    let replayed_part = report["replay"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "orders")
+        .unwrap_or_else(|| panic!("no replay part for orders: {out}"));
+    assert_eq!(replayed_part["source"], "replay");
+    assert_eq!(replayed_part["compared"], 10);
+    assert_eq!(replayed_part["real_diffs"], 10);
+    assert_eq!(replayed_part["fields"][0]["field"], "/total");
+    assert_eq!(replayed_part["fields"][0]["class"], "real");
+    assert_eq!(replayed_part["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(replayed_part["runs"][0]["target"], "orders-v2");
+    let (code, md, err) = run_cli(&[
+        "report",
+        "--route",
+        "orders",
+        "--source",
+        "replay",
+        "--format",
+        "md",
+        "--config",
+        &config_path,
+    ]);
+    assert_eq!(code, 0, "{md}{err}");
+    assert!(
+        md.contains("Replayed traffic") && md.contains("/total"),
+        "{md}"
+    );
+
     // A write is replayed where the route allows it, with its body.
     let (code, out, err) = replay(&proxy, "carts", "orders-v2");
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
