@@ -7,6 +7,8 @@
 //! - [`routing`]: the pure decision: route, side, canary draw, shadow;
 //! - [`dataplane`]: the Pingora proxy: request in, primary upstream, response
 //!   out, metrics;
+//! - [`capture`]: what is kept of a request shadowed or recorded (body and
+//!   answer, bounded);
 //! - [`shadow`]: the copy to the other side, handed to shadow-diff's judge
 //!   and store;
 //! - [`record`]: sampled requests and their answers kept (redacted) for
@@ -34,6 +36,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod capture;
 pub mod changes;
 pub mod cli;
 pub mod config;

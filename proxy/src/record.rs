@@ -14,9 +14,8 @@ use http::{HeaderName, HeaderValue, Method};
 use shadow_diff::recording::Unredacted;
 use shadow_diff::{Recording, Redactor, decode::decode_body};
 
+use crate::capture::{CapturedResponse, Kept};
 use crate::config::{RecordPolicy, Route, Side};
-use crate::shadow::capture::Kept;
-use crate::shadow::job::CapturedResponse;
 
 /// A route's record settings, compiled once per configuration version.
 #[derive(Debug)]

@@ -35,14 +35,7 @@ impl ShadowRuntime {
     }
 }
 
-/// One primary answer, as the client received it (body not yet decoded).
-#[derive(Debug, Clone, Default)]
-pub struct CapturedResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    pub latency: Duration,
-}
+pub use crate::capture::CapturedResponse;
 
 /// The path (and query) and `Host` one backend gets, after its route's
 /// `rewrite` and its `host` setting: the same rules as a primary request.

@@ -1,19 +1,14 @@
 //! Building a [`Report`] from the store: the window widened to whole
-//! minutes, then per source and route the counts, the stored diffs' fields
-//! classed with the route's noise model, the real diffs per trend bucket and
-//! a page of examples. Live shadow comparisons make [`Report::routes`];
-//! replayed ones, with the runs, [`Report::replay`] ([`super::replay`]).
+//! minutes, then each source's part ([`super::sources`]): live shadow
+//! comparisons make [`Report::routes`]; replayed ones, with the runs,
+//! [`Report::replay`] ([`super::replay`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
-use super::{
-    FieldExample, FieldReport, REPORT_VERSION, Report, ReportFilter, ReportLimits, RouteReport,
-    Threshold, TrendPoint, replay, route_verdict, suggestion, wilson,
-};
-use crate::noise::{FieldClass, NoiseModel};
+use super::sources::Sources;
+use super::{REPORT_VERSION, Report, ReportFilter, ReportLimits, Threshold, replay};
 use crate::record::Source;
-use crate::store::report_queries::{FieldCount, RouteWindow};
-use crate::store::{DiffAndHistoryStore, DiffQuery, StoreError};
+use crate::store::{DiffAndHistoryStore, StoreError};
 
 /// Builds the report. `thresholds` gives each route's threshold (routes not
 /// in it get the default), for live and replayed comparisons alike.
@@ -52,65 +47,6 @@ pub async fn build(
     })
 }
 
-/// What every source's part of a report is built from.
-pub(super) struct Sources<'a> {
-    pub(super) store: &'a DiffAndHistoryStore,
-    /// The filter widened to whole minutes.
-    pub(super) window: &'a ReportFilter,
-    pub(super) noise: &'a HashMap<String, NoiseModel>,
-    pub(super) thresholds: &'a HashMap<String, Threshold>,
-    pub(super) limits: ReportLimits,
-}
-
-impl Sources<'_> {
-    /// One report per route with comparisons of `source` in the window, and
-    /// per route of `also` (with none, its figures are zero), by name.
-    pub(super) async fn reports(
-        &self,
-        source: Source,
-        also: BTreeSet<String>,
-    ) -> Result<Vec<RouteReport>, StoreError> {
-        let w = self.window;
-        let counts = self
-            .store
-            .counts(
-                source,
-                w.route.as_deref(),
-                w.tenant.as_deref(),
-                Some(w.since_ms),
-            )
-            .await?;
-        let mut by_route: BTreeMap<String, Vec<&crate::store::CountRow>> =
-            also.into_iter().map(|r| (r, Vec::new())).collect();
-        for c in counts.iter().filter(|c| c.minute * 60_000 < w.until_ms) {
-            by_route.entry(c.route.clone()).or_default().push(c);
-        }
-        let mut routes = Vec::new();
-        for (route, rows) in by_route {
-            let model = self.noise.get(&route).cloned().unwrap_or_default();
-            let threshold = self.thresholds.get(&route).copied().unwrap_or_default();
-            routes.push(
-                route_report(
-                    self.store,
-                    RouteWindow {
-                        route: &route,
-                        source,
-                        tenant: w.tenant.as_deref(),
-                        since_ms: w.since_ms,
-                        until_ms: w.until_ms,
-                    },
-                    &rows,
-                    &model,
-                    threshold,
-                    self.limits,
-                )
-                .await?,
-            );
-        }
-        Ok(routes)
-    }
-}
-
 /// The filter widened to whole minutes. Comparisons are counted per minute,
 /// so the counts of a window cover every minute it touches; the diffs it
 /// reads must cover the same minutes, or a window starting mid-minute would
@@ -127,151 +63,4 @@ fn whole_minutes(filter: &ReportFilter) -> ReportFilter {
         },
         ..filter.clone()
     }
-}
-
-async fn route_report(
-    store: &DiffAndHistoryStore,
-    window: RouteWindow<'_>,
-    rows: &[&crate::store::CountRow],
-    model: &NoiseModel,
-    threshold: Threshold,
-    limits: ReportLimits,
-) -> Result<RouteReport, StoreError> {
-    let compared: u64 = rows.iter().map(|r| r.n as u64).sum();
-    let mut versions: Vec<i64> = rows.iter().map(|r| r.config_version).collect();
-    versions.sort_unstable();
-    versions.dedup();
-    let first_ms = rows.iter().map(|r| r.minute * 60_000).min();
-    let last_ms = rows.iter().map(|r| r.minute * 60_000 + 59_999).max();
-
-    let route = window.route;
-    // Fields of stored diffs in the window, classed with today's knowledge.
-    let fields_all = store.field_counts(window).await?;
-    let noise_fields: Vec<&str> = fields_all
-        .iter()
-        .filter(|f| model.class_of(&f.field) == FieldClass::Noise)
-        .map(|f| f.field.as_str())
-        .collect();
-
-    let stored_diffs = store.stored_diff_count(window).await?;
-
-    // Whole minutes, so that a minute's comparisons and its diffs always
-    // fall in the same bucket. A stored comparison is a real diff if any of
-    // its fields is real now.
-    let bucket = limits.bucket_ms.max(60_000) / 60_000 * 60_000;
-    let real_by_bucket = store
-        .real_diffs_by_bucket(window, &noise_fields, bucket)
-        .await?;
-    let real_diffs: u64 = real_by_bucket.values().sum();
-    let noise_only = stored_diffs.saturating_sub(real_diffs);
-
-    let mut compared_by_bucket: BTreeMap<i64, u64> = BTreeMap::new();
-    for r in rows {
-        *compared_by_bucket
-            .entry((r.minute * 60_000) / bucket * bucket)
-            .or_default() += r.n as u64;
-    }
-    let trend = compared_by_bucket
-        .iter()
-        .map(|(start, n)| TrendPoint {
-            start_ms: *start,
-            compared: *n,
-            real_diffs: real_by_bucket.get(start).copied().unwrap_or(0),
-        })
-        .collect();
-
-    let mut fields = Vec::new();
-    for FieldCount { field, count } in fields_all.iter().take(limits.fields) {
-        let examples = field_examples(store, window, field, limits.examples_per_field).await?;
-        let class = model.class_of(field);
-        fields.push(FieldReport {
-            field: field.clone(),
-            class,
-            why: model.evidence(field),
-            count: *count,
-            share: if compared == 0 {
-                0.0
-            } else {
-                *count as f64 / compared as f64
-            },
-            examples,
-            suggestion: (class == FieldClass::Noise)
-                .then(|| suggestion(field))
-                .flatten(),
-        });
-    }
-
-    let examples = store
-        .diffs(&DiffQuery {
-            route: Some(route.to_string()),
-            source: Some(window.source),
-            tenant: window.tenant.map(str::to_string),
-            since_ms: Some(window.since_ms),
-            until_ms: Some(window.until_ms),
-            limit: limits.examples,
-            offset: limits.examples_offset,
-            ..Default::default()
-        })
-        .await?;
-
-    let (verdict, verdict_reason) = route_verdict(compared, real_diffs.min(compared), &threshold);
-    let rate = |x: u64| {
-        if compared == 0 {
-            0.0
-        } else {
-            x as f64 / compared as f64
-        }
-    };
-    Ok(RouteReport {
-        route: route.to_string(),
-        source: window.source,
-        compared,
-        real_diffs,
-        noise_only,
-        real_diff_rate: rate(real_diffs),
-        real_diff_rate_ci95: wilson(real_diffs.min(compared), compared),
-        noise_rate: rate(noise_only),
-        threshold,
-        verdict,
-        verdict_reason,
-        stage: None,
-        config_versions: versions,
-        first_ms,
-        last_ms,
-        trend,
-        fields,
-        examples,
-        stored_diffs,
-    })
-}
-
-async fn field_examples(
-    store: &DiffAndHistoryStore,
-    window: RouteWindow<'_>,
-    field: &str,
-    limit: usize,
-) -> Result<Vec<FieldExample>, StoreError> {
-    let rows = store
-        .diffs(&DiffQuery {
-            route: Some(window.route.to_string()),
-            source: Some(window.source),
-            tenant: window.tenant.map(str::to_string),
-            since_ms: Some(window.since_ms),
-            until_ms: Some(window.until_ms),
-            field: Some(field.to_string()),
-            limit: limit as i64,
-            ..Default::default()
-        })
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let d = r.differences.iter().find(|d| d.key == field)?;
-            Some(FieldExample {
-                id: r.id.clone(),
-                legacy: d.difference.legacy.clone(),
-                new: d.difference.new.clone(),
-            })
-        })
-        .collect())
 }

@@ -27,6 +27,7 @@ pub mod markdown;
 pub mod replay;
 #[cfg(test)]
 pub(crate) mod samples;
+mod sources;
 pub mod verdict;
 
 pub use build::build;

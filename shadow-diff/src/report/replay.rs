@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::RouteReport;
-use super::build::Sources;
+use super::sources::Sources;
 use crate::record::Source;
 use crate::recording::ReplayRun;
 use crate::store::StoreError;
