@@ -143,9 +143,21 @@ pub(super) fn badge(v: RouteVerdict) -> String {
     )
 }
 
+/// The Stage cell of a summary row (nothing when the table has no Stage
+/// column).
+fn stage_cell(stage: Option<&str>, stages: bool) -> String {
+    if !stages {
+        return String::new();
+    }
+    format!(
+        "<td>{}</td>",
+        stage.map(stage_badge).unwrap_or_else(|| "—".into())
+    )
+}
+
 /// The route's migration stage. It comes from configuration, not from a
 /// fixed set, so it is escaped and kept out of the class attribute.
-pub(super) fn stage_badge(stage: &str) -> String {
+fn stage_badge(stage: &str) -> String {
     format!(
         r#"<span class="badge stage" data-stage="{0}" title="migration stage">{0}</span>"#,
         escape(stage)
@@ -321,17 +333,7 @@ fn live_summary(out: &mut String, report: &Report, links: &Links) {
         if stages { "<th>Stage</th>" } else { "" }
     );
     for r in &report.routes {
-        let stage = if stages {
-            format!(
-                "<td>{}</td>",
-                r.stage
-                    .as_deref()
-                    .map(stage_badge)
-                    .unwrap_or_else(|| "—".into())
-            )
-        } else {
-            String::new()
-        };
+        let stage = stage_cell(r.stage.as_deref(), stages);
         let _ = write!(
             out,
             r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Links, badge, escape, pct, route_href, stage_badge, time, top_real_field, versions};
+use super::{Links, badge, escape, pct, route_href, time, top_real_field, versions};
 use crate::record::Source;
 use crate::recording::{ReplayRun, RunState};
 use crate::report::Report;
@@ -31,17 +31,7 @@ pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
     );
     for entry in &report.replay {
         let r = &entry.comparisons;
-        let stage = if stages {
-            format!(
-                "<td>{}</td>",
-                r.stage
-                    .as_deref()
-                    .map(stage_badge)
-                    .unwrap_or_else(|| "—".into())
-            )
-        } else {
-            String::new()
-        };
+        let stage = super::stage_cell(r.stage.as_deref(), stages);
         let last = entry
             .runs
             .first()
