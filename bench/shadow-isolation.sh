@@ -2,7 +2,8 @@
 # Shadow isolation: the primary path's latency and the proxy's memory with
 # the shadow target healthy, dead (connection refused), black-holed (accepts,
 # never answers) or 10 s slow, and with the diff store unreachable, against
-# shadowing off. Open-loop load at a fixed rate (latency measured from when
+# shadowing off; and recording (a route's record: block) of 5% and of 100%
+# of requests, which goes the same way off the request path. Open-loop load at a fixed rate (latency measured from when
 # each request was due), one run on this machine.
 #
 #   bench/shadow-isolation.sh [RATE=2000] [SECONDS=20]
@@ -63,11 +64,12 @@ YAML
     local m
     m=$(curl -s "127.0.0.1:$admin/metrics")
     sum() { echo "$m" | grep "^$1" | grep -E "$2" | awk '{s+=$2} END {printf "%d", s}'; }
-    printf '%-11s %s  rss %5d MB (peak %4d MB)  shadow sent %6s error %6s timeout %5s | dropped queue_full %6s store %6s\n' \
+    printf '%-11s %s  rss %5d MB (peak %4d MB)  shadow sent %6s error %6s timeout %5s | dropped queue_full %6s store %6s | recorded %6s\n' \
         "$mode" "$out" $((rss/1024)) $((hwm/1024)) \
         "$(sum strangler_shadow_requests_total 'outcome="sent"')" "$(sum strangler_shadow_requests_total 'outcome="error"')" \
         "$(sum strangler_shadow_requests_total 'outcome="timeout"')" \
-        "$(sum strangler_shadow_dropped_total 'reason="queue_full"')" "$(sum strangler_shadow_dropped_total 'reason="store"')"
+        "$(sum strangler_shadow_dropped_total 'reason="queue_full"')" "$(sum strangler_shadow_dropped_total 'reason="store"')" \
+        "$(sum strangler_record_total 'outcome="stored"')"
     # By label, not by column: strangler-load prints "... p50 X p99 Y p999 Z ...".
     echo "$mode $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1)}') $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p999") print $(i + 1)}')" >> "$WORK/p99"
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
@@ -82,6 +84,9 @@ run_mode dead       "$DEAD" "$SHADOW" "$SQLITE"
 run_mode blackhole  "$HOLE" "$SHADOW" "$SQLITE"
 run_mode slow-10s   "$SLOW" "$SHADOW" "$SQLITE"
 run_mode store-down "$NEW"  "$SHADOW" "postgres://postgres@127.0.0.1:9/unreachable"
+# One client address: sampled per request (sticky: none), not per address.
+run_mode record-5   "$NEW"  "$(printf '    sticky: none\n    record: { percent: 5 }')" "$SQLITE"
+run_mode record-100 "$NEW"  "$(printf '    sticky: none\n    record: { percent: 100 }')" "$SQLITE"
 python3 - "$WORK/p99" <<'PY'
 import sys
 rows = {mode: (float(p99), float(p999)) for mode, p99, p999 in (l.split() for l in open(sys.argv[1]))}
