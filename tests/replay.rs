@@ -460,3 +460,64 @@ async fn a_store_that_stops_answering_while_recording_touches_no_client_request(
         proxy.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_a_run_after_the_requests_in_flight() {
+    let legacy = Backend::start("legacy").await;
+    legacy.set_mode(orders(10));
+    let proxy = Proxy::start_with_env(
+        &config(&legacy.url(), &legacy.url()),
+        "sqlite://{dir}/strangler.db",
+        &[("ORDERS_REPLAY_TOKEN", REPLAY_CREDENTIAL)],
+    )
+    .await;
+    let http = Http::new();
+    for i in 0..10 {
+        assert_eq!(
+            http.get(&proxy.url(&format!("/api/orders/{i}")), &[])
+                .await
+                .status,
+            200
+        );
+    }
+    wait_recorded(&proxy, "orders", 10.0).await;
+    let sent_before = legacy.seen().len();
+    // One request a second: the run is still going when it is interrupted.
+    let child = std::process::Command::new(strangler_e2e::proxy::binary())
+        .args([
+            "replay", "--route", "orders", "--since", "1h", "--rate", "1", "--config",
+        ])
+        .arg(&proxy.config_path)
+        .env("STRANGLER_ADMIN_TOKEN", strangler_e2e::proxy::TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = eventually(Duration::from_secs(10), || async {
+        let runs = http.get(&proxy.admin_url("/replays"), &[]).await.json();
+        (runs["runs"].as_array().is_some_and(|r| !r.is_empty())).then_some(())
+    })
+    .await;
+    assert!(started.is_some(), "the run did not start");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": cancelled in"), "{stdout}");
+    assert!(stderr.contains("cancelling run"), "{stderr}");
+    let runs = http.get(&proxy.admin_url("/replays"), &[]).await.json();
+    let run = &runs["runs"][0];
+    assert_eq!(run["state"], "cancelled");
+    let read = run["counts"]["read"].as_u64().unwrap();
+    assert!((1..10).contains(&read), "stopped part way: {run}");
+    // Nothing is sent after the cancel.
+    let sent = legacy.seen().len() - sent_before;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(legacy.seen().len() - sent_before, sent);
+    assert_eq!(sent as u64, read, "every recording read was sent");
+}

@@ -136,7 +136,6 @@ async fn drive(
             {
                 break 'pages;
             }
-            handle.update(|r| r.counts.read += 1);
             let prepared = prepare(
                 &recording,
                 &plan.route,
@@ -148,6 +147,7 @@ async fn drive(
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(_) => {
+                    handle.update(|r| r.counts.read += 1);
                     count(&shared, handle, ReplayOutcome::Skipped);
                     continue;
                 }
@@ -161,6 +161,12 @@ async fn drive(
                     settle(&shared, handle, done, &mut batch);
                 }
             }
+            // A cancel that came while pacing or waiting for a slot: this
+            // one is not sent (nor counted as read).
+            if handle.cancel.load(Ordering::SeqCst) {
+                break 'pages;
+            }
+            handle.update(|r| r.counts.read += 1);
             sent += 1;
             let shared = shared.clone();
             in_flight.spawn(async move { replay_one(&shared, recording, prepared).await });
