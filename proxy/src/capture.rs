@@ -8,6 +8,21 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 
+/// Headers as text pairs (names lower case, values lossily decoded): how
+/// kept requests and answers are compared, redacted and stored.
+pub fn header_texts<'a>(
+    headers: impl Iterator<Item = (&'a http::HeaderName, &'a http::HeaderValue)>,
+) -> Vec<(String, String)> {
+    headers
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// One primary answer, as the client received it (body not yet decoded).
 #[derive(Debug, Clone, Default)]
 pub struct CapturedResponse {
@@ -62,17 +77,7 @@ impl Kept {
     }
 
     pub fn response_head(&mut self, header: &ResponseHeader) {
-        let headers = header
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        self.response = Some((header.status.as_u16(), headers));
+        self.response = Some((header.status.as_u16(), header_texts(header.headers.iter())));
     }
 
     pub fn response_chunk(&mut self, chunk: &Bytes) {

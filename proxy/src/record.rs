@@ -14,7 +14,7 @@ use http::{HeaderName, HeaderValue, Method};
 use shadow_diff::recording::Unredacted;
 use shadow_diff::{Recording, Redactor, decode::decode_body};
 
-use crate::capture::{CapturedResponse, Kept};
+use crate::capture::{CapturedResponse, Kept, header_texts};
 use crate::config::{RecordPolicy, Route, Side};
 
 /// A route's record settings, compiled once per configuration version.
@@ -29,17 +29,28 @@ pub struct RecordRuntime {
 
 impl RecordRuntime {
     pub fn new(route: &Route, policy: &RecordPolicy) -> RecordRuntime {
-        let mut redact = policy.redact.clone();
-        if let Some(shadow) = &route.shadow {
-            redact.extend(shadow.redact.iter().cloned());
-        }
         RecordRuntime {
             route: route.name.to_string(),
-            // Validated when the config was compiled.
-            redactor: Redactor::new(&redact).unwrap_or_default(),
+            redactor: recording_redactor(route),
             max_body: policy.max_body.get() as usize,
         }
     }
+}
+
+/// What a route's recordings are redacted with (and, so that both answers
+/// compare alike, what a replay redacts the target's answer with): the
+/// built-in secrets, the record block's `redact` and the shadow block's.
+pub fn recording_redactor(route: &Route) -> Redactor {
+    let mut redact = route
+        .record
+        .as_ref()
+        .map(|r| r.redact.clone())
+        .unwrap_or_default();
+    if let Some(shadow) = &route.shadow {
+        redact.extend(shadow.redact.iter().cloned());
+    }
+    // Validated when the config was compiled.
+    Redactor::new(&redact).unwrap_or_default()
 }
 
 /// What the request path keeps of a recorded request.
@@ -120,12 +131,7 @@ impl RecordJob {
     /// The recording as it may be stored: the answer decoded (so that it
     /// compares like a shadowed one), everything redacted.
     pub fn into_recording(self, instance: &str) -> Recording {
-        let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-        let request_headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), text(v)))
-            .collect();
+        let request_headers = header_texts(self.headers.iter().map(|(k, v)| (k, v)));
         let encoding = self
             .answer
             .headers

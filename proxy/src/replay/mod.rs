@@ -225,14 +225,6 @@ impl Replays {
             .map_err(|e| ReplayError::Unresolved(format!("reading the store failed: {e}")))?;
         let total = request.limit.map_or(total, |l| total.min(l));
 
-        let mut redact = route
-            .record
-            .as_ref()
-            .map(|r| r.redact.clone())
-            .unwrap_or_default();
-        if let Some(shadow) = &route.shadow {
-            redact.extend(shadow.redact.iter().cloned());
-        }
         let run_id = format!(
             "{}-{:x}",
             now_ms(),
@@ -257,7 +249,7 @@ impl Replays {
             target_side,
             peer: table.upstreams[target_id.0].pick(),
             headers,
-            redactor: Redactor::new(&redact).unwrap_or_default(),
+            redactor: crate::record::recording_redactor(route),
             since_ms,
             rate,
             limit: request.limit,

@@ -69,14 +69,6 @@ pub struct Prepared {
     pub body: Bytes,
 }
 
-/// Methods that change nothing on the server.
-fn side_effect_free(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
-}
-
 /// `headers`: the route's `replay.headers`, their values resolved.
 pub fn prepare(
     recording: &Recording,
@@ -88,7 +80,7 @@ pub fn prepare(
 ) -> Result<Prepared, Skip> {
     let method = Method::from_bytes(recording.method.as_bytes())
         .map_err(|_| Skip::Invalid(format!("{:?} is not a method", recording.method)))?;
-    if !side_effect_free(&method) && !policy.allow_writes {
+    if !method.is_safe() && !policy.allow_writes {
         return Err(Skip::Method(method.to_string()));
     }
     for place in &recording.redacted {

@@ -122,6 +122,9 @@ async fn drive(
     let mut batch: Vec<StoreItem> = Vec::new();
     let mut last_progress = Instant::now();
     let mut sent: u64 = 0;
+    // Recordings taken (sent or skipped), for `limit`: the handle holds the
+    // same count for readers, behind its lock.
+    let mut read: u64 = 0;
     'pages: loop {
         let recordings = within(store.recordings(&page))
             .await
@@ -129,11 +132,7 @@ async fn drive(
         let Some(last) = recordings.last() else { break };
         page.after = Some((last.created_at_ms, last.id.clone()));
         for recording in recordings {
-            if handle.cancel.load(Ordering::SeqCst)
-                || plan
-                    .limit
-                    .is_some_and(|l| handle.snapshot().counts.read >= l)
-            {
+            if handle.cancel.load(Ordering::SeqCst) || plan.limit.is_some_and(|l| read >= l) {
                 break 'pages;
             }
             let prepared = prepare(
@@ -147,6 +146,7 @@ async fn drive(
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(_) => {
+                    read += 1;
                     handle.update(|r| r.counts.read += 1);
                     count(&shared, handle, ReplayOutcome::Skipped);
                     continue;
@@ -166,6 +166,7 @@ async fn drive(
             if handle.cancel.load(Ordering::SeqCst) {
                 break 'pages;
             }
+            read += 1;
             handle.update(|r| r.counts.read += 1);
             sent += 1;
             let shared = shared.clone();

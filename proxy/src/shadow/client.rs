@@ -90,16 +90,7 @@ pub async fn exchange(
         .response_header()
         .ok_or_else(|| SendError::Failed("no response header".into()))?;
     let status = header.status.as_u16();
-    let headers: Vec<(String, String)> = header
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::capture::header_texts(header.headers.iter());
     let mut buf = BytesMut::new();
     while let Some(chunk) = session.read_response_body().await.map_err(failed)? {
         if buf.len() + chunk.len() > max_body {

@@ -225,17 +225,9 @@ impl ShadowEngine {
             request: StoredRequest {
                 method: job.method.to_string(),
                 path: rt.redactor.path(&job.path),
-                headers: rt.redactor.headers(
-                    &job.headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                ),
+                headers: rt.redactor.headers(&crate::capture::header_texts(
+                    job.headers.iter().map(|(k, v)| (k, v)),
+                )),
                 body: rt.redactor.body(&job.body),
             },
             primary_side: job.primary_side.as_str().to_string(),
