@@ -73,7 +73,7 @@ impl ControlPlane {
         every: PollIntervals,
         phases: broadcast::Receiver<ExecutionPhase>,
         ready: Readiness,
-        listen: std::net::SocketAddr,
+        announce: ReadyAnnouncement,
     ) {
         let ControlPlane { runtime, sighup } = self;
         std::thread::Builder::new()
@@ -92,7 +92,7 @@ impl ControlPlane {
                     tokio::spawn(crate::rollout::driver::run(overview.rollouts.clone()));
                     tokio::spawn(overview.traffic.clone().run(changes.live().clone()));
                     tokio::spawn(crate::live::checks::run(changes.live().clone()));
-                    track_readiness(phases, ready, listen, changes.clone()).await;
+                    track_readiness(phases, ready, announce, changes.clone()).await;
                     // Keep reloading until the process exits.
                     std::future::pending::<()>().await;
                 })
@@ -213,6 +213,14 @@ async fn watch_store(changes: Arc<Changes>, writer: StoreWriter) {
     }
 }
 
+/// Where readiness is probed and announced: the proxy port a connection must
+/// succeed on, and the pid file written once it does.
+#[derive(Debug, Clone)]
+pub struct ReadyAnnouncement {
+    pub listen: std::net::SocketAddr,
+    pub pid_file: std::path::PathBuf,
+}
+
 /// How long readiness waits for the history store at start.
 const HISTORY_WAIT: Duration = Duration::from_secs(10);
 
@@ -229,9 +237,10 @@ const HISTORY_WAIT: Duration = Duration::from_secs(10);
 async fn track_readiness(
     mut phases: broadcast::Receiver<ExecutionPhase>,
     ready: Readiness,
-    listen: std::net::SocketAddr,
+    announce: ReadyAnnouncement,
     changes: Arc<Changes>,
 ) {
+    let listen = announce.listen;
     let probe = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => {
             std::net::SocketAddr::from(([127, 0, 0, 1], listen.port()))
@@ -267,6 +276,7 @@ async fn track_readiness(
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     ready.set(true);
+                    crate::service_manager::announce_ready(&announce.pid_file);
                     info!("ready: serving (pid {})", std::process::id());
                 }
                 Ok(ExecutionPhase::Setup | ExecutionPhase::Bootstrap) => {}

@@ -32,6 +32,7 @@
 //! - [`metrics`]: the Prometheus registry and per-route handles;
 //! - [`report`]: the diff report served by the admin listener;
 //! - [`server`]: the process assembled;
+//! - [`service_manager`]: the pid file and systemd's readiness notification;
 //! - [`cli`]: the `strangler` subcommands.
 
 pub mod access_log;
@@ -52,5 +53,6 @@ pub mod request_path;
 pub mod rollout;
 pub mod routing;
 pub mod server;
+pub mod service_manager;
 pub mod shadow;
 pub mod status;

@@ -49,8 +49,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 upgrade_sock: args.upgrade_sock,
                 watch_interval: args.watch_interval,
                 fleet_poll: args.fleet_poll,
-                grace_period: args.grace_period,
-                shutdown_timeout: args.shutdown_timeout,
+                grace_period: whole_seconds(args.grace_period),
+                shutdown_timeout: whole_seconds(args.shutdown_timeout),
                 shadow: strangler::shadow::ShadowSettings {
                     queue: args.shadow_queue,
                     concurrency: args.shadow_concurrency,
@@ -106,11 +106,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(printed.code)
         }
         Command::Replay(args) => cli::replay::run(&args),
+        Command::Upgrade(args) => cli::upgrade::run(&args),
+        Command::Completions(args) => {
+            cli::manual::completions(args.shell, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::Man(args) => {
+            match &args.dir {
+                Some(dir) => cli::manual::write_pages(dir)?,
+                None => cli::manual::page(&mut std::io::stdout())?,
+            }
+            Ok(0)
+        }
         Command::Explain(args) => {
             print!("{}", cli::explain::run(&args)?);
             Ok(0)
         }
     }
+}
+
+/// Pingora counts shutdown times in whole seconds; a part of one is not
+/// dropped.
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// The exit code of `canary` and `rollback` (their `--help` and the

@@ -61,7 +61,7 @@ pub struct ServeOptions {
 /// Where the pid file and upgrade socket go by default: derived from the
 /// config file's absolute path, so two proxies on one machine do not collide
 /// and an upgrade of the same instance finds its predecessor.
-fn runtime_paths(config: &Path) -> (PathBuf, PathBuf) {
+pub fn runtime_paths(config: &Path) -> (PathBuf, PathBuf) {
     let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
     let key = crate::live::digest(&absolute.display().to_string());
     let dir = std::env::temp_dir();
@@ -290,7 +290,10 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         },
         server.watch_execution_phase(),
         ready,
-        startup.listen,
+        crate::control::ReadyAnnouncement {
+            listen: startup.listen,
+            pid_file: PathBuf::from(&conf.pid_file),
+        },
     );
     info!(
         "listening on {} (admin {})",

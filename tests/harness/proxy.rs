@@ -102,10 +102,20 @@ impl Proxy {
     /// Like [`Proxy::start_with_store`], with variables added to the
     /// process's environment.
     pub async fn start_with_env(body: &str, store: &str, env: &[(&str, &str)]) -> Proxy {
+        Proxy::start_with_env_and_args(body, store, env, &[]).await
+    }
+
+    /// Like [`Proxy::start_with_env`], with more command-line arguments.
+    pub async fn start_with_env_and_args(
+        body: &str,
+        store: &str,
+        env: &[(&str, &str)],
+        extra_args: &[&str],
+    ) -> Proxy {
         let mut wrapper = vec!["env".to_string()];
         wrapper.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-        Proxy::start_wrapped(&standard_template(body, store), &[], &wrapper).await
+        Proxy::start_wrapped(&standard_template(body, store), extra_args, &wrapper).await
     }
 
     /// Like [`Proxy::start`], with more command-line arguments (which
@@ -191,8 +201,8 @@ impl Proxy {
             for (flag, value) in [
                 ("--threads", "2"),
                 ("--watch-interval", "100ms"),
-                ("--grace-period", "0"),
-                ("--shutdown-timeout", "5"),
+                ("--grace-period", "0s"),
+                ("--shutdown-timeout", "5s"),
             ] {
                 if !extra_args.contains(&flag) {
                     args.extend([flag.to_string(), value.to_string()]);

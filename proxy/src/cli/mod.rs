@@ -4,10 +4,13 @@ pub mod admin_client;
 pub mod changes;
 pub mod check;
 pub mod explain;
+pub mod help;
+pub mod manual;
 pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod status;
+pub mod upgrade;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,21 +50,49 @@ pub enum Command {
     Status(StatusArgs),
     /// Send a route's recorded requests to a backend and compare the answers.
     Replay(ReplayArgs),
+    /// Replace the running proxy with a new process, dropping no connection
+    /// (what `systemctl reload strangler` runs).
+    Upgrade(UpgradeArgs),
+    /// Print a shell completion script for strangler.
+    Completions(CompletionsArgs),
+    /// Print the manual page (or write one per subcommand into a directory).
+    Man(ManArgs),
 }
 
-/// Exit codes of `replay`, shown under its `--help`.
-const REPLAY_EXIT_CODES: &str = "\
-Exit codes:
-  0  the run went through every recording asked for (diffs or not: read
-     them in `strangler report --source replay`)
-  1  it could not run, or stopped: no proxy answered, an unknown route or
-     backend, the store failed, or it was cancelled (Ctrl-C cancels it)
-  2  wrong command line
-Example:
-  strangler replay --route orders-read --since 24h --to new --rate 50";
+#[derive(Debug, Args)]
+#[command(after_help = help::UPGRADE)]
+pub struct UpgradeArgs {
+    /// The running process's pid file (its `serve --pid-file`).
+    #[arg(long, conflicts_with = "config")]
+    pub pid_file: Option<PathBuf>,
+    /// Or: the config the running process serves, whose default pid file
+    /// is then read.
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// How long the new process has to take over and be ready.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
 
 #[derive(Debug, Args)]
-#[command(after_help = REPLAY_EXIT_CODES)]
+#[command(after_help = help::COMPLETIONS)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = help::MAN)]
+pub struct ManArgs {
+    /// Write strangler.1 and a strangler-SUBCOMMAND.1 page per subcommand
+    /// here instead of printing strangler.1.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = help::REPLAY)]
 pub struct ReplayArgs {
     /// The route whose recordings are replayed (it needs a record: block
     /// to have any).
@@ -107,19 +138,8 @@ pub struct Target {
     pub timeout: Duration,
 }
 
-/// Exit codes of `rollout` and `status`, shown under their `--help`.
-const ROLLOUT_EXIT_CODES: &str = "\
-Exit codes:
-  0  the running proxy did it (or there was nothing to do: start on a
-     running rollout says so)
-  3  no proxy answered at the admin address: nothing was changed
-  1  refused (unknown route, no rollout: block, not running...), no answer,
-     or another failure: read the message
-  2  wrong command line
-See runbooks/ramp-with-rollout.md and runbooks/rollout-held-or-failed.md.";
-
 #[derive(Debug, Args)]
-#[command(after_help = ROLLOUT_EXIT_CODES)]
+#[command(after_help = help::ROLLOUT)]
 pub struct RolloutArgs {
     #[command(subcommand)]
     pub action: RolloutAction,
@@ -130,22 +150,28 @@ pub enum RolloutAction {
     /// Where each rollout stands (or one route's), why, and its gates' figures.
     Status(RolloutStatusArgs),
     /// Start a route's rollout from its current canary.
+    #[command(after_help = help::ROLLOUT_START)]
     Start(RolloutCommandArgs),
     /// Hold a running rollout at its step.
+    #[command(after_help = help::ROLLOUT_PAUSE)]
     Pause(RolloutCommandArgs),
     /// Continue a held rollout from the route's current canary.
+    #[command(after_help = help::ROLLOUT_RESUME)]
     Resume(RolloutCommandArgs),
     /// Stop the rollout and send the route back to legacy (as a rollback).
+    #[command(after_help = help::ROLLOUT_ABORT)]
     Abort(RolloutCommandArgs),
     /// Take the next step now, gates skipped (audited as your decision).
+    #[command(after_help = help::ROLLOUT_PROMOTE)]
     Promote(RolloutCommandArgs),
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = ROLLOUT_EXIT_CODES)]
+#[command(after_help = help::ROLLOUT_STATUS)]
 pub struct RolloutStatusArgs {
     /// Only this route.
     pub route: Option<String>,
+    /// Print JSON (the body of GET /rollouts) instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -153,8 +179,8 @@ pub struct RolloutStatusArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = ROLLOUT_EXIT_CODES)]
 pub struct RolloutCommandArgs {
+    /// The route, by its name in routes.yaml.
     pub route: String,
     /// Why (recorded in the rollout's state and the audit log).
     #[arg(long, default_value = "no reason given")]
@@ -164,34 +190,24 @@ pub struct RolloutCommandArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = ROLLOUT_EXIT_CODES)]
+#[command(after_help = help::STATUS)]
 pub struct StatusArgs {
+    /// Print JSON (the body of GET /status) instead of the table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub target: Target,
 }
 
-/// Exit codes of `canary` and `rollback`, shown under their `--help`.
-const CHANGE_EXIT_CODES: &str = "\
-Exit codes:
-  0  the running proxy applied it (a rollback: and its metrics confirmed that
-     no new request reaches the new side); or --offline: the file was edited
-  3  no proxy listens at the config's admin address: only the file was
-     edited, nothing changed live
-  4  (rollback) applied live, but the new side still received requests when
-     --timeout ran out
-  1  refused (bad token, unknown route...), no answer from the proxy, or
-     another failure: read the message
-  2  wrong command line
-See runbooks/ramp-canary.md, rollback-route.md, rollback-everything.md.";
-
 #[derive(Debug, Args)]
-#[command(after_help = CHANGE_EXIT_CODES)]
+#[command(after_help = help::CANARY)]
 pub struct CanaryArgs {
+    /// The route, by its name in routes.yaml.
     pub route: String,
     /// Share of the route's traffic on the new side: 0 to 100, decimals allowed.
     pub percent: String,
+    /// The configuration file: its admin address and token variable are
+    /// used, and it is the file edited.
     #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
     /// The admin server of the proxy to change, e.g. http://10.0.0.3:9901,
@@ -213,7 +229,7 @@ pub struct CanaryArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = CHANGE_EXIT_CODES)]
+#[command(after_help = help::ROLLBACK)]
 pub struct RollbackArgs {
     /// Routes to roll back.
     pub routes: Vec<String>,
@@ -227,8 +243,11 @@ pub struct RollbackArgs {
     /// Serve this recorded version again (see `strangler history`).
     #[arg(long, conflicts_with_all = ["routes", "all", "tenant"])]
     pub to: Option<i64>,
+    /// Why (recorded in history and audit).
     #[arg(long, default_value = "no reason given")]
     pub reason: String,
+    /// The configuration file: its admin address and token variable are
+    /// used, and it is the file edited.
     #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
     /// The admin server of the proxy to change, e.g. http://10.0.0.3:9901,
@@ -250,21 +269,27 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::HISTORY)]
 pub struct HistoryArgs {
-    #[arg(long, short, default_value = "routes.yaml")]
+    /// The configuration file: gives the store URL.
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
+    /// Read this store instead of the config's (sqlite://FILE or postgres://...).
     #[arg(long)]
     pub store: Option<String>,
+    /// The most recent versions to list (and audit entries, with --audit).
     #[arg(long, default_value_t = 20)]
     pub limit: i64,
     /// Also list the audit log.
     #[arg(long)]
     pub audit: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::REPORT)]
 pub struct ReportArgs {
     /// The config file: gives the store URL and each route's threshold.
     #[arg(long, short, default_value = "routes.yaml")]
@@ -279,23 +304,26 @@ pub struct ReportArgs {
     #[arg(long)]
     pub tenant: Option<String>,
     /// How far back: 1h, 24h, 7d...
-    #[arg(long, default_value = "24h")]
+    #[arg(long, default_value = "24h", value_parser = duration_text_arg)]
     pub since: String,
     /// Only live shadow comparisons (shadow) or only replayed ones
     /// (replay); both, each in its own part, by default.
     #[arg(long, value_enum)]
     pub source: Option<report::SourceArg>,
-    /// html, md or json.
-    #[arg(long, default_value = "md")]
-    pub format: String,
+    /// The form of the report.
+    #[arg(long, value_enum, default_value_t = report::ReportFormat::Md)]
+    pub format: report::ReportFormat,
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::SERVE)]
 pub struct ServeArgs {
-    #[arg(long, short, default_value = "routes.yaml")]
+    /// The configuration file (routes.yaml): watched, and reloaded when it
+    /// changes.
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
     /// Listen here instead of the file's `listen` (to run several instances
     /// from one file).
@@ -316,8 +344,13 @@ pub struct ServeArgs {
     /// upgrade); then send SIGQUIT to the old process.
     #[arg(long)]
     pub upgrade: bool,
+    /// Where this process writes its pid (default: beside the upgrade
+    /// socket, named after the config's absolute path).
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// The Unix socket an upgrade hands the listening sockets over on; the
+    /// old and the new process must agree (default: in $TMPDIR, named after
+    /// the config's absolute path).
     #[arg(long)]
     pub upgrade_sock: Option<PathBuf>,
     /// How often the config file is checked for changes.
@@ -328,14 +361,16 @@ pub struct ServeArgs {
     /// and the poll is only a safety net; with SQLite it is the only way.
     #[arg(long, default_value = "2s", value_parser = parse_duration_arg)]
     pub fleet_poll: Duration,
-    /// Seconds in-flight requests get to finish once the process stops
+    /// Time in-flight requests get to finish once the process stops
     /// accepting (after SIGTERM, or 5 s after an upgrade's SIGQUIT); requests
     /// still running then are cut. Set it above the slowest request you serve.
-    #[arg(long, default_value_t = 5)]
-    pub grace_period: u64,
-    /// Seconds the final step waits for worker threads to stop.
-    #[arg(long, default_value_t = 30)]
-    pub shutdown_timeout: u64,
+    /// Whole seconds (rounded up).
+    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    pub grace_period: Duration,
+    /// Time the final step waits for worker threads to stop. Whole seconds
+    /// (rounded up).
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub shutdown_timeout: Duration,
     /// Shadow jobs waiting to be sent; beyond this they are dropped (queue_full).
     #[arg(long, default_value_t = 1024)]
     pub shadow_queue: usize,
@@ -368,6 +403,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::CHECK)]
 pub struct CheckArgs {
     /// Files to check.
     #[arg(default_value = "routes.yaml")]
@@ -378,8 +414,10 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = help::EXPLAIN)]
 pub struct ExplainArgs {
-    #[arg(long, short, default_value = "routes.yaml")]
+    /// The configuration file whose routes are asked.
+    #[arg(long, short, env = "STRANGLER_CONFIG", default_value = "routes.yaml")]
     pub config: PathBuf,
     /// Request method, e.g. GET.
     pub method: String,
@@ -402,4 +440,10 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     crate::config::units::parse_duration(text)
+}
+
+/// A duration kept as the text the user wrote (the report's window travels
+/// as text in its URL), checked here so that a typo exits 2 before any work.
+fn duration_text_arg(text: &str) -> Result<String, String> {
+    crate::config::units::parse_duration(text).map(|_| text.to_string())
 }

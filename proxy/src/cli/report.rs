@@ -30,6 +30,18 @@ impl From<SourceArg> for Source {
     }
 }
 
+/// `--format`: the form of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A page with charts, the one the admin server serves at /report.
+    Html,
+    /// Markdown, for a pull request or a ticket.
+    #[value(alias = "markdown")]
+    Md,
+    /// The report's data (docs/report-json.md).
+    Json,
+}
+
 pub fn run(args: &ReportArgs) -> Result<String> {
     // The store and the thresholds come from the config file, unless given.
     let config = match config::load(&args.config) {
@@ -79,11 +91,12 @@ pub fn run(args: &ReportArgs) -> Result<String> {
     if let Some(c) = &config {
         report::add_stages(&mut report, c);
     }
-    Ok(match args.format.as_str() {
-        "json" => serde_json::to_string_pretty(&report)? + "\n",
-        "md" | "markdown" => markdown::render(&report),
-        "html" => html::render(&report, &html::Links::Anchors, &all_routes, &args.since),
-        other => bail!("unknown format {other:?} (use html, md or json)"),
+    Ok(match args.format {
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Md => markdown::render(&report),
+        ReportFormat::Html => {
+            html::render(&report, &html::Links::Anchors, &all_routes, &args.since)
+        }
     })
 }
 
