@@ -1,13 +1,14 @@
 //! Glue between the configuration, the store and `shadow_diff::report`: the
 //! thresholds of each route and the filters of a report request (route,
-//! tenant, window, and which comparisons: live shadow, replayed, or both),
+//! tenant, window, which comparisons: live shadow, replayed, or both, and
+//! whether the pages write times in UTC or in local time),
 //! shared by `strangler report` and the admin server's `/report` and
 //! `/api/` pages.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use shadow_diff::report::{self, Report, ReportFilter, ReportLimits, Threshold};
+use shadow_diff::report::{self, Report, ReportFilter, ReportLimits, Threshold, Times};
 use shadow_diff::{DiffAndHistoryStore, Source, StoreError};
 
 use crate::config::Config;
@@ -68,8 +69,21 @@ pub fn parse_source(value: &str) -> Result<Option<Source>, String> {
     })
 }
 
+/// A `time` query value: `utc` or `local`; empty for the default (UTC).
+pub fn parse_times(value: &str) -> Result<Times, String> {
+    if value.is_empty() {
+        return Ok(Times::default());
+    }
+    Times::parse(value).ok_or_else(|| {
+        format!(
+            "time: unknown value {value:?} (use {})",
+            Times::ALL.map(Times::as_str).join(" or ")
+        )
+    })
+}
+
 /// A report request as a person types it: route, tenant, window (`24h`),
-/// source (both when absent).
+/// source (both when absent), and how the pages write times.
 #[derive(Debug, Clone, Default)]
 pub struct ReportRequest {
     pub route: Option<String>,
@@ -77,17 +91,24 @@ pub struct ReportRequest {
     pub since: Option<String>,
     pub source: Option<Source>,
     pub page: i64,
+    /// For the pages only: the JSON has Unix milliseconds.
+    pub time: Times,
 }
 
 impl ReportRequest {
-    /// Reads `route`, `tenant`, `since`, `source` and `page` from a URL
-    /// query; an unknown source is an error (a report of the wrong
-    /// comparisons would read as the right one).
+    /// Reads `route`, `tenant`, `since`, `source`, `page` and `time` from a
+    /// URL query; an unknown source is an error (a report of the wrong
+    /// comparisons would read as the right one), and so is an unknown
+    /// `time` (times in another zone than asked would read as right too).
     pub fn from_query(query: &str) -> Result<ReportRequest, String> {
         let mut r = ReportRequest::default();
         for (k, v) in parse_query(query) {
             if k == "source" {
                 r.source = parse_source(&v)?;
+                continue;
+            }
+            if k == "time" {
+                r.time = parse_times(&v)?;
                 continue;
             }
             let v = Some(v).filter(|v| !v.is_empty());
@@ -116,6 +137,9 @@ impl ReportRequest {
         }
         if let Some(s) = self.source {
             parts.push(format!("source={}", s.as_str()));
+        }
+        if self.time != Times::default() {
+            parts.push(format!("time={}", self.time.as_str()));
         }
         parts.join("&")
     }
@@ -252,5 +276,20 @@ mod tests {
             e,
             "source: unknown source \"live\" (use shadow or replay, or leave it out for both)"
         );
+    }
+
+    #[test]
+    fn the_time_zone_is_read_kept_in_links_and_checked() {
+        let r = ReportRequest::from_query("time=local&since=1h").unwrap();
+        assert_eq!(r.time, Times::Local);
+        assert_eq!(r.query(), "since=1h&time=local");
+        // UTC is the default: links do not carry it.
+        for q in ["time=utc", "time=", ""] {
+            let r = ReportRequest::from_query(q).unwrap();
+            assert_eq!(r.time, Times::Utc, "{q}");
+            assert_eq!(r.query(), "", "{q}");
+        }
+        let e = ReportRequest::from_query("time=pst").unwrap_err();
+        assert_eq!(e, "time: unknown value \"pst\" (use utc or local)");
     }
 }

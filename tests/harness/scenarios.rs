@@ -80,11 +80,17 @@ fn new_answer(seen: &Seen) -> Answer {
 /// acme and globex), `users` (40 comparisons, 36 real diffs) and `tiny`
 /// (5 comparisons). Returns when everything is stored.
 pub async fn report_traffic() -> (Proxy, Backend, Backend) {
+    report_traffic_with_env(&[]).await
+}
+
+/// [`report_traffic`] with variables added to the proxy's environment
+/// (`TZ`, for the report's local times).
+pub async fn report_traffic_with_env(env: &[(&str, &str)]) -> (Proxy, Backend, Backend) {
     let legacy = Backend::start("legacy").await;
     legacy.set_mode(Mode::Script(Arc::new(legacy_answer)));
     let new = Backend::start("new").await;
     new.set_mode(Mode::Script(Arc::new(new_answer)));
-    let proxy = Proxy::start(&format!(
+    let body = format!(
         r#"
 backends:
   legacy: {{ url: "{}" }}
@@ -108,8 +114,12 @@ routes:
 "#,
         legacy.url(),
         new.url()
-    ))
-    .await;
+    );
+    let proxy = if env.is_empty() {
+        Proxy::start(&body).await
+    } else {
+        Proxy::start_with_env(&body, "sqlite://{dir}/strangler.db", env).await
+    };
     let http = Http::new();
     for i in 0..150u64 {
         let tenant = if i % 2 == 0 { "acme" } else { "globex" };

@@ -137,10 +137,16 @@ impl Browser {
 
     /// Runs JavaScript in the page and returns its result.
     pub async fn eval(&self, script: &str) -> Value {
+        self.eval_with(script, json!([])).await
+    }
+
+    /// Runs JavaScript in the page with `args` (a JSON array, read as
+    /// `arguments[0]`...) and returns its result.
+    pub async fn eval_with(&self, script: &str, args: Value) -> Value {
         self.call(
             http::Method::POST,
             &self.session_path("/execute/sync"),
-            json!({"script": script, "args": []}),
+            json!({"script": script, "args": args}),
         )
         .await
     }

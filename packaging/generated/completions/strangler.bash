@@ -673,7 +673,7 @@ _strangler() {
             return 0
             ;;
         strangler__subcmd__report)
-            opts="-c -o -h --config --store --route --tenant --since --source --format --output --help"
+            opts="-c -o -h --config --store --route --tenant --since --source --time --format --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -705,6 +705,10 @@ _strangler() {
                     ;;
                 --source)
                     COMPREPLY=($(compgen -W "shadow replay" -- "${cur}"))
+                    return 0
+                    ;;
+                --time)
+                    COMPREPLY=($(compgen -W "utc local" -- "${cur}"))
                     return 0
                     ;;
                 --format)

@@ -77,6 +77,8 @@ complete -c strangler -n "__fish_strangler_using_subcommand report" -l tenant -d
 complete -c strangler -n "__fish_strangler_using_subcommand report" -l since -d 'How far back: 1h, 24h, 7d...' -r
 complete -c strangler -n "__fish_strangler_using_subcommand report" -l source -d 'Only live shadow comparisons (shadow) or only replayed ones (replay); both, each in its own part, by default' -r -f -a "shadow\t'Live shadow comparisons only'
 replay\t'Replayed comparisons (`strangler replay`) and replay runs only'"
+complete -c strangler -n "__fish_strangler_using_subcommand report" -l time -d 'Write times (html, md) in UTC or in this machine\'s local time, with its offset; json has Unix milliseconds either way' -r -f -a "utc\t'Coordinated universal time, the same for every reader'
+local\t'This machine\'s local time (TZ, else /etc/localtime), with its offset'"
 complete -c strangler -n "__fish_strangler_using_subcommand report" -l format -d 'The form of the report' -r -f -a "html\t'A page with charts, the one the admin server serves at /report'
 md\t'Markdown, for a pull request or a ticket'
 json\t'The report\'s data (docs/report-json.md)'"

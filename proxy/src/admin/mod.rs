@@ -317,6 +317,7 @@ impl AdminApp {
                     },
                     &report::report_routes(table.config()),
                     &since,
+                    request.time,
                 )
             }
             Some(name) => {
@@ -325,7 +326,8 @@ impl AdminApp {
                     page: 0,
                     ..request.clone()
                 };
-                match html::render_route(&report, &name, request.page, &back.query()) {
+                match html::render_route(&report, &name, request.page, &back.query(), request.time)
+                {
                     Some(page) => page,
                     None => {
                         return html_response(
@@ -626,12 +628,11 @@ fn html_response(status: StatusCode, body: String) -> Response<Vec<u8>> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    // The page is self-contained: nothing may load from elsewhere.
+    // The page is self-contained: nothing may load from elsewhere. The
+    // pages carry the same policy in a <meta>, for when they are saved.
     r.headers_mut().insert(
         http::header::CONTENT_SECURITY_POLICY,
-        http::HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-        ),
+        http::HeaderValue::from_static(html::CONTENT_SECURITY_POLICY),
     );
     finish(r)
 }

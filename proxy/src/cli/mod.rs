@@ -310,6 +310,10 @@ pub struct ReportArgs {
     /// (replay); both, each in its own part, by default.
     #[arg(long, value_enum)]
     pub source: Option<report::SourceArg>,
+    /// Write times (html, md) in UTC or in this machine's local time, with
+    /// its offset; json has Unix milliseconds either way.
+    #[arg(long, value_enum, default_value_t = report::TimeArg::Utc)]
+    pub time: report::TimeArg,
     /// The form of the report.
     #[arg(long, value_enum, default_value_t = report::ReportFormat::Md)]
     pub format: report::ReportFormat,

@@ -1,11 +1,12 @@
 //! `strangler report`: the diff report from the store, as HTML, Markdown or
 //! JSON, for a route, a tenant and a time window; live shadow comparisons
-//! and replayed ones each in their own part, or one of them (`--source`).
+//! and replayed ones each in their own part, or one of them (`--source`);
+//! times in UTC or in this machine's local time (`--time`).
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use shadow_diff::report::{html, markdown};
+use shadow_diff::report::{Times, html, markdown};
 use shadow_diff::{DiffAndHistoryStore, Source};
 
 use crate::cli::ReportArgs;
@@ -42,6 +43,25 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `--time`: the zone HTML and Markdown write times in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeArg {
+    /// Coordinated universal time, the same for every reader.
+    #[default]
+    Utc,
+    /// This machine's local time (TZ, else /etc/localtime), with its offset.
+    Local,
+}
+
+impl From<TimeArg> for Times {
+    fn from(t: TimeArg) -> Times {
+        match t {
+            TimeArg::Utc => Times::Utc,
+            TimeArg::Local => Times::Local,
+        }
+    }
+}
+
 pub fn run(args: &ReportArgs) -> Result<String> {
     // The store and the thresholds come from the config file, unless given.
     let config = match config::load(&args.config) {
@@ -71,6 +91,7 @@ pub fn run(args: &ReportArgs) -> Result<String> {
         since: Some(args.since.clone()),
         source: args.source.map(Source::from),
         page: 0,
+        time: args.time.into(),
     };
     request
         .window()
@@ -93,10 +114,14 @@ pub fn run(args: &ReportArgs) -> Result<String> {
     }
     Ok(match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        ReportFormat::Md => markdown::render(&report),
-        ReportFormat::Html => {
-            html::render(&report, &html::Links::Anchors, &all_routes, &args.since)
-        }
+        ReportFormat::Md => markdown::render(&report, request.time),
+        ReportFormat::Html => html::render(
+            &report,
+            &html::Links::Anchors,
+            &all_routes,
+            &args.since,
+            request.time,
+        ),
     })
 }
 
@@ -112,5 +137,14 @@ mod tests {
             let name = v.to_possible_value().unwrap().get_name().to_string();
             assert_eq!(name, Source::from(*v).as_str());
         }
+    }
+
+    #[test]
+    fn the_time_values_are_the_query_s_names() {
+        for v in TimeArg::value_variants() {
+            let name = v.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name, Times::from(*v).as_str());
+        }
+        assert_eq!(Times::from(TimeArg::default()), Times::default());
     }
 }

@@ -1,24 +1,40 @@
-//! The report as a web page: self-contained (inline CSS, no scripts, no
-//! network), readable without a manual. The summary lists routes with their
-//! verdicts (and their stages, when the proxy filled them in) and links to
-//! each route's detail: trend, differing fields (real or noise, why, what
-//! to paste into routes.yaml) and examples side by side with the differing
-//! places marked ([`examples`]).
+//! The report as a web page: self-contained (inline CSS and SVG, no
+//! scripts, no network; the page says so itself in a content-security
+//! policy, [`CONTENT_SECURITY_POLICY`], the same whether served or saved),
+//! readable without a manual. The summary lists routes with their verdicts
+//! (and their stages, when the proxy filled them in), each rate's interval
+//! against its threshold and its trend as small charts ([`charts`]), and
+//! links to each route's detail: trend, differing fields (real or noise,
+//! why, what to paste into routes.yaml), the real differences grouped by
+//! signature with one example each ([`groups`]), shown side by side with
+//! the differing places marked ([`examples`]). Times are in UTC, or in the
+//! renderer's local time on request ([`Times`]).
 //!
 //! Replayed traffic has its own summary table and, per route, its own
 //! section next to the live one ([`replay`]): the same figures, the replay
 //! runs, and the answers named "recorded" and "replayed". Every example
 //! shows its source.
 
+mod charts;
 mod examples;
+mod groups;
 mod replay;
 
 use std::fmt::Write;
 
-use super::{FieldReport, Report, RouteReport, RouteVerdict, Wording};
+pub(super) use charts::trend_words;
+
+use super::{FieldReport, Report, RouteReport, RouteVerdict, Times, Wording};
 use crate::noise::FieldClass;
 use crate::record::Source;
 use crate::recording::ReplayRun;
+
+/// What the page may do: show its own inline styles and SVG, submit its
+/// filter form to the server that served it, and nothing else (no script,
+/// nothing loaded). Sent as a header with the served page and written into
+/// every page as a `<meta>`, so that an exported file keeps it.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
 
 /// Where links point: the admin server's pages, or anchors in one file.
 #[derive(Debug, Clone)]
@@ -94,37 +110,21 @@ mark.noise { background: var(--soft); color: var(--muted); }
 .src-shadow { color: var(--fg); background: var(--soft); border: 1px solid var(--line); font-weight: 500; }
 .src-replay { color: #4b2a8a; background: #ece4fb; font-weight: 500; }
 section.replay { border-left: 4px solid #ece4fb; padding-left: 12px; }
+svg { display: block; overflow: visible; }
+.ci-track { fill: var(--soft); stroke: var(--line); }
+.band-ready { fill: #8fd19e; } .band-not_ready { fill: #e59a9a; } .band-not_enough_data { fill: #f0d27a; }
+.ci-threshold, .spark-threshold { stroke: var(--bad); stroke-width: 1.5; stroke-dasharray: 3 2; }
+.ci-point { fill: var(--fg); }
+.axis { font-size: 9px; fill: var(--muted); } .axis.end { text-anchor: end; }
+.spark-line { fill: none; stroke: #1450a3; stroke-width: 1.5; } .spark-dot { fill: #1450a3; }
+.spark-peak { fill: var(--bad); }
+.charts { display: flex; gap: 32px; align-items: flex-start; flex-wrap: wrap; margin: 8px 0; }
+.charts figure { margin: 0; } .charts figcaption { color: var(--muted); font-size: 12px; max-width: 480px; }
 "#;
 
-pub(super) fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a calendar date (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d)
-}
-
+/// A time in UTC, as the report writes it by default.
 pub fn format_time(ms: i64) -> String {
-    time(ms)
+    Times::Utc.format(ms)
 }
 
 pub(super) fn pct(x: f64) -> String {
@@ -201,12 +201,19 @@ fn head(out: &mut String, title: &str) {
     let _ = write!(
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>",
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\"><title>{}</title><style>{STYLE}</style></head><body>",
+        escape(CONTENT_SECURITY_POLICY),
         escape(title)
     );
 }
 
-fn filters_form(out: &mut String, report: &Report, routes: &[String], since_label: &str) {
+fn filters_form(
+    out: &mut String,
+    report: &Report,
+    routes: &[String],
+    since_label: &str,
+    times: Times,
+) {
     let f = &report.filter;
     let _ = write!(
         out,
@@ -242,17 +249,30 @@ fn filters_form(out: &mut String, report: &Report, routes: &[String], since_labe
         let sel = if chosen { " selected" } else { "" };
         let _ = write!(out, r#"<option value="{value}"{sel}>{label}</option>"#);
     }
+    out.push_str(r#"</select></label><label>Times<select name="time">"#);
+    for t in Times::ALL {
+        let sel = if t == times { " selected" } else { "" };
+        let label = match t {
+            Times::Utc => "UTC",
+            Times::Local => "server's local time",
+        };
+        let _ = write!(
+            out,
+            r#"<option value="{}"{sel}>{label}</option>"#,
+            t.as_str()
+        );
+    }
     out.push_str(r#"</select></label><button type="submit">Apply</button></form>"#);
 }
 
 /// What the page's header says the report covers (the route too, unless
 /// the page is the route's own).
-fn covers(report: &Report, with_route: bool) -> String {
+fn covers(report: &Report, with_route: bool, times: Times) -> String {
     let f = &report.filter;
     format!(
         "{} to {}{}{}{}",
-        time(f.since_ms),
-        time(f.until_ms),
+        times.format(f.since_ms),
+        times.format(f.until_ms),
         f.route
             .as_ref()
             .filter(|_| with_route)
@@ -272,34 +292,41 @@ fn covers(report: &Report, with_route: bool) -> String {
 
 /// The summary page (or, with [`Links::Anchors`], the whole report in one
 /// document).
-pub fn render(report: &Report, links: &Links, all_routes: &[String], since_label: &str) -> String {
+/// Times are written as `times` says.
+pub fn render(
+    report: &Report,
+    links: &Links,
+    all_routes: &[String],
+    since_label: &str,
+    times: Times,
+) -> String {
     let mut out = String::new();
     head(&mut out, "Strangler diff report");
     let _ = write!(
         out,
         "<header><h1>Diff report</h1><p class=\"meta\">Comparisons from {} · generated {}</p>",
-        covers(report, true),
-        time(report.generated_at_ms)
+        covers(report, true, times),
+        times.format(report.generated_at_ms)
     );
     if matches!(links, Links::Server { .. }) {
-        filters_form(&mut out, report, all_routes, since_label);
+        filters_form(&mut out, report, all_routes, since_label, times);
     }
     out.push_str("</header><main>");
     if report.filter.includes(Source::Shadow) {
-        live_summary(&mut out, report, links);
+        live_summary(&mut out, report, links, times);
     }
     if report.filter.includes(Source::Replay)
         && (!report.replay.is_empty() || report.filter.source == Some(Source::Replay))
     {
-        replay::summary(&mut out, report, links);
+        replay::summary(&mut out, report, links, times);
     }
     if let Links::Anchors = links {
         for route in report_routes(report) {
             if let Some(r) = report.live(route) {
-                route_section(&mut out, r, None, links, 0);
+                route_section(&mut out, r, None, links, 0, times);
             }
             if let Some(r) = report.replayed(route) {
-                route_section(&mut out, &r.comparisons, Some(&r.runs), links, 0);
+                route_section(&mut out, &r.comparisons, Some(&r.runs), links, 0, times);
             }
         }
     }
@@ -318,7 +345,7 @@ fn report_routes(report: &Report) -> std::collections::BTreeSet<&str> {
 }
 
 /// The live verdicts: may each route move on?
-fn live_summary(out: &mut String, report: &Report, links: &Links) {
+fn live_summary(out: &mut String, report: &Report, links: &Links, times: Times) {
     out.push_str("<h2>May each route move on?</h2>");
     if report.routes.is_empty() {
         out.push_str(r#"<p class="empty">No shadow comparisons in this window.</p>"#);
@@ -329,14 +356,14 @@ fn live_summary(out: &mut String, report: &Report, links: &Links) {
     let stages = report.routes.iter().any(|r| r.stage.is_some());
     let _ = write!(
         out,
-        r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th></tr></thead><tbody>"#,
+        r#"<table class="summary"><thead><tr><th>Route</th><th>Verdict</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th><th>Trend</th></tr></thead><tbody>"#,
         if stages { "<th>Stage</th>" } else { "" }
     );
     for r in &report.routes {
         let stage = stage_cell(r.stage.as_deref(), stages);
         let _ = write!(
             out,
-            r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7})</td><td class="num">{8}</td><td>{9}</td><td>{10}</td></tr>"#,
+            r#"<tr data-route="{0}"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{11}<td class="num">{4}</td><td class="num">{5} ({6}–{7}){12}</td><td class="num">{8}</td><td>{9}</td><td>{10}</td><td>{13}</td></tr>"#,
             escape(&r.route),
             escape(&route_href(links, &r.route, Source::Shadow)),
             badge(r.verdict),
@@ -348,10 +375,17 @@ fn live_summary(out: &mut String, report: &Report, links: &Links) {
             pct(r.noise_rate),
             versions(r),
             top_real_field(r),
-            stage
+            stage,
+            charts::interval(r),
+            trend_cell(r, times),
         );
     }
     out.push_str("</tbody></table>");
+}
+
+/// A summary row's trend: the small sparkline, or a dash.
+pub(super) fn trend_cell(r: &RouteReport, times: Times) -> String {
+    charts::sparkline(r, times, charts::Spark::Row).unwrap_or_else(|| "—".into())
 }
 
 pub(super) fn versions(r: &RouteReport) -> String {
@@ -373,7 +407,13 @@ pub(super) fn top_real_field(r: &RouteReport) -> String {
 /// One route's page on the admin server: its live section, and its replay
 /// section when it has replayed comparisons or runs. `None` when the report
 /// has neither for the route.
-pub fn render_route(report: &Report, route: &str, page: i64, back_query: &str) -> Option<String> {
+pub fn render_route(
+    report: &Report,
+    route: &str,
+    page: i64,
+    back_query: &str,
+    times: Times,
+) -> Option<String> {
     let live = report.live(route);
     let replayed = report.replayed(route);
     if live.is_none() && replayed.is_none() {
@@ -391,8 +431,8 @@ pub fn render_route(report: &Report, route: &str, page: i64, back_query: &str) -
         "<header><p class=\"meta\"><a href=\"{}\">← all routes</a></p><h1>Route {}</h1><p class=\"meta\">Comparisons from {} · generated {}</p></header><main>",
         escape(&back),
         escape(route),
-        covers(report, false),
-        time(report.generated_at_ms)
+        covers(report, false, times),
+        times.format(report.generated_at_ms)
     );
     let links = Links::Server {
         query: back_query.to_string(),
@@ -401,10 +441,10 @@ pub fn render_route(report: &Report, route: &str, page: i64, back_query: &str) -
         if replayed.is_some() {
             out.push_str("<h2>Live shadow traffic</h2>");
         }
-        route_section(&mut out, r, None, &links, page);
+        route_section(&mut out, r, None, &links, page, times);
     }
     if let Some(r) = replayed {
-        route_section(&mut out, &r.comparisons, Some(&r.runs), &links, page);
+        route_section(&mut out, &r.comparisons, Some(&r.runs), &links, page, times);
     }
     out.push_str("</main></body></html>\n");
     Some(out)
@@ -418,6 +458,7 @@ fn route_section(
     runs: Option<&[ReplayRun]>,
     links: &Links,
     page: i64,
+    times: Times,
 ) {
     let w = Wording::of(r.source);
     let _ = write!(
@@ -470,35 +511,32 @@ fn route_section(
         versions(r),
         r.noise_only,
         pct(r.noise_rate),
-        r.first_ms.map(time).unwrap_or_default(),
-        r.last_ms.map(time).unwrap_or_default(),
+        r.first_ms.map(|t| times.format(t)).unwrap_or_default(),
+        r.last_ms.map(|t| times.format(t)).unwrap_or_default(),
     );
     if let Some(runs) = runs {
-        replay::runs(out, runs);
+        replay::runs(out, runs, times);
     }
 
     out.push_str("<h3>Trend</h3>");
-    if r.trend.is_empty() {
-        out.push_str(r#"<p class="empty">No comparisons.</p>"#);
-    } else {
-        out.push_str(r#"<table class="trend"><thead><tr><th>Hour</th><th class="num">Compared</th><th class="num">Real diffs</th><th class="num">Rate</th><th style="width:40%"></th></tr></thead><tbody>"#);
-        for t in &r.trend {
-            let rate = if t.compared == 0 {
-                0.0
-            } else {
-                t.real_diffs as f64 / t.compared as f64
-            };
+    let _ = write!(
+        out,
+        r#"<div class="charts"><figure>{}<figcaption>{}</figcaption></figure>"#,
+        charts::interval(r),
+        escape(&charts::interval_words(r))
+    );
+    match (
+        charts::sparkline(r, times, charts::Spark::Section),
+        charts::trend_words(&r.trend, times),
+    ) {
+        (Some(svg), Some(words)) => {
             let _ = write!(
                 out,
-                r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td><div class="bar" style="width:{:.1}%"></div></td></tr>"#,
-                time(t.start_ms),
-                t.compared,
-                t.real_diffs,
-                pct(rate),
-                (rate * 100.0).min(100.0)
+                "<figure>{svg}<figcaption>{}</figcaption></figure></div>",
+                escape(&words)
             );
         }
-        out.push_str("</tbody></table>");
+        _ => out.push_str(r#"</div><p class="empty">No comparisons.</p>"#),
     }
 
     out.push_str("<h3>Fields that differ</h3>");
@@ -529,18 +567,17 @@ fn route_section(
         }
     }
 
+    groups::section(out, r, times);
+
     let _ = write!(
         out,
-        "<h3>Examples</h3><p class=\"meta\">{} stored comparisons with differences; newest first.</p>",
+        "<h3>Stored comparisons</h3><p class=\"meta\">{} stored comparisons with differences (real or noise only); newest first.</p>",
         r.stored_diffs
     );
     if r.examples.is_empty() {
         out.push_str(r#"<p class="empty">No stored examples.</p>"#);
     }
-    examples::list(out, &r.examples);
-    for e in &r.examples {
-        examples::example(out, e);
-    }
+    examples::list(out, &r.examples, &groups::shown(r), times);
     if let Links::Server { query } = links {
         let per_page = 10;
         let fragment = match r.source {

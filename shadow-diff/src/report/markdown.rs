@@ -1,14 +1,14 @@
 //! The report in Markdown, to paste into a change ticket: the verdict per
 //! route with its numbers (and its stage, when the proxy filled it in), the
-//! fields that differ, the stored examples (each with its source), and the
-//! lines to add to routes.yaml for noise. Replayed traffic follows under a
+//! trend in words, the fields that differ, the real differences grouped by
+//! signature, the stored examples (each with its source), and the lines to
+//! add to routes.yaml for noise. Times as [`Times`] says. Replayed traffic follows under a
 //! heading of its own, with each route's replay runs, and names its answers
 //! "recorded" and "replayed".
 
 use std::fmt::Write;
 
-use super::html::format_time;
-use super::{Report, RouteReport, Wording};
+use super::{Report, RouteReport, Times, Wording};
 use crate::record::{ComparisonRecord, Source};
 use crate::recording::ReplayRun;
 
@@ -21,15 +21,15 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, times: Times) -> String {
     let f = &report.filter;
     let mut out = String::new();
     let _ = writeln!(out, "## Diff report\n");
     let _ = writeln!(
         out,
         "Comparisons from {} to {}{}{}{}; generated {}.\n",
-        format_time(f.since_ms),
-        format_time(f.until_ms),
+        times.format(f.since_ms),
+        times.format(f.until_ms),
         f.route
             .as_ref()
             .map(|r| format!(", route `{r}`"))
@@ -43,19 +43,19 @@ pub fn render(report: &Report) -> String {
             Some(Source::Shadow) => ", live shadow traffic only",
             Some(Source::Replay) => ", replayed traffic only",
         },
-        format_time(report.generated_at_ms)
+        times.format(report.generated_at_ms)
     );
     if f.includes(Source::Shadow) {
-        live(&mut out, report);
+        live(&mut out, report, times);
     }
     if f.includes(Source::Replay) && (!report.replay.is_empty() || f.source == Some(Source::Replay))
     {
-        replayed(&mut out, report);
+        replayed(&mut out, report, times);
     }
     out
 }
 
-fn live(out: &mut String, report: &Report) {
+fn live(out: &mut String, report: &Report, times: Times) {
     if report.routes.is_empty() {
         out.push_str("No shadow comparisons in this window.\n");
         return;
@@ -94,11 +94,11 @@ fn live(out: &mut String, report: &Report) {
     }
     for r in &report.routes {
         let _ = writeln!(out, "\n### `{}`: {}\n", r.route, r.verdict.label());
-        details(out, r);
+        details(out, r, times);
     }
 }
 
-fn replayed(out: &mut String, report: &Report) {
+fn replayed(out: &mut String, report: &Report, times: Times) {
     out.push_str(
         "\n## Replayed traffic\n\nRecorded requests sent again to a replay target, each answer \
          compared with the one recorded; apart from live shadow traffic, and never part of a \
@@ -127,8 +127,8 @@ fn replayed(out: &mut String, report: &Report) {
     for entry in &report.replay {
         let r = &entry.comparisons;
         let _ = writeln!(out, "\n### `{}` (replay): {}\n", r.route, r.verdict.label());
-        runs(out, &entry.runs);
-        details(out, r);
+        runs(out, &entry.runs, times);
+        details(out, r, times);
     }
 }
 
@@ -148,7 +148,7 @@ fn numbers(r: &RouteReport) -> String {
     )
 }
 
-fn runs(out: &mut String, runs: &[ReplayRun]) {
+fn runs(out: &mut String, runs: &[ReplayRun], times: Times) {
     if runs.is_empty() {
         out.push_str("No replay run in this window.\n\n");
         return;
@@ -162,9 +162,9 @@ fn runs(out: &mut String, runs: &[ReplayRun]) {
         let _ = writeln!(
             out,
             "| {} | {} | {}{} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-            format_time(run.started_at_ms),
+            times.format(run.started_at_ms),
             run.finished_at_ms
-                .map(format_time)
+                .map(|t| times.format(t))
                 .unwrap_or_else(|| "-".into()),
             run.state.as_str(),
             run.message
@@ -172,7 +172,7 @@ fn runs(out: &mut String, runs: &[ReplayRun]) {
                 .map(|m| format!(": {}", cell(m)))
                 .unwrap_or_default(),
             cell(&run.target),
-            format_time(run.since_ms),
+            times.format(run.since_ms),
             c.read,
             c.compared(),
             c.diff,
@@ -186,9 +186,12 @@ fn runs(out: &mut String, runs: &[ReplayRun]) {
 
 /// The verdict's reason, the fields that differ, the noise to ignore and
 /// the examples of one route and source.
-fn details(out: &mut String, r: &RouteReport) {
+fn details(out: &mut String, r: &RouteReport, times: Times) {
     let w = Wording::of(r.source);
     let _ = writeln!(out, "{}.\n", r.verdict_reason);
+    if let Some(trend) = super::html::trend_words(&r.trend, times) {
+        let _ = writeln!(out, "Trend: {trend}.\n");
+    }
     if r.fields.is_empty() {
         out.push_str("No differing fields.\n");
     } else {
@@ -229,11 +232,60 @@ fn details(out: &mut String, r: &RouteReport) {
             out.push_str("```\n");
         }
     }
-    examples(out, &r.examples);
+    signatures(out, r);
+    examples(out, &r.examples, times);
+}
+
+/// The real differences by signature, one row per group.
+fn signatures(out: &mut String, r: &RouteReport) {
+    let s = &r.signatures;
+    if s.groups.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\nReal differences by signature (the real fields that differed together):\n\n\
+         | Real fields that differ | Comparisons | Newest example |\n|---|---:|---|\n",
+    );
+    for g in &s.groups {
+        let fields: Vec<String> = g.fields.iter().map(|f| format!("`{}`", cell(f))).collect();
+        let example = g
+            .example
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "`{} {}` (`{}`)",
+                    cell(&e.request.method),
+                    cell(&e.request.path),
+                    cell(&e.id)
+                )
+            })
+            .unwrap_or_else(|| "pruned".into());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            fields.join(" + "),
+            g.count,
+            example
+        );
+    }
+    if s.more_groups > 0 {
+        let _ = writeln!(
+            out,
+            "\nAnd {} more {} ({} comparison{}), not shown.",
+            s.more_groups,
+            if s.more_groups == 1 {
+                "signature"
+            } else {
+                "signatures"
+            },
+            s.more_comparisons,
+            if s.more_comparisons == 1 { "" } else { "s" }
+        );
+    }
 }
 
 /// The stored examples, one row each, with their source.
-fn examples(out: &mut String, examples: &[ComparisonRecord]) {
+fn examples(out: &mut String, examples: &[ComparisonRecord], times: Times) {
     if examples.is_empty() {
         return;
     }
@@ -254,7 +306,7 @@ fn examples(out: &mut String, examples: &[ComparisonRecord]) {
         let _ = writeln!(
             out,
             "| {} | {} | `{} {}` | {} {} → {} {} | {} | `{}` |",
-            format_time(e.created_at_ms),
+            times.format(e.created_at_ms),
             w.source,
             cell(&e.request.method),
             cell(&e.request.path),
@@ -274,10 +326,10 @@ mod tests {
 
     #[test]
     fn the_summary_table_has_a_stage_column_when_stages_are_known() {
-        let md = render(&crate::report::samples::sample_report([
-            Some("canary"),
-            None,
-        ]));
+        let md = render(
+            &crate::report::samples::sample_report([Some("canary"), None]),
+            Times::Utc,
+        );
         assert!(
             md.contains(
                 "| Route | Verdict | Stage | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n\
@@ -297,7 +349,10 @@ mod tests {
 
     #[test]
     fn without_stages_the_summary_table_is_unchanged() {
-        let md = render(&crate::report::samples::sample_report([None, None]));
+        let md = render(
+            &crate::report::samples::sample_report([None, None]),
+            Times::Utc,
+        );
         assert!(
             md.contains(
                 "| Route | Verdict | Compared | Real-diff rate (95% CI) | Noise only | Config versions |\n\
@@ -311,14 +366,17 @@ mod tests {
 
     #[test]
     fn a_stage_cannot_break_the_table() {
-        let md = render(&crate::report::samples::sample_report([Some("a|b"), None]));
+        let md = render(
+            &crate::report::samples::sample_report([Some("a|b"), None]),
+            Times::Utc,
+        );
         assert!(md.contains("| **ready** | a\\|b | 2000 |"), "{md}");
     }
 
     #[test]
     fn replayed_traffic_has_its_own_section_with_runs_and_recorded_answers() {
         let report = crate::report::samples::sample_with_replay();
-        let md = render(&report);
+        let md = render(&report, Times::Utc);
         let (live, replay) = md.split_at(md.find("\n## Replayed traffic\n").expect(&md));
         // The live part is the live data alone.
         assert!(live.contains("| `orders` | **ready** | 2000 |"), "{live}");
@@ -376,20 +434,20 @@ mod tests {
         let mut report = crate::report::samples::sample_with_replay();
         report.filter.source = Some(Source::Shadow);
         report.replay.clear();
-        let md = render(&report);
+        let md = render(&report, Times::Utc);
         assert!(md.contains("live shadow traffic only"), "{md}");
         assert!(!md.contains("Replayed traffic"), "{md}");
 
         let mut report = crate::report::samples::sample_with_replay();
         report.filter.source = Some(Source::Replay);
         report.routes.clear();
-        let md = render(&report);
+        let md = render(&report, Times::Utc);
         assert!(md.contains("replayed traffic only"), "{md}");
         assert!(!md.contains("No shadow comparisons"), "{md}");
         assert!(md.contains("### `orders` (replay)"), "{md}");
         // Asked for replays, and there are none: said so.
         report.replay.clear();
-        let md = render(&report);
+        let md = render(&report, Times::Utc);
         assert!(
             md.contains("No replayed comparisons and no replay runs in this window."),
             "{md}"
@@ -398,7 +456,49 @@ mod tests {
 
     #[test]
     fn without_replays_there_is_no_replay_section() {
-        let md = render(&crate::report::samples::sample_report([None, None]));
+        let md = render(
+            &crate::report::samples::sample_report([None, None]),
+            Times::Utc,
+        );
         assert!(!md.contains("Replayed traffic"), "{md}");
+    }
+
+    #[test]
+    fn signatures_and_the_trend_are_in_the_text_and_times_say_their_zone() {
+        let mut report = crate::report::samples::sample_with_replay();
+        report.routes[0].trend = vec![crate::report::TrendPoint {
+            start_ms: 1_800_000_000_000,
+            compared: 2000,
+            real_diffs: 2,
+        }];
+        report.routes[0].signatures.more_groups = 1;
+        report.routes[0].signatures.more_comparisons = 4;
+        let md = render(&report, Times::Utc);
+        assert!(
+            md.contains("| Real fields that differ | Comparisons | Newest example |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `/total` | 2 | `GET /api/orders/7` (`live-1`) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `/total` | 3 | `GET /api/orders/7` (`replayed-1`) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("And 1 more signature (4 comparisons), not shown."),
+            "{md}"
+        );
+        assert!(
+            md.contains("Trend: real-diff rate per hour over 1 hour with comparisons: first 0.10% (2 of 2000) at 2027-01-15 08:00 UTC"),
+            "{md}"
+        );
+        let local = render(&report, Times::Local);
+        assert!(
+            local.contains(&Times::Local.format(report.generated_at_ms)),
+            "{local}"
+        );
+        assert!(!local.contains(" UTC"), "{local}");
     }
 }

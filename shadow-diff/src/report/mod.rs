@@ -2,8 +2,9 @@
 //! window (and optionally a route and a tenant): per route, the comparisons,
 //! the real-diff rate with a 95% confidence interval, the noise rate, a
 //! verdict against the route's threshold, the trend, the config versions
-//! covered, the fields that differ most (real or noise, and why) and
-//! examples. Rendered as JSON (the [`Report`] itself, a stable shape), as
+//! covered, the fields that differ most (real or noise, and why), the
+//! comparisons with real differences grouped by signature (the set of real
+//! fields that differ) with one example each, and a page of examples. Rendered as JSON (the [`Report`] itself, a stable shape), as
 //! HTML ([`html`]) and as Markdown ([`markdown`]). A route's verdict alone,
 //! without the rest, comes cheaper from [`verdict()`].
 //!
@@ -28,10 +29,12 @@ pub mod replay;
 #[cfg(test)]
 pub(crate) mod samples;
 mod sources;
+mod times;
 pub mod verdict;
 
 pub use build::build;
 pub use replay::ReplayReport;
+pub use times::Times;
 pub use verdict::{VerdictScope, VerdictSummary, verdict};
 
 use serde::{Deserialize, Serialize};
@@ -192,10 +195,40 @@ pub struct RouteReport {
     pub last_ms: Option<i64>,
     pub trend: Vec<TrendPoint>,
     pub fields: Vec<FieldReport>,
+    /// The comparisons with real differences, grouped by signature.
+    /// Absent from documents written before it existed.
+    #[serde(default)]
+    pub signatures: Signatures,
     /// Newest comparisons that differed (a page of them).
     pub examples: Vec<ComparisonRecord>,
     /// All stored differing comparisons in the window (for paging).
     pub stored_diffs: u64,
+}
+
+/// A route's comparisons with real differences, grouped by signature: the
+/// sorted set of the fields that differed for real (by today's noise
+/// knowledge) in a comparison. Counted over every stored comparison of the
+/// window; the largest groups are kept, the rest only counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signatures {
+    /// Most comparisons first (ties by fields).
+    pub groups: Vec<SignatureGroup>,
+    /// Signatures left out of `groups`...
+    pub more_groups: u64,
+    /// ...and the comparisons they count.
+    pub more_comparisons: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureGroup {
+    /// The real fields that differed, sorted (generalized, as in
+    /// [`FieldReport::field`]).
+    pub fields: Vec<String>,
+    /// Stored comparisons whose real fields are exactly these.
+    pub count: u64,
+    /// The newest of them; `None` if it was pruned while the report was
+    /// being read.
+    pub example: Option<ComparisonRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,6 +375,8 @@ pub struct ReportLimits {
     pub examples_per_field: usize,
     pub examples: i64,
     pub examples_offset: i64,
+    /// Signature groups per route (each with one example).
+    pub signatures: usize,
     /// Trend bucket width.
     pub bucket_ms: i64,
 }
@@ -353,6 +388,7 @@ impl Default for ReportLimits {
             examples_per_field: 3,
             examples: 10,
             examples_offset: 0,
+            signatures: 10,
             bucket_ms: 3_600_000,
         }
     }
@@ -400,6 +436,34 @@ mod tests {
         assert!(filter.includes(Source::Shadow) && filter.includes(Source::Replay));
         filter.source = Some(Source::Replay);
         assert!(!filter.includes(Source::Shadow) && filter.includes(Source::Replay));
+    }
+
+    #[test]
+    fn signatures_are_in_the_json_and_older_documents_still_read() {
+        let report = sample_with_replay();
+        let json = serde_json::to_value(&report).unwrap();
+        let group = &json["routes"][0]["signatures"]["groups"][0];
+        assert_eq!(group["fields"], serde_json::json!(["/total"]));
+        assert_eq!(group["count"], 2);
+        assert_eq!(group["example"]["id"], "live-1");
+        assert_eq!(json["replay"][0]["signatures"]["groups"][0]["count"], 3);
+        assert_eq!(json["routes"][0]["signatures"]["more_groups"], 0);
+        assert_eq!(json["routes"][0]["signatures"]["more_comparisons"], 0);
+        let back: Report = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, report);
+        // A document from before signatures: none.
+        let mut old = json;
+        old["routes"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("signatures");
+        old["replay"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("signatures");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.routes[0].signatures, Signatures::default());
+        assert_eq!(back.replay[0].comparisons.signatures, Signatures::default());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub(crate) fn sample_report(stages: [Option<&str>; 2]) -> Report {
             last_ms: Some(1_800_000_059_999),
             trend: vec![],
             fields: vec![],
+            signatures: Signatures::default(),
             examples: vec![],
             stored_diffs: real,
         }
@@ -126,7 +127,9 @@ pub(crate) fn sample_example(id: &str, route: &str, source: Source) -> Compariso
 /// example and one run.
 pub(crate) fn sample_with_replay() -> Report {
     let mut report = sample_report([None, None]);
-    report.routes[0].examples = vec![sample_example("live-1", "orders", Source::Shadow)];
+    let live = sample_example("live-1", "orders", Source::Shadow);
+    report.routes[0].signatures = one_group(&live, 2);
+    report.routes[0].examples = vec![live];
     let t = Threshold::default();
     let (verdict, verdict_reason) = route_verdict(12, 3, &t);
     let example = sample_example("replayed-1", "orders", Source::Replay);
@@ -161,10 +164,32 @@ pub(crate) fn sample_with_replay() -> Report {
                 }],
                 suggestion: None,
             }],
+            signatures: one_group(&example, 3),
             examples: vec![example],
             stored_diffs: 4,
         },
         runs: vec![sample_run(1_800_000_000_000, Some(1_800_000_050_000))],
     }];
     report
+}
+
+/// One signature: the real fields of `example`, `count` comparisons.
+pub(crate) fn one_group(example: &ComparisonRecord, count: u64) -> Signatures {
+    let mut fields: Vec<String> = example
+        .differences
+        .iter()
+        .filter(|d| d.class == FieldClass::Real)
+        .map(|d| d.key.clone())
+        .collect();
+    fields.sort();
+    fields.dedup();
+    Signatures {
+        groups: vec![SignatureGroup {
+            fields,
+            count,
+            example: Some(example.clone()),
+        }],
+        more_groups: 0,
+        more_comparisons: 0,
+    }
 }

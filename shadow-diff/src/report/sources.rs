@@ -1,15 +1,15 @@
 //! One source's part of a report, per route: the counts, the stored diffs'
 //! fields classed with the route's noise model, the real diffs per trend
-//! bucket and a page of examples.
+//! bucket and per signature, and a page of examples.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    FieldExample, FieldReport, ReportFilter, ReportLimits, RouteReport, Threshold, TrendPoint,
-    route_verdict, suggestion, wilson,
+    FieldExample, FieldReport, ReportFilter, ReportLimits, RouteReport, SignatureGroup, Signatures,
+    Threshold, TrendPoint, route_verdict, suggestion, wilson,
 };
 use crate::noise::{FieldClass, NoiseModel};
-use crate::record::Source;
+use crate::record::{ComparisonRecord, Source};
 use crate::store::report_queries::{FieldCount, RouteWindow};
 use crate::store::{DiffAndHistoryStore, DiffQuery, StoreError};
 
@@ -144,6 +144,8 @@ async fn route_report(
         });
     }
 
+    let signatures = signatures(store, window, &noise_fields, limits.signatures).await?;
+
     let examples = store
         .diffs(&DiffQuery {
             route: Some(route.to_string()),
@@ -183,6 +185,7 @@ async fn route_report(
         last_ms,
         trend,
         fields,
+        signatures,
         examples,
         stored_diffs,
     })
@@ -217,4 +220,35 @@ async fn field_examples(
             })
         })
         .collect())
+}
+
+/// The `limit` largest signature groups, each with its newest comparison,
+/// and what is left out.
+async fn signatures(
+    store: &DiffAndHistoryStore,
+    window: RouteWindow<'_>,
+    noise_fields: &[&str],
+    limit: usize,
+) -> Result<Signatures, StoreError> {
+    let all = store.signature_counts(window, noise_fields).await?;
+    let (kept, rest) = all.split_at(limit.min(all.len()));
+    let ids: Vec<&str> = kept.iter().map(|s| s.newest_id.as_str()).collect();
+    let mut examples: HashMap<String, ComparisonRecord> = store
+        .diffs_by_id(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    Ok(Signatures {
+        groups: kept
+            .iter()
+            .map(|s| SignatureGroup {
+                fields: s.fields.clone(),
+                count: s.count,
+                example: examples.remove(&s.newest_id),
+            })
+            .collect(),
+        more_groups: rest.len() as u64,
+        more_comparisons: rest.iter().map(|s| s.count).sum(),
+    })
 }

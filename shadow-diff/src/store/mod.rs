@@ -426,14 +426,33 @@ impl DiffAndHistoryStore {
             );
         }
         let sql = format!(
-            "SELECT id, created_at, route, config_version, tenant, instance, method, path, primary_side, verdict, \
-             legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences, source \
-             FROM diffs d{} ORDER BY created_at DESC, id LIMIT {} OFFSET {}",
+            "SELECT {DIFF_COLUMNS} FROM diffs d{} ORDER BY created_at DESC, id LIMIT {} OFFSET {}",
             f.sql(),
             q.limit.max(0),
             q.offset.max(0)
         );
         let rows = f.bind(sqlx::query(&sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    /// The stored diffs with these ids, newest first; an id not stored (or
+    /// pruned meanwhile) is left out.
+    pub async fn diffs_by_id(&self, ids: &[&str]) -> Result<Vec<ComparisonRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {DIFF_COLUMNS} FROM diffs d WHERE id IN ({marks}) ORDER BY created_at DESC, id"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(row_to_record).collect()
     }
 
@@ -604,6 +623,10 @@ async fn insert_diff(
     }
     Ok(())
 }
+
+/// The columns [`row_to_record`] reads, in its order.
+const DIFF_COLUMNS: &str = "id, created_at, route, config_version, tenant, instance, method, path, primary_side, verdict, \
+     legacy_status, new_status, legacy_ms, new_ms, request, legacy_response, new_response, differences, more_differences, source";
 
 fn row_to_record(r: &AnyRow) -> Result<ComparisonRecord, StoreError> {
     let tenant: String = r.try_get(4)?;

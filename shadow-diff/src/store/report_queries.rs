@@ -1,13 +1,13 @@
 //! The queries behind a diff report ([`crate::report`]), kept with the rest
 //! of the store so that one module knows the schema: for one route's window
 //! of stored diffs, the fields that differed and how often, how many diffs
-//! there are, and how many of them had a real difference, per trend bucket;
-//! and, for a route's verdict alone ([`crate::report::verdict()`]), two
+//! there are, how many of them had a real difference, per trend bucket, and
+//! which real fields differed together (signatures); and, for a route's verdict alone ([`crate::report::verdict()`]), two
 //! aggregates over a [`VerdictScope`]: the comparisons made and the stored
 //! diffs with a real difference. They return plain data; what it means for
 //! a route is the report's to say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
@@ -89,6 +89,16 @@ impl VerdictScope<'_> {
 pub struct FieldCount {
     pub field: String,
     pub count: u64,
+}
+
+/// The stored diffs of a window whose real fields are exactly `fields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCount {
+    /// The differing fields not in the noise list, sorted.
+    pub fields: Vec<String>,
+    pub count: u64,
+    /// The newest of them (ties: the smallest id).
+    pub newest_id: String,
 }
 
 /// `n` numbered placeholders from `$from`.
@@ -188,6 +198,76 @@ impl DiffAndHistoryStore {
         );
         let row = f.bind(sqlx::query(&sql)).fetch_one(self.pool()).await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// The window's stored diffs with at least one field not in
+    /// `noise_fields`, grouped by the set of those fields: every signature,
+    /// most frequent first (ties by fields). Their counts add up to the
+    /// diffs [`DiffAndHistoryStore::real_diffs_by_bucket`] counts.
+    ///
+    /// The sets are made here rather than in SQL: SQLite and PostgreSQL
+    /// aggregate strings differently, and neither orders them portably.
+    /// Rows come sorted by diff, so that one diff's fields are consecutive.
+    pub async fn signature_counts(
+        &self,
+        window: RouteWindow<'_>,
+        noise_fields: &[&str],
+    ) -> Result<Vec<SignatureCount>, StoreError> {
+        let not_noise = if noise_fields.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND field NOT IN ({})",
+                placeholders(window.next_placeholder(), noise_fields.len())
+            )
+        };
+        let sql = format!(
+            "SELECT diff_id, created_at, field FROM diff_fields \
+             WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{}{not_noise} ORDER BY diff_id, field",
+            window.tenant_clause()
+        );
+        let mut q = window.bind(sqlx::query(&sql));
+        for f in noise_fields {
+            q = q.bind(*f);
+        }
+        // Per signature: how many, and the newest diff as (created_at, id).
+        let mut groups: HashMap<Vec<String>, (u64, (i64, String))> = HashMap::new();
+        let mut add = |mut fields: Vec<String>, at: i64, id: String| {
+            // By bytes: a database's collation may order text otherwise.
+            fields.sort_unstable();
+            let entry = groups.entry(fields).or_insert((0, (at, id.clone())));
+            entry.0 += 1;
+            let (newest_at, newest_id) = &entry.1;
+            if at > *newest_at || (at == *newest_at && id < *newest_id) {
+                entry.1 = (at, id);
+            }
+        };
+        let mut current: Option<(String, i64, Vec<String>)> = None;
+        for r in q.fetch_all(self.pool()).await? {
+            let (id, at, field): (String, i64, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            match &mut current {
+                Some((cid, _, fields)) if *cid == id => fields.push(field),
+                _ => {
+                    if let Some((cid, cat, fields)) = current.replace((id, at, vec![field])) {
+                        add(fields, cat, cid);
+                    }
+                }
+            }
+        }
+        if let Some((cid, cat, fields)) = current {
+            add(fields, cat, cid);
+        }
+        let mut out: Vec<SignatureCount> = groups
+            .into_iter()
+            .map(|(fields, (count, (_, newest_id)))| SignatureCount {
+                fields,
+                count,
+                newest_id,
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.fields.cmp(&b.fields)));
+        Ok(out)
     }
 
     /// Stored diffs with at least one field not in `noise_fields`, counted

@@ -651,4 +651,5 @@ async fn a_batch_in_doubt_is_settled_once_either_way() {
 
 mod recordings;
 mod report_sources;
+mod signatures;
 mod verdict;

@@ -1,6 +1,7 @@
 //! Stored comparisons on the report page: a list with one row per
-//! comparison (when, source, request, statuses, differing places), and each
-//! comparison in full: its differences and both bodies side by side with
+//! comparison (when, source, request, statuses, differing places), linking
+//! to the comparison in full where the page shows it (as its signature's
+//! example, [`super::groups`]); and a comparison in full: its differences and both bodies side by side with
 //! the differing places marked. A replayed comparison names its answers
 //! "recorded" and "replayed" ([`Wording`]), a live one "legacy" and "new".
 
@@ -9,10 +10,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::{class_badge, escape, time};
+use super::{class_badge, escape};
 use crate::noise::FieldClass;
 use crate::record::{ComparisonRecord, Source};
-use crate::report::Wording;
+use crate::report::{Times, Wording};
 
 /// Where a comparison came from, as a badge.
 pub(super) fn source_badge(source: Source) -> String {
@@ -23,8 +24,13 @@ pub(super) fn source_badge(source: Source) -> String {
     )
 }
 
-/// One row per comparison, linking to it in full below.
-pub(super) fn list(out: &mut String, examples: &[ComparisonRecord]) {
+/// One row per comparison; `shown` gives the anchor of those shown in full.
+pub(super) fn list(
+    out: &mut String,
+    examples: &[ComparisonRecord],
+    shown: &HashMap<&str, String>,
+    times: Times,
+) {
     if examples.is_empty() {
         return;
     }
@@ -43,10 +49,16 @@ pub(super) fn list(out: &mut String, examples: &[ComparisonRecord]) {
         };
         let _ = write!(
             out,
-            r##"<tr data-source="{src}"><td><a href="#diff-{id}">{when}</a></td><td>{badge}</td><td><code>{method} {path}</code></td><td>{ll} {ls} → {nl} {ns}</td><td>{places}{more}</td></tr>"##,
+            r##"<tr data-source="{src}"><td>{when}</td><td>{badge}</td><td><code>{method} {path}</code></td><td>{ll} {ls} → {nl} {ns}</td><td>{places}{more}</td></tr>"##,
             src = e.source.as_str(),
-            id = escape(&e.id),
-            when = time(e.created_at_ms),
+            when = match shown.get(e.id.as_str()) {
+                Some(anchor) => format!(
+                    r##"<a href="#{}">{}</a>"##,
+                    escape(anchor),
+                    times.format(e.created_at_ms)
+                ),
+                None => times.format(e.created_at_ms),
+            },
             badge = source_badge(e.source),
             method = escape(&e.request.method),
             path = escape(&e.request.path),
@@ -61,7 +73,7 @@ pub(super) fn list(out: &mut String, examples: &[ComparisonRecord]) {
 }
 
 /// One comparison in full.
-pub(super) fn example(out: &mut String, e: &ComparisonRecord) {
+pub(super) fn example(out: &mut String, e: &ComparisonRecord, times: Times) {
     let w = Wording::of(e.source);
     let _ = write!(
         out,
@@ -69,7 +81,7 @@ pub(super) fn example(out: &mut String, e: &ComparisonRecord) {
         escape(&e.id),
         escape(&e.request.method),
         escape(&e.request.path),
-        time(e.created_at_ms),
+        times.format(e.created_at_ms),
         escape(e.tenant.as_deref().unwrap_or("—")),
         e.config_version,
         escape(&e.primary_side),
@@ -241,7 +253,11 @@ mod tests {
     #[test]
     fn a_replayed_comparison_names_its_answers_recorded_and_replayed() {
         let mut out = String::new();
-        example(&mut out, &sample_example("r/1", "orders", Source::Replay));
+        example(
+            &mut out,
+            &sample_example("r/1", "orders", Source::Replay),
+            Times::Utc,
+        );
         assert!(out.contains(r#"data-source="replay""#), "{out}");
         assert!(out.contains("<th>Recorded</th><th>Replayed</th>"), "{out}");
         assert!(out.contains("<h4>recorded · 200</h4>"), "{out}");
@@ -253,7 +269,11 @@ mod tests {
         );
 
         let mut live = String::new();
-        example(&mut live, &sample_example("s1", "orders", Source::Shadow));
+        example(
+            &mut live,
+            &sample_example("s1", "orders", Source::Shadow),
+            Times::Utc,
+        );
         assert!(live.contains("<th>Legacy</th><th>New</th>"), "{live}");
         assert!(live.contains("<h4>legacy · 200</h4>"), "{live}");
         assert!(live.contains("served by legacy · request id"), "{live}");
@@ -262,16 +282,24 @@ mod tests {
     #[test]
     fn the_list_has_a_source_column() {
         let mut out = String::new();
+        let shown: HashMap<&str, String> = [("s1", "sig-route-orders-1".to_string())].into();
         list(
             &mut out,
             &[
                 sample_example("s1", "orders", Source::Shadow),
                 sample_example("r1", "orders", Source::Replay),
             ],
+            &shown,
+            Times::Utc,
         );
         assert!(out.contains("<th>When</th><th>Source</th>"), "{out}");
+        // Shown in full: a link to it; not shown: the time alone.
         assert!(
-            out.contains(r##"<tr data-source="shadow"><td><a href="#diff-s1">"##),
+            out.contains(r##"<tr data-source="shadow"><td><a href="#sig-route-orders-1">2027-01-15 08:00:30 UTC</a>"##),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<tr data-source="replay"><td>2027-01-15 08:00:30 UTC</td>"#),
             "{out}"
         );
         assert!(
@@ -281,7 +309,7 @@ mod tests {
         assert!(out.contains("recorded 200 → replayed 200"), "{out}");
         assert!(out.contains("legacy 200 → new 200"), "{out}");
         let mut none = String::new();
-        list(&mut none, &[]);
+        list(&mut none, &[], &HashMap::new(), Times::Utc);
         assert!(none.is_empty());
     }
 

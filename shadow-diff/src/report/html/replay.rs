@@ -5,16 +5,16 @@
 
 use std::fmt::Write;
 
-use super::{Links, badge, escape, pct, route_href, time, top_real_field, versions};
+use super::{Links, badge, charts, escape, pct, route_href, top_real_field, versions};
 use crate::record::Source;
 use crate::recording::{ReplayRun, RunState};
-use crate::report::Report;
+use crate::report::{Report, Times};
 
 /// What a replay is, said where its figures are shown.
 pub(super) const EXPLAINED: &str = r#"<p class="meta">Recorded requests sent again to a replay target, each answer compared with the one recorded. These figures are apart from live shadow traffic: they never count toward the route's live verdict.</p>"#;
 
 /// The replay summary: one row per route with replayed comparisons or runs.
-pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
+pub(super) fn summary(out: &mut String, report: &Report, links: &Links, times: Times) {
     out.push_str("<h2>Replayed traffic</h2>");
     out.push_str(EXPLAINED);
     if report.replay.is_empty() {
@@ -26,7 +26,7 @@ pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
     let stages = report.replay.iter().any(|r| r.comparisons.stage.is_some());
     let _ = write!(
         out,
-        r#"<table class="replay-summary"><thead><tr><th>Route</th><th>Verdict on replay</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th><th>Runs</th></tr></thead><tbody>"#,
+        r#"<table class="replay-summary"><thead><tr><th>Route</th><th>Verdict on replay</th>{}<th class="num">Compared</th><th class="num">Real-diff rate (95% CI)</th><th class="num">Noise-only</th><th>Config versions</th><th>Top real field</th><th>Runs</th><th>Trend</th></tr></thead><tbody>"#,
         if stages { "<th>Stage</th>" } else { "" }
     );
     for entry in &report.replay {
@@ -40,13 +40,13 @@ pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
                     "<br><small>last: {} against <code>{}</code>, {}</small>",
                     run.state.as_str(),
                     escape(&run.target),
-                    time(run.started_at_ms)
+                    times.format(run.started_at_ms)
                 )
             })
             .unwrap_or_default();
         let _ = write!(
             out,
-            r#"<tr data-route="{0}" data-source="replay"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{4}<td class="num">{5}</td><td class="num">{6} ({7}–{8})</td><td class="num">{9}</td><td>{10}</td><td>{11}</td><td>{12}{13}</td></tr>"#,
+            r#"<tr data-route="{0}" data-source="replay"><td><a href="{1}">{0}</a></td><td>{2}<br><small>{3}</small></td>{4}<td class="num">{5}</td><td class="num">{6} ({7}–{8}){14}</td><td class="num">{9}</td><td>{10}</td><td>{11}</td><td>{12}{13}</td><td>{15}</td></tr>"#,
             escape(&r.route),
             escape(&route_href(links, &r.route, Source::Replay)),
             badge(r.verdict),
@@ -60,14 +60,16 @@ pub(super) fn summary(out: &mut String, report: &Report, links: &Links) {
             versions(r),
             top_real_field(r),
             entry.runs.len(),
-            last
+            last,
+            charts::interval(r),
+            super::trend_cell(r, times),
         );
     }
     out.push_str("</tbody></table>");
 }
 
 /// A route's replay runs, newest first.
-pub(super) fn runs(out: &mut String, runs: &[ReplayRun]) {
+pub(super) fn runs(out: &mut String, runs: &[ReplayRun], times: Times) {
     out.push_str("<h3>Replay runs</h3>");
     if runs.is_empty() {
         out.push_str(r#"<p class="empty">No replay run in this window.</p>"#);
@@ -77,7 +79,7 @@ pub(super) fn runs(out: &mut String, runs: &[ReplayRun]) {
     for run in runs {
         let c = &run.counts;
         let finished = match (run.finished_at_ms, run.state) {
-            (Some(at), _) => time(at),
+            (Some(at), _) => times.format(at),
             (None, RunState::Running) => "still running".into(),
             (None, _) => "—".into(),
         };
@@ -91,12 +93,12 @@ pub(super) fn runs(out: &mut String, runs: &[ReplayRun]) {
             r#"<tr data-run="{}" data-state="{}"><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
             escape(&run.id),
             run.state.as_str(),
-            time(run.started_at_ms),
+            times.format(run.started_at_ms),
             finished,
             run.state.as_str(),
             message,
             escape(&run.target),
-            time(run.since_ms),
+            times.format(run.since_ms),
             c.read,
             c.compared(),
             c.matched,
@@ -126,6 +128,7 @@ mod tests {
                 sample_run(1_800_000_100_000, Some(1_800_000_160_000)),
                 failed,
             ],
+            Times::Utc,
         );
         assert!(
             out.contains(
@@ -138,7 +141,7 @@ mod tests {
             "{out}"
         );
         let mut none = String::new();
-        runs(&mut none, &[]);
+        runs(&mut none, &[], Times::Utc);
         assert!(none.contains("No replay run in this window."), "{none}");
     }
 }

@@ -312,7 +312,7 @@ async fn html_and_markdown_show_the_replay_part_and_each_example_s_source() {
         filled(&name, &store).await;
         let report = report_of(&store, None).await;
 
-        let md = report::markdown::render(&report);
+        let md = report::markdown::render(&report, report::Times::Utc);
         let (live, replay) = md.split_at(md.find("\n## Replayed traffic\n").expect(&md));
         assert!(
             live.contains("| `orders` | **ready** | 300 | 1.00% ("),
@@ -346,7 +346,13 @@ async fn html_and_markdown_show_the_replay_part_and_each_example_s_source() {
         );
         assert!(!replay.contains("| live shadow |"), "{name}: {replay}");
 
-        let html = report::html::render(&report, &report::html::Links::Anchors, &[], "1h");
+        let html = report::html::render(
+            &report,
+            &report::html::Links::Anchors,
+            &[],
+            "1h",
+            report::Times::Utc,
+        );
         assert!(html.contains(r#"<table class="replay-summary">"#), "{name}");
         let at = html.find(r#"<section id="replay-orders""#).expect(&html);
         let section = &html[at..];
