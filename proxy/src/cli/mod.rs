@@ -7,6 +7,7 @@ pub mod explain;
 pub mod replay;
 pub mod report;
 pub mod rollout;
+pub mod schema;
 pub mod status;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Send a route's recorded requests to a backend and compare the answers.
     Replay(ReplayArgs),
+    /// Print the JSON Schema of routes.yaml, for editors and CI.
+    Schema,
 }
 
 /// Exit codes of `replay`, shown under its `--help`.
@@ -375,6 +378,12 @@ pub struct CheckArgs {
     /// Also resolve every backend host name (as `serve` does).
     #[arg(long)]
     pub resolve: bool,
+    /// `text`: `file: ok (...)`, or one `file:line:column: place: message`
+    /// line per error. `json`: one document on stdout, `{"ok": bool,
+    /// "files": [{"file", "ok", "errors": [{"line", "column", "place",
+    /// "message"}], "warnings": [text], "summary"}]}`.
+    #[arg(long, value_enum, default_value_t = check::Format::Text)]
+    pub format: check::Format,
 }
 
 #[derive(Debug, Args)]
