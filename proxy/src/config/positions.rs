@@ -54,7 +54,7 @@ impl Positions {
                 walk.events[walk.next].0,
                 Event::MappingStart(..) | Event::SequenceStart(..) | Event::Scalar(..)
             ) {
-                walk.node(Place::root(), None);
+                walk.node(Place::root(), None, 0);
                 break;
             }
             walk.next += 1;
@@ -86,6 +86,11 @@ impl Positions {
     }
 }
 
+/// Deeper than serde_yaml reads (it refuses past 128 levels), so no error
+/// has a place below it; stopping there keeps the recursion off the stack
+/// limit of a reload's thread whatever the file holds.
+const MAX_DEPTH: usize = 130;
+
 struct Walk<'a> {
     events: Vec<(Event<'a>, Position)>,
     next: usize,
@@ -96,13 +101,17 @@ impl Walk<'_> {
     /// Reads one node at `place`. `at` is where the place was named (its key);
     /// without one the node's own start is used. The first occurrence of a
     /// place wins, as the first of two duplicate keys is the one reported.
-    fn node(&mut self, place: Place, at: Option<Position>) {
+    fn node(&mut self, place: Place, at: Option<Position>, depth: usize) {
         let Some((event, start)) = self.events.get(self.next) else {
             return;
         };
         let start = *start;
-        self.next += 1;
         self.map.entry(place.clone()).or_insert(at.unwrap_or(start));
+        if depth >= MAX_DEPTH {
+            self.skip();
+            return;
+        }
+        self.next += 1;
         match event {
             Event::MappingStart(..) => loop {
                 match self.events.get(self.next) {
@@ -114,7 +123,7 @@ impl Walk<'_> {
                     Some((Event::Scalar(key, ..), key_at)) => {
                         let (child, key_at) = (place.key(key.as_ref()), *key_at);
                         self.next += 1;
-                        self.node(child, Some(key_at));
+                        self.node(child, Some(key_at), depth + 1);
                     }
                     // A key that is itself a list or mapping names no place
                     // the configuration can have: skip it and its value.
@@ -134,7 +143,7 @@ impl Walk<'_> {
                             return;
                         }
                         Some(_) => {
-                            self.node(place.index(i), None);
+                            self.node(place.index(i), None, depth + 1);
                             i += 1;
                         }
                     }
@@ -192,6 +201,21 @@ mod tests {
         assert_eq!(at(&p, Place::root().key("b").key("c")), (5, 3));
         let text = "é: 1\nb: 2\n";
         assert_eq!(at(&Positions::of(text), Place::root().key("b")), (2, 1));
+    }
+
+    #[test]
+    fn deep_nesting_stays_off_the_stack() {
+        let depth = 5_000;
+        // Block sequences: saphyr stops flow ones (`[[[`) at 255 levels.
+        let text = format!("a:\n  {}x\n", "- ".repeat(depth));
+        // A reload parses on a blocking-pool thread; give the walk less stack.
+        let p = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || Positions::of(&text))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(at(&p, Place::root().key("a").index(0)), (2, 5));
     }
 
     #[test]
