@@ -25,7 +25,8 @@ struct FileReport {
     file: String,
     /// The `N routes, M backends` summary, or every error.
     outcome: Result<String, ConfigErrors>,
-    warnings: Vec<String>,
+    /// Valid but dangerous settings, placed like errors.
+    warnings: ConfigErrors,
 }
 
 /// Prints a verdict per file; returns the process exit code.
@@ -38,8 +39,8 @@ pub fn run(args: &CheckArgs) -> i32 {
     match args.format {
         Format::Text => {
             for r in &reports {
-                for w in &r.warnings {
-                    eprintln!("WARNING {}: {w}", r.file);
+                for w in &r.warnings.errors {
+                    eprintln!("{}", warning_line(&r.warnings, w));
                 }
                 match &r.outcome {
                     Ok(summary) => println!("{}: ok ({summary})", r.file),
@@ -78,7 +79,7 @@ fn to_json(reports: &[FileReport]) -> Value {
                 "file": r.file,
                 "ok": r.outcome.is_ok(),
                 "errors": errors,
-                "warnings": r.warnings,
+                "warnings": r.warnings.errors.iter().map(ConfigError::to_json).collect::<Vec<_>>(),
                 "summary": summary,
             })
         })
@@ -89,19 +90,35 @@ fn to_json(reports: &[FileReport]) -> Value {
     })
 }
 
+/// `file:line:column: warning: place: message`, as compilers write a warning.
+fn warning_line(warnings: &ConfigErrors, w: &ConfigError) -> String {
+    let error_form = warnings.line_of(w);
+    let head = error_form
+        .strip_suffix(&w.to_string())
+        .unwrap_or(&error_form);
+    format!("{head}warning: {w}")
+}
+
 fn check_file(file: &std::path::Path, resolve: bool) -> FileReport {
     let name = file.display().to_string();
+    let no_warnings = ConfigErrors {
+        source_name: name.clone(),
+        errors: Vec::new(),
+    };
     let (config, text) = match config::load(file) {
         Ok(loaded) => loaded,
         Err(errors) => {
             return FileReport {
                 file: name,
                 outcome: Err(errors),
-                warnings: Vec::new(),
+                warnings: no_warnings,
             };
         }
     };
-    let warnings = config.warnings();
+    let positions = Positions::of(&text);
+    let mut warnings = no_warnings;
+    warnings.errors = config.warnings_at();
+    positions.locate(&mut warnings.errors);
     let mut errors = Vec::new();
     if resolve {
         for b in &config.backends {
@@ -125,7 +142,7 @@ fn check_file(file: &std::path::Path, resolve: bool) -> FileReport {
             count(config.backends.len(), "backend")
         ))
     } else {
-        Positions::of(&text).locate(&mut errors);
+        positions.locate(&mut errors);
         Err(ConfigErrors {
             source_name: name.clone(),
             errors,
@@ -147,6 +164,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_warning_reads_like_a_compiler_warning() {
+        let mut w = ConfigError::new(Place::root().key("backends").key("b"), "careful");
+        let warnings = ConfigErrors {
+            source_name: "r.yaml".into(),
+            errors: Vec::new(),
+        };
+        assert_eq!(
+            warning_line(&warnings, &w),
+            "r.yaml: warning: backends.b: careful"
+        );
+        (w.line, w.column) = (Some(3), Some(5));
+        assert_eq!(
+            warning_line(&warnings, &w),
+            "r.yaml:3:5: warning: backends.b: careful"
+        );
+    }
+
+    #[test]
     fn json_names_every_error_with_its_position() {
         let errors = config::parse(
             "version: 1\nbackends:\n  a: { url: \"http://127.0.0.1:1\" }\n  b: { url: \"http://127.0.0.1:2\" }\ndefault: a\nroutes:\n  - name: r\n    match: { path: /r }\n    new: b\n    canery: 5\n",
@@ -157,17 +192,24 @@ mod tests {
             FileReport {
                 file: "ok.yaml".into(),
                 outcome: Ok("1 route, 1 backend".into()),
-                warnings: vec!["w".into()],
+                warnings: ConfigErrors {
+                    source_name: "ok.yaml".into(),
+                    errors: vec![ConfigError::new(Place::root().key("w"), "careful")],
+                },
             },
             FileReport {
                 file: "r.yaml".into(),
                 outcome: Err(errors),
-                warnings: Vec::new(),
+                warnings: ConfigErrors {
+                    source_name: "r.yaml".into(),
+                    errors: Vec::new(),
+                },
             },
         ]);
         assert_eq!(doc["ok"], false);
         assert_eq!(doc["files"][0]["ok"], true);
-        assert_eq!(doc["files"][0]["warnings"][0], "w");
+        assert_eq!(doc["files"][0]["warnings"][0]["place"], "w");
+        assert_eq!(doc["files"][0]["warnings"][0]["message"], "careful");
         let bad = &doc["files"][1];
         assert_eq!(bad["summary"], "1 error");
         assert_eq!(bad["errors"][0]["line"], 10);

@@ -381,7 +381,7 @@ pub struct CheckArgs {
     /// `text`: `file: ok (...)`, or one `file:line:column: place: message`
     /// line per error. `json`: one document on stdout, `{"ok": bool,
     /// "files": [{"file", "ok", "errors": [{"line", "column", "place",
-    /// "message"}], "warnings": [text], "summary"}]}`.
+    /// "message"}], "warnings": [same as errors], "summary"}]}`.
     #[arg(long, value_enum, default_value_t = check::Format::Text)]
     pub format: check::Format,
 }
