@@ -100,7 +100,15 @@ async fn an_invalid_file_is_rejected_and_the_old_table_keeps_serving() {
             )
             .await;
         assert_eq!(r.status, 422, "{}", r.text());
-        assert!(!r.json()["errors"].as_array().unwrap().is_empty());
+        let errors = r.json()["errors"].as_array().unwrap().clone();
+        assert!(!errors.is_empty());
+        // Every error of a file that was read has its position.
+        let details = r.json()["details"].as_array().unwrap().clone();
+        assert_eq!(details.len(), errors.len(), "{}", r.text());
+        for d in &details {
+            assert!(d["line"].as_u64().is_some_and(|l| l >= 1), "{d}");
+            assert!(d["column"].as_u64().is_some_and(|c| c >= 1), "{d}");
+        }
         assert_eq!(http.get(&proxy.url("/api"), &[]).await.backend(), "legacy");
     }
     assert_eq!(proxy.version().await, 1);

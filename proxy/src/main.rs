@@ -73,6 +73,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Check(args) => Ok(cli::check::run(&args)),
+        Command::Schema => {
+            print!("{}", cli::schema::render());
+            Ok(0)
+        }
         Command::Report(args) => {
             let text = cli::report::run(&args)?;
             match &args.output {

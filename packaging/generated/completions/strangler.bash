@@ -49,6 +49,9 @@ _strangler() {
             strangler,rollout)
                 cmd="strangler__subcmd__rollout"
                 ;;
+            strangler,schema)
+                cmd="strangler__subcmd__schema"
+                ;;
             strangler,serve)
                 cmd="strangler__subcmd__serve"
                 ;;
@@ -90,6 +93,9 @@ _strangler() {
                 ;;
             strangler__subcmd__help,rollout)
                 cmd="strangler__subcmd__help__subcmd__rollout"
+                ;;
+            strangler__subcmd__help,schema)
+                cmd="strangler__subcmd__help__subcmd__schema"
                 ;;
             strangler__subcmd__help,serve)
                 cmd="strangler__subcmd__help__subcmd__serve"
@@ -167,7 +173,7 @@ _strangler() {
 
     case "${cmd}" in
         strangler)
-            opts="-h -V --help --version serve check explain report canary rollback history rollout status replay upgrade completions man help"
+            opts="-h -V --help --version serve check explain report canary rollback history rollout status replay upgrade completions man schema help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,12 +221,16 @@ _strangler() {
             return 0
             ;;
         strangler__subcmd__check)
-            opts="-h --resolve --help"
+            opts="-h --resolve --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -277,7 +287,7 @@ _strangler() {
             return 0
             ;;
         strangler__subcmd__help)
-            opts="serve check explain report canary rollback history rollout status replay upgrade completions man help"
+            opts="serve check explain report canary rollback history rollout status replay upgrade completions man schema help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,6 +527,20 @@ _strangler() {
         strangler__subcmd__help__subcmd__rollout__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        strangler__subcmd__help__subcmd__schema)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1091,6 +1115,20 @@ _strangler() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        strangler__subcmd__schema)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

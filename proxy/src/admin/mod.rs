@@ -445,6 +445,8 @@ impl AdminApp {
                     "error": "configuration rejected; the previous version keeps serving",
                     "version": self.live.current().version,
                     "errors": errors.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                    // The same errors with their line and column in the file.
+                    "details": errors.errors.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
                 }),
             ),
             Err(e) => json_response(

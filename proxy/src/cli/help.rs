@@ -21,10 +21,20 @@ Examples:
   strangler check                          # ./routes.yaml
   strangler check routes.yaml staging.yaml
   strangler check --resolve /etc/strangler/routes.yaml
+  strangler check --format json routes.yaml | jq '.files[].errors'
+Each error reads FILE:LINE:COLUMN: PLACE: MESSAGE, like a compiler's.
 Exit codes:
   0  every file is valid
   1  at least one is not: every error is printed with its place
   2  wrong command line";
+
+pub const SCHEMA: &str = "\
+Examples:
+  strangler schema > routes.schema.json
+  strangler schema | python3 -m json.tool | less
+The first line of routes.yaml points editors at it:
+  # yaml-language-server: $schema=./docs/routes.schema.json
+The Debian package installs it as /usr/share/strangler/routes.schema.json.";
 
 pub const EXPLAIN: &str = "\
 Examples:

@@ -9,6 +9,7 @@ pub mod manual;
 pub mod replay;
 pub mod report;
 pub mod rollout;
+pub mod schema;
 pub mod status;
 pub mod upgrade;
 
@@ -57,6 +58,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (or write one per subcommand into a directory).
     Man(ManArgs),
+    /// Print the JSON Schema of routes.yaml, for editors and CI.
+    #[command(after_help = help::SCHEMA)]
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -415,6 +419,12 @@ pub struct CheckArgs {
     /// Also resolve every backend host name (as `serve` does).
     #[arg(long)]
     pub resolve: bool,
+    /// `text`: `file: ok (...)`, or one `file:line:column: place: message`
+    /// line per error. `json`: one document on stdout, `{"ok": bool,
+    /// "files": [{"file", "ok", "errors": [{"line", "column", "place",
+    /// "message"}], "warnings": [same as errors], "summary"}]}`.
+    #[arg(long, value_enum, default_value_t = check::Format::Text)]
+    pub format: check::Format,
 }
 
 #[derive(Debug, Args)]

@@ -5,14 +5,14 @@
 use std::fmt;
 
 /// One step of a [`Place`]: a key in a mapping or an index in a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Step {
     Key(String),
     Index(usize),
 }
 
 /// Where in the file a problem is, printed as `routes[2].shadow.timeout`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Place(Vec<Step>);
 
 impl Place {
@@ -83,8 +83,12 @@ impl fmt::Display for Place {
 pub struct ConfigError {
     pub place: Place,
     pub message: String,
-    /// 1-based line in the file, when it could be found.
+    /// 1-based line in the file, when it could be found (see
+    /// [`super::positions`]); absent when there is no text, e.g. an
+    /// unreadable file.
     pub line: Option<usize>,
+    /// 1-based column, in characters, set with `line`.
+    pub column: Option<usize>,
 }
 
 impl ConfigError {
@@ -93,17 +97,30 @@ impl ConfigError {
             place,
             message: message.into(),
             line: None,
+            column: None,
         }
     }
 }
 
+impl ConfigError {
+    /// `{line, column, place, message}`, as `check --format json` and the
+    /// admin API's `POST /reload` give it; `line` and `column` are null when
+    /// unknown.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "line": self.line,
+            "column": self.column,
+            "place": self.place.to_string(),
+            "message": self.message,
+        })
+    }
+}
+
+/// `place: message`; the file and position are written by [`ConfigErrors`],
+/// which knows the file.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.place, self.message)?;
-        if let Some(line) = self.line {
-            write!(f, " (line {line})")?;
-        }
-        Ok(())
+        write!(f, "{}: {}", self.place, self.message)
     }
 }
 
@@ -129,8 +146,22 @@ impl ConfigErrors {
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// One error as compilers print it, `file:line:column: place: message`
+    /// (`file: place: message` when its position is unknown), the form
+    /// editors and CI annotators parse.
+    pub fn line_of(&self, error: &ConfigError) -> String {
+        match (error.line, error.column) {
+            (Some(line), Some(column)) => {
+                format!("{}:{line}:{column}: {error}", self.source_name)
+            }
+            (Some(line), None) => format!("{}:{line}: {error}", self.source_name),
+            _ => format!("{}: {error}", self.source_name),
+        }
+    }
 }
 
+/// A count line, then one line per error (see [`ConfigErrors::line_of`]).
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
@@ -141,7 +172,7 @@ impl fmt::Display for ConfigErrors {
             if n == 1 { "" } else { "s" }
         )?;
         for e in &self.errors {
-            write!(f, "\n  {e}")?;
+            write!(f, "\n{}", self.line_of(e))?;
         }
         Ok(())
     }
@@ -246,7 +277,9 @@ mod tests {
         assert_eq!(p.to_string(), "backends.\"\".url");
         let errors = crate::config::parse("'':", "f.yaml").unwrap_err();
         assert!(
-            errors.to_string().contains("\n  \"\": unknown key \"\""),
+            errors
+                .to_string()
+                .contains("\nf.yaml:1:1: \"\": unknown key \"\""),
             "{errors}"
         );
     }

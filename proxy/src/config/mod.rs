@@ -11,6 +11,7 @@ pub mod compile;
 pub mod defaults;
 pub mod error;
 pub mod model;
+pub mod positions;
 pub mod precedence;
 pub mod raw;
 pub mod topology;
@@ -28,18 +29,30 @@ pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
     parse_in(text, source_name, Path::new(""))
 }
 
-/// [`parse`] with relative paths taken from `base`.
+/// [`parse`] with relative paths taken from `base`. Every error carries its
+/// line and column in `text`.
 pub fn parse_in(text: &str, source_name: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    parse_unlocated(text, source_name, base).map_err(|mut errors| {
+        positions::Positions::of(text).locate(&mut errors.errors);
+        errors
+    })
+}
+
+fn parse_unlocated(text: &str, source_name: &str, base: &Path) -> Result<Config, ConfigErrors> {
     if text.trim().is_empty() {
-        return Err(ConfigErrors::single(
+        let mut errors = ConfigErrors::single(
             source_name,
             Place::root(),
             "the file is empty (expected version: 1, backends, default and routes)",
-        ));
+        );
+        errors.errors[0].line = Some(1);
+        errors.errors[0].column = Some(1);
+        return Err(errors);
     }
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let mut error = ConfigError::new(Place::root(), yaml_syntax_message(&e));
         error.line = e.location().map(|l| l.line());
+        error.column = e.location().map(|l| l.column());
         ConfigErrors {
             source_name: source_name.to_string(),
             errors: vec![error],
@@ -133,7 +146,8 @@ impl DocumentOrder {
 
 fn yaml_syntax_message(e: &serde_yaml::Error) -> String {
     let text = e.to_string();
-    // serde_yaml appends "at line L column C"; the line is reported separately.
+    // serde_yaml appends "at line L column C"; the position is reported
+    // separately, in front, like every other error's.
     let text = match text.find(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,

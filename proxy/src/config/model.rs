@@ -678,15 +678,26 @@ impl Config {
     /// Settings that are valid but dangerous, each with its place, for
     /// `strangler check` and `serve` to print loudly (they do not fail).
     pub fn warnings(&self) -> Vec<String> {
+        self.warnings_at().iter().map(|w| w.to_string()).collect()
+    }
+
+    /// [`Config::warnings`] with their places apart, so that `check` can give
+    /// each one its line and column as it does errors.
+    pub fn warnings_at(&self) -> Vec<super::ConfigError> {
         self.backends
             .iter()
             .filter(|b| !b.tls_verify && b.endpoints.iter().any(|e| e.tls))
             .map(|b| {
-                format!(
-                    "backends.{name}.tls_verify: false: the certificate of backend {name} is \
-                     NOT checked; anyone on the network path can impersonate it (for a private \
-                     CA, give tls.ca instead)",
-                    name = b.name
+                super::ConfigError::new(
+                    super::Place::root()
+                        .key("backends")
+                        .key(b.name.as_str())
+                        .key("tls_verify"),
+                    format!(
+                        "false: the certificate of backend {name} is NOT checked; anyone on the \
+                         network path can impersonate it (for a private CA, give tls.ca instead)",
+                        name = b.name
+                    ),
                 )
             })
             .collect()

@@ -79,6 +79,9 @@ impl LiveTable {
             }
         }
         if !errors.is_empty() {
+            // A backend that cannot be built (its name does not resolve) is
+            // reported at its place in the file, like every other error.
+            config::positions::Positions::of(&text).locate(&mut errors);
             // Counters made for backends this version would have added.
             health_metrics.forget_backends(
                 config

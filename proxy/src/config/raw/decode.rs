@@ -1,243 +1,29 @@
-//! The `routes.yaml` (version 1) file format, mirrored one to one in serde
-//! types with `deny_unknown_fields`. Nothing here is validated beyond its
-//! shape: `compile` turns these into the checked model in `model`, so the file
-//! format and the engine can evolve apart.
+//! The decoding machinery under the file format's types: the [`Scalar`]
+//! leaf, the order-keeping [`OrderedMap`], and [`Lenient`] elements with
+//! [`decode_collecting`], which gathers every shape error of a value instead
+//! of stopping at the first. Unknown keys get a "did you mean" from the keys
+//! the type expects.
 //!
-//! Shape errors are collected, not just the first one: list elements and map
-//! entries are decoded one by one ([`Lenient`]), and inside an element an
-//! unknown key is set aside so the rest of the element is still checked.
+//! The wrappers here decode more loosely than serde's derives would, so their
+//! JSON Schemas are written by hand to say what they accept.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
 
-use super::error::{ConfigError, Place};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    pub version: Option<Scalar>,
-    pub listen: Option<String>,
-    pub proxy_protocol: Option<bool>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub access_log: Option<RawAccessLog>,
-    pub tls: Option<RawTls>,
-    pub admin: Option<RawAdmin>,
-    pub store: Option<String>,
-    #[serde(default)]
-    pub backends: OrderedMap<Lenient<RawBackend>>,
-    #[serde(default)]
-    pub tenant: Vec<Lenient<RawTenantSource>>,
-    pub default: Option<String>,
-    #[serde(default)]
-    pub routes: Vec<Lenient<RawRoute>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    pub listen: String,
-    pub cert: String,
-    pub key: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAccessLog {
-    pub path: Option<String>,
-    pub format: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdmin {
-    pub listen: Option<String>,
-    pub token_env: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBackend {
-    pub url: Option<String>,
-    pub urls: Option<Vec<String>>,
-    pub connect_timeout: Option<Scalar>,
-    pub read_timeout: Option<Scalar>,
-    pub write_timeout: Option<Scalar>,
-    pub idle_timeout: Option<Scalar>,
-    pub tls_verify: Option<bool>,
-    pub host: Option<String>,
-    /// Upstream TLS settings (issue 12, backend side).
-    pub tls: Option<RawUpstreamTls>,
-    /// Health checks and ejection (issue 12, backend side).
-    pub health: Option<RawHealth>,
-}
-
-/// `backends.NAME.tls`: how the proxy speaks TLS to that backend.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawUpstreamTls {
-    pub ca: Option<String>,
-    pub client_cert: Option<String>,
-    pub client_key: Option<String>,
-    pub sni: Option<String>,
-}
-
-/// `backends.NAME.health`: active checks of each address.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHealth {
-    pub path: Option<String>,
-    pub interval: Option<Scalar>,
-    pub timeout: Option<Scalar>,
-    pub unhealthy_after: Option<Scalar>,
-    pub healthy_after: Option<Scalar>,
-}
-
-/// One way of finding a request's tenant; exactly one key is set.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTenantSource {
-    pub header: Option<String>,
-    pub host_label: Option<Scalar>,
-    pub cookie: Option<String>,
-    pub jwt_claim: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    pub name: Option<String>,
-    #[serde(rename = "match")]
-    pub matcher: Option<RawMatch>,
-    pub legacy: Option<String>,
-    pub new: Option<String>,
-    pub canary: Option<Scalar>,
-    pub sticky: Option<String>,
-    pub tenants: Option<OrderedMap<String>>,
-    pub shadow: Option<RawShadow>,
-    pub guard: Option<RawGuard>,
-    pub max_request_body: Option<Scalar>,
-    pub rewrite: Option<RawRewrite>,
-    pub timeout: Option<Scalar>,
-    pub retries: Option<Scalar>,
-    pub rollout: Option<RawRollout>,
-    pub record: Option<RawRecord>,
-    pub replay: Option<RawReplay>,
-}
-
-/// Sampled requests kept (redacted) with the answer their client got, for
-/// `strangler replay`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRecord {
-    pub percent: Option<Scalar>,
-    pub max_body: Option<Scalar>,
-    pub redact: Option<Vec<String>>,
-}
-
-/// How this route's recordings are replayed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawReplay {
-    pub allow_writes: Option<bool>,
-    pub headers: Option<OrderedMap<RawHeaderValue>>,
-}
-
-/// A header value written out, or read from the environment of the process
-/// that runs the replay (`{ env: NAME }`), so that no credential sits in the
-/// file.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawHeaderValue {
-    Text(String),
-    FromEnv(RawFromEnv),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFromEnv {
-    pub env: String,
-}
-
-/// A route that promotes itself: canary steps taken one by one, each after
-/// a pause during which the gates held.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRollout {
-    pub steps: Option<Vec<Scalar>>,
-    pub pause: Option<Scalar>,
-    pub require: Option<Vec<String>>,
-    pub on_failure: Option<String>,
-    pub start: Option<String>,
-}
-
-/// What the new side receives instead of the request's path: either a
-/// prefix swap or a regex with a replacement.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRewrite {
-    pub strip_prefix: Option<String>,
-    pub add_prefix: Option<String>,
-    pub regex: Option<String>,
-    pub to: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGuard {
-    pub window: Option<Scalar>,
-    pub min_requests: Option<Scalar>,
-    pub error_rate_margin: Option<Scalar>,
-    pub p99_margin: Option<Scalar>,
-    pub max_diff_rate: Option<Scalar>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMatch {
-    pub path: Option<String>,
-    pub path_exact: Option<String>,
-    pub path_regex: Option<String>,
-    pub methods: Option<Vec<String>>,
-    pub host: Option<String>,
-    pub headers: Option<OrderedMap<Scalar>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawShadow {
-    pub percent: Option<Scalar>,
-    pub methods: Option<Vec<String>>,
-    pub allow_writes: Option<bool>,
-    pub max_body: Option<Scalar>,
-    pub timeout: Option<Scalar>,
-    pub noise_sample: Option<Scalar>,
-    pub redact: Option<Vec<String>>,
-    pub max_diff_rate: Option<Scalar>,
-    pub min_samples: Option<Scalar>,
-    pub compare: Option<RawCompare>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawCompare {
-    #[serde(default)]
-    pub ignore_headers: Vec<String>,
-    #[serde(default)]
-    pub ignore_fields: Vec<String>,
-    #[serde(default)]
-    pub unordered_arrays: Vec<String>,
-    pub numeric_tolerance: Option<Scalar>,
-}
+use crate::config::error::{ConfigError, Place, Step};
 
 /// A leaf whose meaning `compile` decides: `10`, `12.5`, `"2s"`, `1MiB`.
 /// Reading it as either a number or a text keeps "wrong unit" a semantic error
 /// with a helpful message instead of a serde type error.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(description = "A number or a text; the key says which units it takes.")]
 pub enum Scalar {
     Number(f64),
     Text(String),
@@ -288,6 +74,25 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
+/// A mapping from names to `V`; an empty value (`key:` alone) reads as no
+/// entries.
+impl<V: JsonSchema> JsonSchema for OrderedMap<V> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["object", "null"],
+            "additionalProperties": generator.subschema_for::<V>(),
+        })
+    }
+}
+
 /// The outcome of decoding one value: what could be decoded (with the bad
 /// parts set aside) and the shape errors found, places relative to the value.
 #[derive(Debug)]
@@ -300,6 +105,22 @@ pub struct Decoded<T> {
 /// instead of failing the whole file.
 #[derive(Debug)]
 pub struct Lenient<T>(pub Decoded<T>);
+
+/// Decoding one by one changes how errors are collected, not what is
+/// accepted: the schema is `T`'s.
+impl<T: JsonSchema> JsonSchema for Lenient<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<T>()
+    }
+}
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -347,7 +168,7 @@ pub fn decode_collecting<T: DeserializeOwned>(mut value: Value) -> Decoded<T> {
             Some(place)
         };
         if let Some(t) = &target {
-            if matches!(t.steps().last(), Some(super::error::Step::Index(_))) {
+            if matches!(t.steps().last(), Some(Step::Index(_))) {
                 target = t.parent();
             }
         }
@@ -403,14 +224,47 @@ fn tidy_serde_message(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once("`, expected ") {
             let expected = expected.replace('`', "");
-            return format!("unknown key {field:?} (expected {expected})");
+            let keys = expected
+                .strip_prefix("one of ")
+                .unwrap_or(&expected)
+                .split(", ")
+                .flat_map(|k| k.split(" or "))
+                .map(str::trim);
+            return match closest(field, keys) {
+                Some(key) => format!("unknown key {field:?} (did you mean `{key}`?)"),
+                None => format!("unknown key {field:?} (expected {expected})"),
+            };
         }
     }
     message.replace('`', "\"")
 }
 
+/// The expected key `typed` was most likely meant to be, if one is close:
+/// a slip of a letter or two (`canery`, `methdos`) by edit distance, or a
+/// longer key begun right (`max_diff` for `max_diff_rate`) by Jaro-Winkler.
+/// When nothing is that close, the caller lists every key instead, which
+/// helps more than a wrong guess.
+fn closest<'a>(typed: &str, expected: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let expected: Vec<&str> = expected.filter(|k| !k.is_empty()).collect();
+    // Two edits turn a three-letter key into almost anything else.
+    let max_edits = if typed.chars().count() <= 3 { 1 } else { 2 };
+    let by_edits = expected
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(typed, k), *k))
+        .filter(|(d, _)| *d <= max_edits)
+        .min_by_key(|(d, _)| *d);
+    if let Some((_, key)) = by_edits {
+        return Some(key);
+    }
+    expected
+        .iter()
+        .map(|k| (strsim::jaro_winkler(typed, k), *k))
+        .filter(|(s, _)| *s >= 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, key)| key)
+}
+
 fn remove_at(value: &mut Value, place: &Place) -> bool {
-    use super::error::Step;
     let steps = place.steps();
     let Some((last, parents)) = steps.split_last() else {
         return false;
@@ -445,6 +299,7 @@ fn remove_at(value: &mut Value, place: &Place) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::raw::{RawConfig, RawRoute, RawTls};
 
     fn errors_of<T: DeserializeOwned + fmt::Debug>(yaml: &str) -> Vec<String> {
         let value: Value = serde_yaml::from_str(yaml).unwrap();
@@ -490,6 +345,28 @@ mod tests {
             "the rest of the route is still checked"
         );
         assert!(raw.routes[1].0.errors.is_empty());
+    }
+
+    #[test]
+    fn near_misses_get_a_suggestion_and_far_ones_the_list() {
+        let route_keys = ["name", "match", "legacy", "new", "canary", "shadow"];
+        assert_eq!(closest("canery", route_keys.into_iter()), Some("canary"));
+        assert_eq!(closest("nwe", route_keys.into_iter()), Some("new"));
+        assert_eq!(closest("mach", route_keys.into_iter()), Some("match"));
+        assert_eq!(closest("tls", route_keys.into_iter()), None);
+        assert_eq!(closest("backends", route_keys.into_iter()), None);
+        let shadow_keys = ["percent", "max_body", "max_diff_rate", "min_samples"];
+        assert_eq!(
+            closest("max_diff", shadow_keys.into_iter()),
+            Some("max_diff_rate")
+        );
+        let message =
+            tidy_serde_message("unknown field `canery`, expected one of `name`, `canary`");
+        assert_eq!(message, "unknown key \"canery\" (did you mean `canary`?)");
+        let message = tidy_serde_message("unknown field `zzz`, expected `name` or `canary`");
+        assert_eq!(message, "unknown key \"zzz\" (expected name or canary)");
+        let message = tidy_serde_message("unknown field `nme`, expected `name` or `canary`");
+        assert_eq!(message, "unknown key \"nme\" (did you mean `name`?)");
     }
 
     #[test]
