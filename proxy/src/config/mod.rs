@@ -160,7 +160,18 @@ fn yaml_syntax_message(e: &serde_yaml::Error) -> String {
 pub fn load(path: &Path) -> Result<(Config, String), ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::single(&name, Place::root(), format!("cannot read the file: {e}"))
+        // Most often a command run from another directory: say how to point
+        // it at the file.
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (run from the directory holding it, or give --config FILE or STRANGLER_CONFIG=FILE; the Debian package's is /etc/strangler/routes.yaml)"
+        } else {
+            ""
+        };
+        ConfigErrors::single(
+            &name,
+            Place::root(),
+            format!("cannot read the file: {e}{hint}"),
+        )
     })?;
     let config = parse_file(&text, path)?;
     Ok((config, text))
