@@ -213,14 +213,7 @@ impl DiffAndHistoryStore {
         window: RouteWindow<'_>,
         noise_fields: &[&str],
     ) -> Result<Vec<SignatureCount>, StoreError> {
-        let not_noise = if noise_fields.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " AND field NOT IN ({})",
-                placeholders(window.next_placeholder(), noise_fields.len())
-            )
-        };
+        let not_noise = excluding_fields(window.next_placeholder(), noise_fields.len());
         let sql = format!(
             "SELECT diff_id, created_at, field FROM diff_fields \
              WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{}{not_noise} ORDER BY diff_id, field",
@@ -280,14 +273,7 @@ impl DiffAndHistoryStore {
         noise_fields: &[&str],
         bucket_ms: i64,
     ) -> Result<BTreeMap<i64, u64>, StoreError> {
-        let not_noise = if noise_fields.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " AND field NOT IN ({})",
-                placeholders(window.next_placeholder(), noise_fields.len())
-            )
-        };
+        let not_noise = excluding_fields(window.next_placeholder(), noise_fields.len());
         let sql = format!(
             "SELECT (created_at / {bucket_ms}) * {bucket_ms} AS b, CAST(COUNT(DISTINCT diff_id) AS BIGINT) FROM diff_fields \
              WHERE route = $1 AND created_at >= $2 AND created_at < $3 AND source = $4{}{not_noise} GROUP BY b ORDER BY b",
@@ -302,5 +288,15 @@ impl DiffAndHistoryStore {
             by_bucket.insert(r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)? as u64);
         }
         Ok(by_bucket)
+    }
+}
+
+/// `AND field NOT IN (...)` with `count` placeholders from `first` on, or
+/// nothing when no field is left out.
+fn excluding_fields(first: usize, count: usize) -> String {
+    if count == 0 {
+        String::new()
+    } else {
+        format!(" AND field NOT IN ({})", placeholders(first, count))
     }
 }
