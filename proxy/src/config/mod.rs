@@ -11,6 +11,7 @@ pub mod compile;
 pub mod defaults;
 pub mod error;
 pub mod model;
+pub mod path_index;
 pub mod positions;
 pub mod precedence;
 pub mod raw;

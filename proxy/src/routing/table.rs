@@ -13,6 +13,7 @@ use super::tenant::{Tenant, cookie, find_tenant, host_without_port};
 use crate::config::model::{
     BackendId, Config, HostMatch, Percent, Route, RouteMatch, Side, Sticky,
 };
+use crate::config::path_index::PathIndex;
 use crate::config::precedence::priority_order;
 
 /// What the routing decision needs to know about a request.
@@ -104,6 +105,8 @@ pub struct RouteTable {
     config: Config,
     /// Route indices, most specific first.
     order: Vec<usize>,
+    /// The routes a path can match, in that order.
+    paths: PathIndex,
     /// Per route: the salt of its canary draw (the `new` backend's name, so
     /// that routes moving to one service move the same users together).
     canary_salt: Vec<Vec<u8>>,
@@ -116,6 +119,7 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(config: Config) -> RouteTable {
         let order = priority_order(&config.routes);
+        let paths = PathIndex::new(&config.routes, &order);
         let canary_salt = config
             .routes
             .iter()
@@ -134,6 +138,7 @@ impl RouteTable {
         RouteTable {
             config,
             order,
+            paths,
             canary_salt,
             shadow_salt,
             record_salt,
@@ -149,13 +154,15 @@ impl RouteTable {
         &self.order
     }
 
-    /// The first route, in priority order, whose conditions all hold.
+    /// The first route, in priority order, whose conditions all hold. Only
+    /// routes whose path condition holds are looked at, found through the
+    /// path index, so the cost does not grow with the table.
     pub fn match_route(&self, req: &RequestInfo<'_>) -> Option<usize> {
         let host = req.host.map(host_without_port);
-        self.order
-            .iter()
-            .copied()
-            .find(|&i| route_matches(&self.config.routes[i].matcher, req, host))
+        let routes = &self.config.routes;
+        self.paths.find(routes, req.path, |i| {
+            other_conditions_hold(&routes[i].matcher, req, host)
+        })
     }
 
     pub fn decide<'r>(&self, req: &RequestInfo<'r>) -> Decision<'r> {
@@ -300,10 +307,8 @@ fn ip_bytes(ip: IpAddr) -> Cow<'static, [u8]> {
     }
 }
 
-fn route_matches(m: &RouteMatch, req: &RequestInfo<'_>, host: Option<&str>) -> bool {
-    if !m.path.matches(req.path) {
-        return false;
-    }
+/// Every condition of a route but its path (which the index has checked).
+fn other_conditions_hold(m: &RouteMatch, req: &RequestInfo<'_>, host: Option<&str>) -> bool {
     if let Some(methods) = &m.methods {
         if !methods.contains(req.method) {
             return false;

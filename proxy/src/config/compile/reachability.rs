@@ -6,20 +6,17 @@
 
 use super::routes::CompiledRoutes;
 use crate::config::error::{ErrorSink, Place};
+use crate::config::model::Route;
+use crate::config::path_index::PathIndex;
 use crate::config::precedence::{priority_order, shadowed_by};
 
 pub(super) fn check_reachability(sink: &mut ErrorSink, compiled: &CompiledRoutes) {
     let routes = &compiled.routes;
     let file_index = &compiled.file_indices;
-    let order = priority_order(routes);
-    let mut unreachable = Vec::new();
-    for (pos, &later) in order.iter().enumerate() {
-        // The first route found is named; one reason is enough to act on.
-        if let Some(&earlier) = order[..pos]
-            .iter()
-            .find(|&&earlier| shadowed_by(&routes[later], &routes[earlier]))
-        {
-            unreachable.push((
+    let mut unreachable: Vec<(usize, String)> = covered_routes(routes)
+        .into_iter()
+        .map(|(later, earlier)| {
+            (
                 file_index[later],
                 format!(
                     "route {:?} can never match: route {:?} (routes[{}]) matches every request it would",
@@ -27,9 +24,9 @@ pub(super) fn check_reachability(sink: &mut ErrorSink, compiled: &CompiledRoutes
                     routes[earlier].name.as_str(),
                     file_index[earlier],
                 ),
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     // Reported in file order, not in the order the router tries routes.
     unreachable.sort_by_key(|(i, _)| *i);
     for (i, message) in unreachable {
@@ -37,9 +34,70 @@ pub(super) fn check_reachability(sink: &mut ErrorSink, compiled: &CompiledRoutes
     }
 }
 
+/// Each route that can never be chosen, with the first route in priority
+/// order that covers it (one reason is enough to act on). Only routes the
+/// path index offers can cover a route, so this grows with the table, not
+/// with its square.
+pub(crate) fn covered_routes(routes: &[Route]) -> Vec<(usize, usize)> {
+    let order = priority_order(routes);
+    let mut position = vec![0; routes.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        position[i] = pos;
+    }
+    let index = PathIndex::new(routes, &order);
+    order
+        .iter()
+        .enumerate()
+        .filter_map(|(pos, &later)| {
+            index
+                .could_cover(&routes[later])
+                .into_iter()
+                .filter(|&earlier| position[earlier] < pos)
+                .filter(|&earlier| shadowed_by(&routes[later], &routes[earlier]))
+                .min_by_key(|&earlier| position[earlier])
+                .map(|earlier| (later, earlier))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::config::parse;
+    use crate::config::path_index::random_tables::{matchers, valid_table};
+    use proptest::prelude::*;
+
+    /// The check before the index: every earlier route tried in turn.
+    fn plain_scan(routes: &[Route]) -> Vec<(usize, usize)> {
+        let order = priority_order(routes);
+        order
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, &later)| {
+                order[..pos]
+                    .iter()
+                    .find(|&&earlier| shadowed_by(&routes[later], &routes[earlier]))
+                    .map(|&earlier| (later, earlier))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Two valid random tables put together cover each other's routes
+        /// in many ways; the indexed check finds exactly the routes, and
+        /// names exactly the covering routes, that the plain scan does.
+        #[test]
+        fn finds_what_the_plain_scan_finds(one in matchers(16), two in matchers(16)) {
+            let mut routes = valid_table(&one).routes;
+            routes.extend(valid_table(&two).routes);
+            let mut indexed = covered_routes(&routes);
+            indexed.sort();
+            let mut plain = plain_scan(&routes);
+            plain.sort();
+            prop_assert_eq!(indexed, plain);
+        }
+    }
 
     fn errors(text: &str) -> Vec<String> {
         match parse(text, "t.yaml") {

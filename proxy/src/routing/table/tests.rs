@@ -364,3 +364,44 @@ mod backend_view {
         }
     }
 }
+
+mod index_against_the_plain_scan {
+    use super::*;
+    use crate::config::path_index::random_tables::{matchers, request_path, valid_table};
+    use proptest::prelude::*;
+
+    /// What the router did before it had an index: every route in priority
+    /// order, the first whose conditions all hold.
+    fn plain_scan(t: &RouteTable, r: &RequestInfo<'_>) -> Option<usize> {
+        let host = r.host.map(host_without_port);
+        t.order().iter().copied().find(|&i| {
+            let m = &t.config().routes[i].matcher;
+            m.path.matches(r.path) && other_conditions_hold(m, r, host)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The indexed lookup chooses the route the plain scan chooses, for
+        /// random tables and requests.
+        #[test]
+        fn chooses_what_the_plain_scan_chooses(
+            table in matchers(24),
+            requests in proptest::collection::vec(
+                (request_path(), any::<bool>(), prop_oneof![Just(None), Just(Some("x.example.com")), Just(Some("q.example.com:8080")), Just(Some("y.example.com"))], any::<bool>()),
+                1..40,
+            ),
+        ) {
+            let t = RouteTable::new(valid_table(&table));
+            for (path, post, host, beta) in &requests {
+                let mut h = HeaderMap::new();
+                if *beta {
+                    h.insert("x-beta", HeaderValue::from_static("1"));
+                }
+                let method = if *post { Method::POST } else { Method::GET };
+                let r = req(&method, path, &h, *host);
+                prop_assert_eq!(t.match_route(&r), plain_scan(&t, &r), "{} {:?}", path, host);
+            }
+        }
+    }
+}
