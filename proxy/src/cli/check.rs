@@ -115,10 +115,13 @@ fn check_file(file: &std::path::Path, resolve: bool) -> FileReport {
             };
         }
     };
-    let positions = Positions::of(&text);
     let mut warnings = no_warnings;
     warnings.errors = config.warnings_at();
-    positions.locate(&mut warnings.errors);
+    // Placing needs an index of the whole file: only built when there is
+    // something to place.
+    if !warnings.errors.is_empty() {
+        Positions::of(&text).locate(&mut warnings.errors);
+    }
     let mut errors = Vec::new();
     if resolve {
         for b in &config.backends {
@@ -142,7 +145,7 @@ fn check_file(file: &std::path::Path, resolve: bool) -> FileReport {
             count(config.backends.len(), "backend")
         ))
     } else {
-        positions.locate(&mut errors);
+        Positions::of(&text).locate(&mut errors);
         Err(ConfigErrors {
             source_name: name.clone(),
             errors,

@@ -141,7 +141,7 @@ pub fn decode_collecting<T: DeserializeOwned>(mut value: Value) -> Decoded<T> {
     let mut removed: Vec<Place> = Vec::new();
     // Each round removes one node, so the loop ends; the bound is a backstop.
     for _ in 0..256 {
-        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(decoded) => {
                 return Decoded {
                     value: Some(decoded),
