@@ -149,11 +149,7 @@ impl Changes {
         // one that found everything on legacy already changed nothing.
         if let (ChangeRequest::Rollback { routes, .. }, Ok(o)) = (request, &result) {
             for r in routes.iter().filter(|_| o.changed) {
-                self.live
-                    .metrics()
-                    .rollbacks
-                    .with_label_values(&[r, who.by.trigger().as_str()])
-                    .inc();
+                self.live.metrics().count_rollback(r, who.by.trigger());
             }
         }
         // The observer first: the change is live already, and what it

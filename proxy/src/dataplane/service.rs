@@ -83,13 +83,9 @@ impl StranglerProxy {
 
     fn shadow_skipped(&self, route: &str, reason: Option<DropReason>) {
         let m = self.live.metrics();
-        m.shadow_requests
-            .with_label_values(&[route, ShadowOutcome::Skipped.as_str()])
-            .inc();
+        m.count_shadow(route, ShadowOutcome::Skipped);
         if let Some(reason) = reason {
-            m.shadow_dropped
-                .with_label_values(&[route, reason.as_str()])
-                .inc();
+            m.count_shadow_dropped(route, reason, 1);
         }
     }
 
@@ -143,9 +139,7 @@ impl StranglerProxy {
         let count = |outcome: RecordOutcome| {
             self.live
                 .metrics()
-                .record
-                .with_label_values(&[capture.runtime.route.as_str(), outcome.as_str()])
-                .inc()
+                .count_record(capture.runtime.route.as_str(), outcome, 1)
         };
         if capture.kept.too_large {
             return count(RecordOutcome::TooLarge);
@@ -171,9 +165,7 @@ impl StranglerProxy {
             {
                 self.live
                     .metrics()
-                    .record
-                    .with_label_values(&[route.route.as_str(), RecordOutcome::QueueFull.as_str()])
-                    .inc();
+                    .count_record(route.route.as_str(), RecordOutcome::QueueFull, 1);
             }
         }
     }

@@ -40,13 +40,7 @@ pub fn snapshot(live: &Live, table: &LiveTable, index: usize) -> Snapshot {
         let (requests, errors) = m.totals();
         (requests, errors, m.latency_buckets())
     };
-    let diffs = &live.metrics().shadow_diffs;
-    let verdict = |v: Verdict| {
-        diffs
-            .get_metric_with_label_values(&[route, v.as_str()])
-            .map(|c| c.get())
-            .unwrap_or(0)
-    };
+    let verdict = |v: Verdict| live.metrics().shadow_diffs(route, v);
     Snapshot {
         sides: [side(Side::Legacy), side(Side::New)],
         compared: verdict(Verdict::Match) + verdict(Verdict::Diff) + verdict(Verdict::Noise),

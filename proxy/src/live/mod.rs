@@ -98,13 +98,7 @@ impl LiveTable {
         let route_metrics = config
             .routes
             .iter()
-            .map(|r| {
-                metrics.route(
-                    r.name.as_str(),
-                    config.backend(r.legacy).name.as_str(),
-                    config.backend(r.new).name.as_str(),
-                )
-            })
+            .map(|r| metrics.route(r.name.as_str()))
             .collect();
         let shadow = config
             .routes
@@ -124,9 +118,7 @@ impl LiveTable {
                     .map(|p| Arc::new(RecordRuntime::new(r, p)))
             })
             .collect();
-        let default_name = config.backend(config.default_backend).name.as_str();
-        let default_metrics =
-            metrics.route(config::DEFAULT_ROUTE_LABEL, default_name, default_name);
+        let default_metrics = metrics.route(config::DEFAULT_ROUTE_LABEL);
         Ok(LiveTable {
             version,
             digest,
@@ -299,9 +291,7 @@ impl Live {
         self.metrics.config_version.set(current.version as i64);
         for route in &current.config().routes {
             self.metrics
-                .canary_percent
-                .with_label_values(&[route.name.as_str()])
-                .set(route.canary.get());
+                .set_canary_percent(route.name.as_str(), route.canary.get());
         }
     }
 }

@@ -3,8 +3,10 @@
 //! them. Label values come only from config names and fixed enums.
 //!
 //! On the request path nothing is looked up by label: [`RouteMetrics`] holds
-//! the resolved counters of one route, built once per configuration version,
-//! so counting a request is a few atomic additions.
+//! the cells of one route, resolved once per configuration version, so
+//! counting a request is a few atomic additions. The per-route families are
+//! kept compactly and written out by hand ([`route_cells`]); the others are
+//! the Prometheus crate's.
 //!
 //! Every series a configuration makes possible exists at zero from the moment
 //! the configuration is installed ([`series`]); the process's own health
@@ -12,21 +14,20 @@
 //! and the gauges here.
 
 mod process;
+mod route_cells;
 mod series;
 
-use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::config::{Config, Side, Stage};
+use rollback::rollouts::RolloutState;
+pub use route_cells::DURATION_BUCKETS;
+use route_cells::{RouteCells, RouteStore, slot};
 pub use series::RollbackTrigger;
-use series::{Family, route_series};
-
-/// Upper bounds of the request duration histogram, in seconds.
-const DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+use series::{DROP_REASONS, SHADOW_OUTCOMES, UPSTREAM_ERROR_KINDS, VERDICTS, route_series};
 
 /// Status classes used as the `status_class` label.
 pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
@@ -185,26 +186,17 @@ impl ReplayOutcome {
 impl shadow_diff::WriterEvents for Metrics {
     fn stored(&self, kept: shadow_diff::Kept, route: &str, n: u64) {
         match kept {
-            shadow_diff::Kept::Comparison => {
-                self.shadow_stored.with_label_values(&[route]).inc_by(n)
-            }
-            shadow_diff::Kept::Recording => self
-                .record
-                .with_label_values(&[route, RecordOutcome::Stored.as_str()])
-                .inc_by(n),
+            shadow_diff::Kept::Comparison => self
+                .routes
+                .with(route, |c| _ = c.shadow_stored.fetch_add(n, Relaxed)),
+            shadow_diff::Kept::Recording => self.count_record(route, RecordOutcome::Stored, n),
         }
     }
 
     fn dropped(&self, kept: shadow_diff::Kept, route: &str, n: u64) {
         match kept {
-            shadow_diff::Kept::Comparison => self
-                .shadow_dropped
-                .with_label_values(&[route, DropReason::Store.as_str()])
-                .inc_by(n),
-            shadow_diff::Kept::Recording => self
-                .record
-                .with_label_values(&[route, RecordOutcome::Store.as_str()])
-                .inc_by(n),
+            shadow_diff::Kept::Comparison => self.count_shadow_dropped(route, DropReason::Store, n),
+            shadow_diff::Kept::Recording => self.count_record(route, RecordOutcome::Store, n),
         }
     }
 }
@@ -213,33 +205,13 @@ impl shadow_diff::WriterEvents for Metrics {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub duration: HistogramVec,
-    pub upstream_errors: IntCounterVec,
-    pub upstream_retries: IntCounterVec,
-    pub canary_percent: GaugeVec,
-    pub shadow_requests: IntCounterVec,
-    pub shadow_dropped: IntCounterVec,
-    pub shadow_diffs: IntCounterVec,
-    pub shadow_stored: IntCounterVec,
-    /// Sampled requests to record, by outcome.
-    pub record: IntCounterVec,
-    /// Recorded requests a replay run on this proxy took, by outcome.
-    pub replay_requests: IntCounterVec,
+    /// Every series labelled by route (see [`route_cells`]).
+    routes: Arc<RouteStore>,
     pub config_reloads: IntCounterVec,
     pub config_version: IntGauge,
     /// 1 when the last reload attempt succeeded (or none has failed since
     /// start), 0 while the file on disk is rejected.
     pub config_last_reload_successful: IntGauge,
-    pub rollbacks: IntCounterVec,
-    /// The step (canary percentage) each route's rollout stands at.
-    pub rollout_step: GaugeVec,
-    /// 1 for each rollout's current state.
-    pub rollout_state: IntGaugeVec,
-    /// Failed gates of each route's rollout, counted by the driving proxy.
-    pub rollout_failures: IntCounterVec,
-    /// 1 for each route's current stage.
-    pub route_stage: IntGaugeVec,
     /// 1 while the diff and history store answers, 0 while it does not.
     pub store_up: IntGauge,
     process: process::ProcessMetrics,
@@ -254,124 +226,17 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let requests = counter(
-            "strangler_requests_total",
-            "Requests answered, by route, backend, side and status class.",
-            &["route", "backend", "side", "status_class"],
-        );
-        let upstream_errors = counter(
-            "strangler_upstream_errors_total",
-            "Failures talking to a backend, by route, side and kind.",
-            &["route", "side", "kind"],
-        );
-        let upstream_retries = counter(
-            "strangler_upstream_retries_total",
-            "Further attempts of idempotent requests after an upstream error (a route's `retries`), by route and side.",
-            &["route", "side"],
-        );
-        let shadow_requests = counter(
-            "strangler_shadow_requests_total",
-            "Shadow copies, by route and outcome.",
-            &["route", "outcome"],
-        );
-        let shadow_dropped = counter(
-            "strangler_shadow_dropped_total",
-            "Shadow copies or diffs dropped, by route and reason.",
-            &["route", "reason"],
-        );
-        let shadow_diffs = counter(
-            "strangler_shadow_diffs_total",
-            "Compared shadow pairs, by route and verdict.",
-            &["route", "verdict"],
-        );
-        let shadow_stored = counter(
-            "strangler_shadow_stored_total",
-            "Compared shadow pairs written to the diff store, by route.",
-            &["route"],
-        );
-        let record = counter(
-            "strangler_record_total",
-            "Requests sampled for recording (a route's `record:`), by route and outcome.",
-            &["route", "outcome"],
-        );
-        let replay_requests = counter(
-            "strangler_replay_requests_total",
-            "Recorded requests taken by replay runs on this proxy, by route and outcome.",
-            &["route", "outcome"],
-        );
-        let config_reloads = counter(
-            "strangler_config_reloads_total",
-            "Configuration reloads, by result.",
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "strangler_config_reloads_total",
+                "Configuration reloads, by result.",
+            ),
             &["result"],
-        );
-        let rollbacks = counter(
-            "strangler_rollbacks_total",
-            "Rollbacks, by route and trigger.",
-            &["route", "trigger"],
-        );
-        let rollout_failures = counter(
-            "strangler_rollout_failures_total",
-            "Gates of a route's rollout that failed (a guard trip, a diff report reading not ready), counted by the proxy driving it.",
-            &["route"],
-        );
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "strangler_request_duration_seconds",
-                "Time from request start to the end of the response, by route and side.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["route", "side"],
         )
         .expect("valid metric");
         registry
-            .register(Box::new(duration.clone()))
+            .register(Box::new(config_reloads.clone()))
             .expect("unique metric");
-        let canary_percent = GaugeVec::new(
-            Opts::new(
-                "strangler_canary_percent",
-                "Share of a route's traffic served by the new side, in percent.",
-            ),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(canary_percent.clone()))
-            .expect("unique metric");
-        let rollout_step = GaugeVec::new(
-            Opts::new(
-                "strangler_rollout_step",
-                "The canary percentage a route's rollout stands at.",
-            ),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rollout_step.clone()))
-            .expect("unique metric");
-        let labelled_gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let rollout_state = labelled_gauge(
-            "strangler_rollout_state",
-            "1 for the current state of a route's rollout (idle, waiting, promoting, held, rolled_back, done).",
-            &["route", "state"],
-        );
-        let route_stage = labelled_gauge(
-            "strangler_route_stage",
-            "1 for a route's current stage of the migration (legacy, shadow, canary, migrated).",
-            &["route", "stage"],
-        );
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             registry
@@ -414,25 +279,10 @@ impl Metrics {
         }
         Metrics {
             registry,
-            requests,
-            duration,
-            upstream_errors,
-            upstream_retries,
-            canary_percent,
-            shadow_requests,
-            shadow_dropped,
-            shadow_diffs,
-            shadow_stored,
-            record,
-            replay_requests,
+            routes: Arc::default(),
             config_reloads,
             config_version,
             config_last_reload_successful,
-            rollbacks,
-            rollout_step,
-            rollout_state,
-            rollout_failures,
-            route_stage,
             store_up,
             process,
         }
@@ -442,29 +292,7 @@ impl Metrics {
     /// removes those only `previous` made possible. Called once per
     /// installed configuration, before its table serves.
     pub fn apply_config(&self, current: &Config, previous: Option<&Config>) {
-        let now = route_series(current);
-        let before = previous.map(route_series).unwrap_or_default();
-        let by_route: std::collections::HashMap<&str, &series::RouteSeries> =
-            now.iter().map(|k| (k.route(), k)).collect();
-        for gone in before.difference(&now) {
-            // The route may still exist with other settings (a backend
-            // renamed, shadowing added): keep every series it still has, or
-            // the table just installed would count into removed series.
-            let mut kept = std::collections::HashSet::new();
-            if let Some(still) = by_route.get(gone.route()) {
-                still.for_each(|family, labels| {
-                    kept.insert((family, labels.join("\u{0}")));
-                });
-            }
-            gone.for_each(|family, labels| {
-                if !kept.contains(&(family, labels.join("\u{0}"))) {
-                    self.remove(family, labels);
-                }
-            });
-        }
-        for added in now.difference(&before) {
-            added.for_each(|family, labels| self.touch(family, labels));
-        }
+        self.routes.install(&route_series(current));
         self.set_stages(current, previous);
     }
 
@@ -483,73 +311,77 @@ impl Metrics {
             if before.get(route.name.as_str()) == Some(&stage) {
                 continue;
             }
-            for s in Stage::ALL {
-                self.route_stage
-                    .with_label_values(&[route.name.as_str(), s.as_str()])
-                    .set((s == stage) as i64);
-            }
-        }
-    }
-
-    fn counters(&self, family: Family) -> Option<&IntCounterVec> {
-        match family {
-            Family::Requests => Some(&self.requests),
-            Family::UpstreamErrors => Some(&self.upstream_errors),
-            Family::UpstreamRetries => Some(&self.upstream_retries),
-            Family::ShadowRequests => Some(&self.shadow_requests),
-            Family::ShadowDropped => Some(&self.shadow_dropped),
-            Family::ShadowDiffs => Some(&self.shadow_diffs),
-            Family::ShadowStored => Some(&self.shadow_stored),
-            Family::Record => Some(&self.record),
-            Family::ReplayRequests => Some(&self.replay_requests),
-            Family::Rollbacks => Some(&self.rollbacks),
-            Family::RolloutFailures => Some(&self.rollout_failures),
-            Family::Duration
-            | Family::CanaryPercent
-            | Family::RolloutStep
-            | Family::RolloutState
-            | Family::RouteStage => None,
-        }
-    }
-
-    fn touch(&self, family: Family, labels: &[&str]) {
-        match family {
-            Family::Duration => {
-                let _ = self.duration.with_label_values(labels);
-            }
-            Family::CanaryPercent => {
-                let _ = self.canary_percent.with_label_values(labels);
-            }
-            Family::RolloutStep => {
-                let _ = self.rollout_step.with_label_values(labels);
-            }
-            Family::RolloutState => {
-                let _ = self.rollout_state.with_label_values(labels);
-            }
-            Family::RouteStage => {
-                let _ = self.route_stage.with_label_values(labels);
-            }
-            _ => {
-                if let Some(c) = self.counters(family) {
-                    let _ = c.with_label_values(labels);
+            self.routes.with(route.name.as_str(), |c| {
+                for (i, s) in Stage::ALL.iter().enumerate() {
+                    c.stage[i].store((*s == stage) as u64, Relaxed);
                 }
-            }
+            });
         }
     }
 
-    fn remove(&self, family: Family, labels: &[&str]) {
-        // A series that was never created is fine to "remove".
-        let _ = match family {
-            Family::Duration => self.duration.remove_label_values(labels),
-            Family::CanaryPercent => self.canary_percent.remove_label_values(labels),
-            Family::RolloutStep => self.rollout_step.remove_label_values(labels),
-            Family::RolloutState => self.rollout_state.remove_label_values(labels),
-            Family::RouteStage => self.route_stage.remove_label_values(labels),
-            _ => match self.counters(family) {
-                Some(c) => c.remove_label_values(labels),
-                None => Ok(()),
-            },
-        };
+    /// `strangler_canary_percent` of a route.
+    pub fn set_canary_percent(&self, route: &str, percent: f64) {
+        self.routes.with(route, |c| c.canary_percent.set(percent));
+    }
+
+    /// `strangler_rollout_step` and `strangler_rollout_state` of a route.
+    pub fn set_rollout(&self, route: &str, step: f64, state: RolloutState) {
+        self.routes.with(route, |c| {
+            c.rollout_step.set(step);
+            for (i, s) in RolloutState::ALL.iter().enumerate() {
+                c.rollout_state[i].store((*s == state) as u64, Relaxed);
+            }
+        });
+    }
+
+    pub fn count_rollout_failure(&self, route: &str) {
+        self.routes
+            .with(route, |c| _ = c.rollout_failures.fetch_add(1, Relaxed));
+    }
+
+    pub fn count_rollback(&self, route: &str, trigger: RollbackTrigger) {
+        let i = slot(&RollbackTrigger::ALL, &trigger);
+        self.routes
+            .with(route, |c| _ = c.rollbacks[i].fetch_add(1, Relaxed));
+    }
+
+    pub fn count_shadow(&self, route: &str, outcome: ShadowOutcome) {
+        let i = slot(&SHADOW_OUTCOMES, &outcome);
+        self.routes
+            .with(route, |c| _ = c.shadow_requests[i].fetch_add(1, Relaxed));
+    }
+
+    pub fn count_shadow_dropped(&self, route: &str, reason: DropReason, n: u64) {
+        let i = slot(&DROP_REASONS, &reason);
+        self.routes
+            .with(route, |c| _ = c.shadow_dropped[i].fetch_add(n, Relaxed));
+    }
+
+    pub fn count_shadow_diff(&self, route: &str, verdict: shadow_diff::Verdict) {
+        let i = slot(&VERDICTS, &verdict);
+        self.routes
+            .with(route, |c| _ = c.shadow_diffs[i].fetch_add(1, Relaxed));
+    }
+
+    /// Compared pairs of a route by verdict, since start.
+    pub fn shadow_diffs(&self, route: &str, verdict: shadow_diff::Verdict) -> u64 {
+        let i = slot(&VERDICTS, &verdict);
+        let mut n = 0;
+        self.routes
+            .with(route, |c| n = c.shadow_diffs[i].load(Relaxed));
+        n
+    }
+
+    pub fn count_record(&self, route: &str, outcome: RecordOutcome, n: u64) {
+        let i = slot(&RecordOutcome::ALL, &outcome);
+        self.routes
+            .with(route, |c| _ = c.record[i].fetch_add(n, Relaxed));
+    }
+
+    pub fn count_replay(&self, route: &str, outcome: ReplayOutcome) {
+        let i = slot(&ReplayOutcome::ALL, &outcome);
+        self.routes
+            .with(route, |c| _ = c.replay[i].fetch_add(1, Relaxed));
     }
 
     /// Registers a family owned by another part of the proxy.
@@ -566,16 +398,25 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding does not fail");
+        let mut routes = String::with_capacity(64 * 1024);
+        self.routes.render(&mut routes);
+        out.extend_from_slice(routes.as_bytes());
         out
     }
 
     /// Resolves the handles one route uses on the request path.
-    pub fn route(&self, route: &str, legacy_backend: &str, new_backend: &str) -> RouteMetrics {
+    /// The `backend` label each side counts under is the one the installed
+    /// configuration gives the route ([`Metrics::apply_config`]).
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        let cells = self.routes.cells_for(route);
         RouteMetrics {
             route: route.to_string(),
             sides: [
-                SideMetrics::new(self, route, legacy_backend, Side::Legacy),
-                SideMetrics::new(self, route, new_backend, Side::New),
+                SideMetrics {
+                    cells: cells.clone(),
+                    side: 0,
+                },
+                SideMetrics { cells, side: 1 },
             ],
         }
     }
@@ -597,70 +438,45 @@ impl RouteMetrics {
     }
 }
 
+/// One side of a route's cells.
 #[derive(Debug, Clone)]
 pub struct SideMetrics {
-    by_status_class: [IntCounter; 6],
-    duration: Histogram,
-    upstream_errors: IntCounterVec,
-    upstream_retries: IntCounterVec,
-    route: String,
-    side: Side,
+    cells: Arc<RouteCells>,
+    /// 0 legacy, 1 new.
+    side: usize,
 }
 
 impl SideMetrics {
-    fn new(metrics: &Metrics, route: &str, backend: &str, side: Side) -> SideMetrics {
-        let by_status_class = STATUS_CLASSES.map(|class| {
-            metrics
-                .requests
-                .with_label_values(&[route, backend, side.as_str(), class])
-        });
-        SideMetrics {
-            by_status_class,
-            duration: metrics.duration.with_label_values(&[route, side.as_str()]),
-            upstream_errors: metrics.upstream_errors.clone(),
-            upstream_retries: metrics.upstream_retries.clone(),
-            route: route.to_string(),
-            side,
-        }
-    }
-
     pub fn observe(&self, status: u16, seconds: f64) {
-        self.by_status_class[status_class_index(status)].inc();
-        self.duration.observe(seconds);
+        self.cells.requests[self.side][status_class_index(status)].fetch_add(1, Relaxed);
+        self.cells.latency[self.side].observe(seconds);
     }
 
     /// Requests answered and those with a 5xx status, since start.
     pub fn totals(&self) -> (u64, u64) {
-        let all = self.by_status_class.iter().map(|c| c.get()).sum();
-        (all, self.by_status_class[4].get())
+        let by_class = &self.cells.requests[self.side];
+        let all = by_class.iter().map(|c| c.load(Relaxed)).sum();
+        (all, by_class[4].load(Relaxed))
     }
 
     /// The duration histogram's cumulative bucket counts: (upper bound, count).
     pub fn latency_buckets(&self) -> Vec<(f64, u64)> {
-        use prometheus::core::Metric;
-        let m = self.duration.metric();
-        let h = m.get_histogram();
-        let mut out: Vec<(f64, u64)> = h
-            .get_bucket()
+        let counts = self.cells.latency[self.side].cumulative();
+        DURATION_BUCKETS
             .iter()
-            .map(|b| (b.upper_bound(), b.cumulative_count()))
-            .collect();
-        out.push((f64::INFINITY, h.get_sample_count()));
-        out
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(counts)
+            .collect()
     }
 
-    /// Rare, so resolved by label when it happens.
     pub fn upstream_retry(&self) {
-        self.upstream_retries
-            .with_label_values(&[&self.route, self.side.as_str()])
-            .inc();
+        self.cells.upstream_retries[self.side].fetch_add(1, Relaxed);
     }
 
-    /// Rare, so resolved by label when it happens.
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
-        self.upstream_errors
-            .with_label_values(&[&self.route, self.side.as_str(), kind.as_str()])
-            .inc();
+        let i = slot(&UPSTREAM_ERROR_KINDS, &kind);
+        self.cells.upstream_errors[self.side][i].fetch_add(1, Relaxed);
     }
 }
 
@@ -668,28 +484,79 @@ impl SideMetrics {
 mod tests {
     use super::*;
 
+    fn config() -> Config {
+        crate::config::parse(
+            "version: 1\nbackends:\n  monolith: { url: \"http://127.0.0.1:1\" }\n  orders: { url: \"http://127.0.0.1:2\" }\ndefault: monolith\nroutes:\n  - { name: orders-read, match: { path: /api/orders }, new: orders, shadow: { percent: 100 } }\n",
+            "t.yaml",
+        )
+        .expect("valid")
+    }
+
     #[test]
     fn rendered_names_match_the_brief() {
         let m = Metrics::new();
-        let r = m.route("orders-read", "monolith", "orders");
+        let c = config();
+        let r = m.route("orders-read");
+        m.apply_config(&c, None);
         r.side(Side::New).observe(200, 0.01);
         r.side(Side::Legacy)
             .upstream_error(UpstreamErrorKind::ConnectRefused);
-        m.canary_percent
-            .with_label_values(&["orders-read"])
-            .set(12.5);
+        m.set_canary_percent("orders-read", 12.5);
+        m.count_shadow_diff("orders-read", shadow_diff::Verdict::Diff);
         m.config_version.set(3);
         let text = String::from_utf8(m.render()).unwrap();
         for needle in [
+            "# TYPE strangler_requests_total counter",
             r#"strangler_requests_total{backend="orders",route="orders-read",side="new",status_class="2xx"} 1"#,
+            r#"strangler_requests_total{backend="monolith",route="orders-read",side="legacy",status_class="2xx"} 0"#,
+            r#"strangler_request_duration_seconds_bucket{route="orders-read",side="new",le="0.005"} 0"#,
+            r#"strangler_request_duration_seconds_bucket{route="orders-read",side="new",le="0.01"} 1"#,
+            r#"strangler_request_duration_seconds_bucket{route="orders-read",side="new",le="+Inf"} 1"#,
+            r#"strangler_request_duration_seconds_sum{route="orders-read",side="new"} 0.01"#,
             r#"strangler_request_duration_seconds_count{route="orders-read",side="new"} 1"#,
             r#"strangler_upstream_errors_total{kind="connect_refused",route="orders-read",side="legacy"} 1"#,
             r#"strangler_canary_percent{route="orders-read"} 12.5"#,
+            r#"strangler_shadow_diffs_total{route="orders-read",verdict="diff"} 1"#,
+            r#"strangler_route_stage{route="orders-read",stage="shadow"} 1"#,
             r#"strangler_config_reloads_total{result="error"} 0"#,
             "strangler_config_version 3",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        assert_eq!(m.shadow_diffs("orders-read", shadow_diff::Verdict::Diff), 1);
+        assert_eq!(r.side(Side::New).totals(), (1, 0));
+    }
+
+    /// A reload that gives a side another backend starts that side's
+    /// requests at zero under the new label; the other side keeps counting.
+    #[test]
+    fn a_new_backend_starts_at_zero_and_a_removed_route_is_gone() {
+        let m = Metrics::new();
+        let before = config();
+        let r = m.route("orders-read");
+        m.apply_config(&before, None);
+        r.side(Side::New).observe(200, 0.01);
+        r.side(Side::Legacy).observe(200, 0.01);
+        let after = crate::config::parse(
+            "version: 1\nbackends:\n  monolith: { url: \"http://127.0.0.1:1\" }\n  orders2: { url: \"http://127.0.0.1:2\" }\ndefault: monolith\nroutes:\n  - { name: orders-read, match: { path: /api/orders }, new: orders2 }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        m.apply_config(&after, Some(&before));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"strangler_requests_total{backend="orders2",route="orders-read",side="new",status_class="2xx"} 0"#), "{text}");
+        assert!(text.contains(r#"strangler_requests_total{backend="monolith",route="orders-read",side="legacy",status_class="2xx"} 1"#), "{text}");
+        assert!(!text.contains("backend=\"orders\""), "{text}");
+        assert!(!text.contains("strangler_shadow_requests_total"), "{text}");
+        let empty = crate::config::parse(
+            "version: 1\nbackends:\n  monolith: { url: \"http://127.0.0.1:1\" }\ndefault: monolith\nroutes: []\n",
+            "t.yaml",
+        )
+        .unwrap();
+        m.apply_config(&empty, Some(&after));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("route=\"orders-read\""), "{text}");
+        assert!(text.contains("route=\"default\""), "{text}");
     }
 
     #[test]

@@ -14,11 +14,8 @@
 
 use std::collections::HashSet;
 
-use super::{
-    DropReason, RecordOutcome, ReplayOutcome, STATUS_CLASSES, ShadowOutcome, UpstreamErrorKind,
-};
-use crate::config::{self, Config, Side, Stage};
-use rollback::rollouts::RolloutState;
+use super::{DropReason, ShadowOutcome, UpstreamErrorKind};
+use crate::config::{self, Config, Side};
 
 /// Who started a rollback: the `trigger` label of `strangler_rollbacks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,47 +37,26 @@ impl RollbackTrigger {
     }
 }
 
-/// The labelled families whose series follow the routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Family {
-    Requests,
-    Duration,
-    UpstreamErrors,
-    UpstreamRetries,
-    CanaryPercent,
-    ShadowRequests,
-    ShadowDropped,
-    ShadowDiffs,
-    ShadowStored,
-    Record,
-    ReplayRequests,
-    Rollbacks,
-    RolloutStep,
-    RolloutState,
-    RolloutFailures,
-    RouteStage,
-}
-
 /// What decides the series of one route: its name, the backends its
 /// `backend` label can take, and which optional parts it has.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RouteSeries {
     route: String,
-    /// The backend of each side, indexed like [`Side`] (legacy, new).
+    /// The backend of each side, indexed like [`SIDES`] (legacy, new).
     backends: [String; 2],
     /// False for the `default` pseudo-route of unmatched traffic, which can
     /// be neither rolled back nor shadowed and has no canary.
-    configured: bool,
-    shadowed: bool,
+    pub(super) configured: bool,
+    pub(super) shadowed: bool,
     /// The route has a `rollout:` block.
-    rolled_out: bool,
+    pub(super) rolled_out: bool,
     /// The route has a `record:` block (and so can be replayed).
-    recorded: bool,
+    pub(super) recorded: bool,
 }
 
-const SIDES: [Side; 2] = [Side::Legacy, Side::New];
+pub(super) const SIDES: [Side; 2] = [Side::Legacy, Side::New];
 
-const UPSTREAM_ERROR_KINDS: [UpstreamErrorKind; 9] = [
+pub(super) const UPSTREAM_ERROR_KINDS: [UpstreamErrorKind; 9] = [
     UpstreamErrorKind::ConnectRefused,
     UpstreamErrorKind::ConnectTimeout,
     UpstreamErrorKind::Connect,
@@ -92,21 +68,21 @@ const UPSTREAM_ERROR_KINDS: [UpstreamErrorKind; 9] = [
     UpstreamErrorKind::Other,
 ];
 
-const SHADOW_OUTCOMES: [ShadowOutcome; 4] = [
+pub(super) const SHADOW_OUTCOMES: [ShadowOutcome; 4] = [
     ShadowOutcome::Sent,
     ShadowOutcome::Skipped,
     ShadowOutcome::Error,
     ShadowOutcome::Timeout,
 ];
 
-const DROP_REASONS: [DropReason; 4] = [
+pub(super) const DROP_REASONS: [DropReason; 4] = [
     DropReason::QueueFull,
     DropReason::TooLarge,
     DropReason::Method,
     DropReason::Store,
 ];
 
-const VERDICTS: [shadow_diff::Verdict; 3] = [
+pub(super) const VERDICTS: [shadow_diff::Verdict; 3] = [
     shadow_diff::Verdict::Match,
     shadow_diff::Verdict::Diff,
     shadow_diff::Verdict::Noise,
@@ -117,67 +93,9 @@ impl RouteSeries {
         &self.route
     }
 
-    /// Calls `each` with every (family, label values) this route exports,
-    /// label values in the order the family declares its labels.
-    pub(crate) fn for_each(&self, mut each: impl FnMut(Family, &[&str])) {
-        let route = self.route.as_str();
-        for side in SIDES {
-            let (side_label, backend) = (side.as_str(), self.backends[side_index(side)].as_str());
-            for class in STATUS_CLASSES {
-                each(Family::Requests, &[route, backend, side_label, class]);
-            }
-            each(Family::Duration, &[route, side_label]);
-            for kind in UPSTREAM_ERROR_KINDS {
-                each(Family::UpstreamErrors, &[route, side_label, kind.as_str()]);
-            }
-        }
-        if !self.configured {
-            return;
-        }
-        each(Family::CanaryPercent, &[route]);
-        for side in SIDES {
-            each(Family::UpstreamRetries, &[route, side.as_str()]);
-        }
-        for trigger in RollbackTrigger::ALL {
-            each(Family::Rollbacks, &[route, trigger.as_str()]);
-        }
-        for stage in Stage::ALL {
-            each(Family::RouteStage, &[route, stage.as_str()]);
-        }
-        if self.rolled_out {
-            each(Family::RolloutStep, &[route]);
-            each(Family::RolloutFailures, &[route]);
-            for state in RolloutState::ALL {
-                each(Family::RolloutState, &[route, state.as_str()]);
-            }
-        }
-        if self.shadowed {
-            for outcome in SHADOW_OUTCOMES {
-                each(Family::ShadowRequests, &[route, outcome.as_str()]);
-            }
-            for reason in DROP_REASONS {
-                each(Family::ShadowDropped, &[route, reason.as_str()]);
-            }
-            for verdict in VERDICTS {
-                each(Family::ShadowDiffs, &[route, verdict.as_str()]);
-            }
-            each(Family::ShadowStored, &[route]);
-        }
-        if self.recorded {
-            for outcome in RecordOutcome::ALL {
-                each(Family::Record, &[route, outcome.as_str()]);
-            }
-            for outcome in ReplayOutcome::ALL {
-                each(Family::ReplayRequests, &[route, outcome.as_str()]);
-            }
-        }
-    }
-}
-
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::Legacy => 0,
-        Side::New => 1,
+    /// The backend the `backend` label names on side `side` (0 legacy, 1 new).
+    pub(crate) fn backend(&self, side: usize) -> &str {
+        &self.backends[side]
     }
 }
 
@@ -210,6 +128,7 @@ pub(crate) fn route_series(config: &Config) -> HashSet<RouteSeries> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::route_cells::RouteStore;
     use super::*;
 
     fn config(text: &str) -> Config {
@@ -218,12 +137,16 @@ mod tests {
 
     const BASE: &str = "version: 1\nlisten: 127.0.0.1:8080\nbackends:\n  monolith: { url: \"http://127.0.0.1:1\" }\n  orders: { url: \"http://127.0.0.1:2\" }\n  orders2: { url: \"http://127.0.0.1:3\" }\ndefault: monolith\n";
 
-    fn count(keys: &HashSet<RouteSeries>, family: Family) -> usize {
-        let mut n = 0;
-        for k in keys {
-            k.for_each(|f, _| n += (f == family) as usize);
-        }
-        n
+    /// The exposition lines of a family (its series, not HELP or TYPE).
+    fn lines(keys: &HashSet<RouteSeries>, family: &str) -> Vec<String> {
+        let store = RouteStore::default();
+        store.install(keys);
+        let mut text = String::new();
+        store.render(&mut text);
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
@@ -233,26 +156,35 @@ mod tests {
         ));
         let keys = route_series(&c);
         assert_eq!(keys.len(), 3, "two routes and default");
-        assert_eq!(count(&keys, Family::Rollbacks), 2 * 2);
-        assert_eq!(count(&keys, Family::UpstreamErrors), 3 * 2 * 9);
-        assert_eq!(count(&keys, Family::Requests), 3 * 2 * 6);
+        assert_eq!(lines(&keys, "strangler_rollbacks_total").len(), 2 * 2);
         assert_eq!(
-            count(&keys, Family::ShadowDropped),
+            lines(&keys, "strangler_upstream_errors_total").len(),
+            3 * 2 * 9
+        );
+        assert_eq!(lines(&keys, "strangler_requests_total").len(), 3 * 2 * 6);
+        assert_eq!(
+            lines(&keys, "strangler_request_duration_seconds_bucket").len(),
+            3 * 2 * 16
+        );
+        assert_eq!(
+            lines(&keys, "strangler_shadow_dropped_total").len(),
             4,
             "only the shadowed route"
         );
-        assert_eq!(count(&keys, Family::ShadowDiffs), 3);
-        assert_eq!(count(&keys, Family::CanaryPercent), 2);
-        let mut auto = Vec::new();
-        for k in &keys {
-            k.for_each(|f, labels| {
-                if f == Family::Rollbacks && labels[1] == "auto" {
-                    auto.push(labels[0].to_string());
-                }
-            });
-        }
-        auto.sort();
-        assert_eq!(auto, ["a", "b"]);
+        assert_eq!(lines(&keys, "strangler_shadow_diffs_total").len(), 3);
+        assert_eq!(lines(&keys, "strangler_canary_percent").len(), 2);
+        assert_eq!(lines(&keys, "strangler_rollout_step").len(), 0);
+        let auto: Vec<String> = lines(&keys, "strangler_rollbacks_total")
+            .into_iter()
+            .filter(|l| l.contains("trigger=\"auto\""))
+            .collect();
+        assert_eq!(
+            auto,
+            [
+                "strangler_rollbacks_total{route=\"a\",trigger=\"auto\"} 0",
+                "strangler_rollbacks_total{route=\"b\",trigger=\"auto\"} 0"
+            ]
+        );
     }
 
     #[test]

@@ -195,9 +195,7 @@ async fn within<T, E: std::fmt::Display>(
 fn count(shared: &Shared, handle: &RunHandle, outcome: ReplayOutcome) {
     shared
         .metrics
-        .replay_requests
-        .with_label_values(&[shared.plan.route.name.as_str(), outcome.as_str()])
-        .inc();
+        .count_replay(shared.plan.route.name.as_str(), outcome);
     handle.update(|r| match outcome {
         ReplayOutcome::Match => r.counts.matched += 1,
         ReplayOutcome::Diff => r.counts.diff += 1,

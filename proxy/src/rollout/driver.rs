@@ -300,9 +300,7 @@ impl Step<'_> {
             .changes
             .live()
             .metrics()
-            .rollout_failures
-            .with_label_values(&[&name])
-            .inc();
+            .count_rollout_failure(&name);
         warn!("rollout of {name}: {reason}");
         match self.policy.on_failure {
             OnFailure::Hold => {

@@ -230,16 +230,7 @@ impl Rollouts {
         let step = record
             .and_then(|r| Percent::parse(&r.step).ok())
             .unwrap_or(canary);
-        metrics
-            .rollout_step
-            .with_label_values(&[route])
-            .set(step.get());
-        for s in RolloutState::ALL {
-            metrics
-                .rollout_state
-                .with_label_values(&[route, s.as_str()])
-                .set((s == state) as i64);
-        }
+        metrics.set_rollout(route, step.get(), state);
     }
 
     /// Keeps a record just written, so the view does not wait a tick.
@@ -375,12 +366,7 @@ impl ChangeObserver for PeopleFirst {
                 }
                 let (state, reason) = match who.by {
                     Initiator::Guard => {
-                        changes
-                            .live()
-                            .metrics()
-                            .rollout_failures
-                            .with_label_values(&[&name])
-                            .inc();
+                        changes.live().metrics().count_rollout_failure(&name);
                         (
                             RolloutState::RolledBack,
                             format!("the guard rolled the route back: {}", who.reason),

@@ -122,10 +122,7 @@ impl ShadowEngine {
     }
 
     fn outcome(&self, route: &str, outcome: ShadowOutcome) {
-        self.metrics
-            .shadow_requests
-            .with_label_values(&[route, outcome.as_str()])
-            .inc();
+        self.metrics.count_shadow(route, outcome);
     }
 
     async fn process(self: Arc<Self>, connector: Arc<Connector>, job: ShadowJob) {
@@ -169,9 +166,7 @@ impl ShadowEngine {
             Err(SendError::TooLarge) => {
                 self.outcome(route, ShadowOutcome::Skipped);
                 self.metrics
-                    .shadow_dropped
-                    .with_label_values(&[route, DropReason::TooLarge.as_str()])
-                    .inc();
+                    .count_shadow_dropped(route, DropReason::TooLarge, 1);
                 return;
             }
             Err(SendError::Failed(e)) => {
@@ -204,10 +199,7 @@ impl ShadowEngine {
             judgement
         };
         let verdict = judgement.verdict;
-        self.metrics
-            .shadow_diffs
-            .with_label_values(&[route, verdict.as_str()])
-            .inc();
+        self.metrics.count_shadow_diff(route, verdict);
 
         let stored = |r: &CapturedResponse, e: &Exchange| StoredResponse {
             status: r.status,
