@@ -66,8 +66,9 @@ fn parse_unlocated(text: &str, source_name: &str, base: &Path) -> Result<Config,
             "the file must be a mapping (version: 1, backends: ..., routes: ...)",
         ));
     }
-    let order = DocumentOrder::of(&value);
-    let decoded = raw::decode_collecting::<raw::RawConfig>(value);
+    let decoded = raw::decode_collecting::<raw::RawConfig>(&value);
+    // Only a file with errors needs its places in order.
+    let order = || DocumentOrder::of(&value);
     let mut errors = decoded.errors;
     let result = match decoded.value {
         Some(raw) => compile::compile(raw, base),
@@ -77,7 +78,7 @@ fn parse_unlocated(text: &str, source_name: &str, base: &Path) -> Result<Config,
         Ok(config) if errors.is_empty() => Ok(config),
         Ok(_) => Err(ConfigErrors {
             source_name: source_name.to_string(),
-            errors: order.sort(errors),
+            errors: order().sort(errors),
         }),
         Err(more) => {
             // A value with a shape error was set aside; the "missing" or
@@ -89,15 +90,19 @@ fn parse_unlocated(text: &str, source_name: &str, base: &Path) -> Result<Config,
             );
             Err(ConfigErrors {
                 source_name: source_name.to_string(),
-                errors: order.sort(errors),
+                errors: order().sort(errors),
             })
         }
     }
 }
 
 /// The order in which places appear in the document, so errors are listed
-/// top to bottom as the file reads.
-struct DocumentOrder(Vec<Place>);
+/// top to bottom as the file reads: each place's position, and for each
+/// place the last position within it (where a missing key sorts).
+struct DocumentOrder {
+    position: std::collections::HashMap<Place, usize>,
+    last_within: std::collections::HashMap<Place, usize>,
+}
 
 impl DocumentOrder {
     fn of(value: &serde_yaml::Value) -> DocumentOrder {
@@ -121,19 +126,31 @@ impl DocumentOrder {
         }
         let mut out = Vec::new();
         walk(value, Place::root(), &mut out);
-        DocumentOrder(out)
+        let mut order = DocumentOrder {
+            position: std::collections::HashMap::with_capacity(out.len()),
+            last_within: std::collections::HashMap::new(),
+        };
+        for (i, place) in out.into_iter().enumerate() {
+            let mut within = Some(place.clone());
+            while let Some(p) = within {
+                within = p.parent();
+                order.last_within.insert(p, i);
+            }
+            order.position.entry(place).or_insert(i);
+        }
+        order
     }
 
     /// Position of a place; a missing key sorts at the end of its parent's
     /// part of the file. Stable for equal positions.
     fn sort(&self, mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
         let position = |place: &Place| {
-            if let Some(i) = self.0.iter().position(|x| x == place) {
+            if let Some(i) = self.position.get(place) {
                 return 2 * i;
             }
             let mut p = place.parent();
             while let Some(q) = p {
-                if let Some(last) = self.0.iter().rposition(|x| x.starts_with(&q)) {
+                if let Some(last) = self.last_within.get(&q) {
                     return 2 * last + 1;
                 }
                 p = q.parent();

@@ -125,7 +125,7 @@ impl<T: JsonSchema> JsonSchema for Lenient<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        Ok(Lenient(decode_collecting(value)))
+        Ok(Lenient(decode_collecting(&value)))
     }
 }
 
@@ -136,19 +136,35 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
 /// that leaves a required field missing, the follow-on "missing field" is not
 /// reported again (the real cause already was) and the enclosing value is
 /// given up.
-pub fn decode_collecting<T: DeserializeOwned>(mut value: Value) -> Decoded<T> {
+pub fn decode_collecting<T: DeserializeOwned>(value: &Value) -> Decoded<T> {
+    // Most values are well formed: read them in place, and copy one only
+    // to take its bad parts out.
+    let first = match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(decoded) => {
+            return Decoded {
+                value: Some(decoded),
+                errors: Vec::new(),
+            };
+        }
+        Err(e) => e,
+    };
+    let mut value = value.clone();
     let mut errors = Vec::new();
     let mut removed: Vec<Place> = Vec::new();
+    let mut pending = Some(first);
     // Each round removes one node, so the loop ends; the bound is a backstop.
     for _ in 0..256 {
-        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(decoded) => {
-                return Decoded {
-                    value: Some(decoded),
-                    errors,
-                };
-            }
-            Err(e) => e,
+        let error = match pending.take() {
+            Some(e) => e,
+            None => match serde_path_to_error::deserialize::<_, T>(&value) {
+                Ok(decoded) => {
+                    return Decoded {
+                        value: Some(decoded),
+                        errors,
+                    };
+                }
+                Err(e) => e,
+            },
         };
         let place = place_of(error.path());
         let raw_message = error.inner().to_string();
@@ -303,7 +319,7 @@ mod tests {
 
     fn errors_of<T: DeserializeOwned + fmt::Debug>(yaml: &str) -> Vec<String> {
         let value: Value = serde_yaml::from_str(yaml).unwrap();
-        let decoded = decode_collecting::<T>(value);
+        let decoded = decode_collecting::<T>(&value);
         assert!(
             !decoded.errors.is_empty(),
             "expected errors, decoded {:?}",
