@@ -540,3 +540,34 @@ const REPLAY: FamilyName = (
     "counter",
     "Recorded requests taken by replay runs on this proxy, by route and outcome.",
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The point of this module: a route's hundred series stay under a
+    /// kilobyte, so 10,000 routes cost megabytes, not hundreds of them.
+    #[test]
+    fn a_routes_cells_fit_in_a_kilobyte() {
+        assert!(
+            std::mem::size_of::<RouteCells>() <= 1024,
+            "{} bytes",
+            std::mem::size_of::<RouteCells>()
+        );
+    }
+
+    #[test]
+    fn latency_buckets_are_le_and_cumulative() {
+        let l = Latency::default();
+        for s in [0.0005, 0.0006, 0.01, 100.0] {
+            l.observe(s);
+        }
+        let c = l.cumulative();
+        assert_eq!(c[0], 1, "0.0005 is in le=0.0005");
+        assert_eq!(c[1], 2);
+        assert_eq!(c[4], 3, "0.01 is in le=0.01");
+        assert_eq!(c[DURATION_BUCKETS.len() - 1], 3);
+        assert_eq!(c[DURATION_BUCKETS.len()], 4, "+Inf holds every observation");
+        assert!((l.sum_seconds() - 100.0111).abs() < 1e-6);
+    }
+}
