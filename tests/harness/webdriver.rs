@@ -179,7 +179,26 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session first, which makes chromedriver quit Chromium:
+    /// killing only the driver would leave the browser running after the
+    /// test. Blocking and best effort, as a drop must be (also on panic).
     fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let address = self.base.trim_start_matches("http://").to_string();
+            let end_session = || -> std::io::Result<()> {
+                use std::io::{Read, Write};
+                let mut stream = std::net::TcpStream::connect(&address)?;
+                stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                write!(
+                    stream,
+                    "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.session
+                )?;
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).map(|_| ())
+            };
+            let _ = end_session();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
