@@ -111,20 +111,13 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     let control = ControlPlane::start().context("starting the control plane")?;
 
     let metrics = Metrics::new();
-    let listen_port = options
-        .listeners
-        .listen
-        .map(|l| l.port())
-        .unwrap_or_else(|| {
-            crate::config::load(&options.config)
-                .map(|(c, _)| c.listen.port())
-                .unwrap_or(0)
-        });
-    let instance = instance_name(listen_port);
     let live = Live::load(&options.config, metrics, options.listeners)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The listen address with --listen applied: the fleet knows this
+    // process by it.
+    let instance = instance_name(live.startup().listen.port());
     let changes = Changes::new(live.clone(), instance.clone());
-    let startup = live.startup_config().clone();
+    let startup = live.startup().clone();
     let current = live.current();
     info!(
         "configuration version {} from {}: {} routes, {} backends",
@@ -272,7 +265,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         )),
     );
     admin.threads = Some(1);
-    admin.add_tcp(&startup.admin.listen.to_string());
+    admin.add_tcp(&startup.admin_listen.to_string());
 
     for proxy in workers {
         server.add_service(proxy);
@@ -297,7 +290,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     );
     info!(
         "listening on {} (admin {})",
-        startup.listen, startup.admin.listen
+        startup.listen, startup.admin_listen
     );
     server.run_forever();
 }

@@ -43,7 +43,7 @@ pub async fn follow(changes: Arc<Changes>, writer: StoreWriter, poll_every: Dura
     }
     let (wake_tx, mut wake) = tokio::sync::mpsc::channel::<()>(16);
     if postgres {
-        let url = changes.live.startup_config().store.as_str().to_string();
+        let url = changes.live.startup().store.as_str().to_string();
         tokio::spawn(listen(url, wake_tx));
     }
     let mut poll = tokio::time::interval(poll_every);

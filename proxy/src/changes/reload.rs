@@ -10,7 +10,7 @@ use rollback::history::ChangeSource;
 use super::record::Reuse;
 use super::{ChangeMeta, Changes};
 use crate::config::{Config, ConfigErrors, Place};
-use crate::live::{digest, mtime_ms};
+use crate::live::{StartupSettings, digest, mtime_ms};
 
 /// What started a reload; logged and shown in `/routes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl Changes {
                 restart_required: Vec::new(),
             });
         }
-        let restart_required = restart_required(self.live.startup_config(), &config);
+        let restart_required = restart_required(self.live.startup(), &config);
         let meta = ChangeMeta {
             actor: "file".into(),
             source: ChangeSource::File,
@@ -113,7 +113,7 @@ impl Changes {
 }
 
 /// Settings read once at start that differ in `config`.
-fn restart_required(startup: &Config, config: &Config) -> Vec<String> {
+fn restart_required(startup: &StartupSettings, config: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     if config.listen != startup.listen {
         changed.push("listen".to_string());
@@ -121,7 +121,7 @@ fn restart_required(startup: &Config, config: &Config) -> Vec<String> {
     if config.tls != startup.tls {
         changed.push("tls".to_string());
     }
-    if config.admin.listen != startup.admin.listen {
+    if config.admin.listen != startup.admin_listen {
         changed.push("admin.listen".to_string());
     }
     if config.store != startup.store {

@@ -138,6 +138,28 @@ impl LiveTable {
     }
 }
 
+/// The settings of the file that are read once, at start: the listeners
+/// and the store. Kept on their own rather than as the whole first
+/// configuration, which with thousands of routes is megabytes.
+#[derive(Debug, Clone)]
+pub struct StartupSettings {
+    pub listen: std::net::SocketAddr,
+    pub tls: Option<config::TlsListener>,
+    pub admin_listen: std::net::SocketAddr,
+    pub store: config::StoreUrl,
+}
+
+impl StartupSettings {
+    fn of(config: &Config) -> StartupSettings {
+        StartupSettings {
+            listen: config.listen,
+            tls: config.tls.clone(),
+            admin_listen: config.admin.listen,
+            store: config.store.clone(),
+        }
+    }
+}
+
 /// The live table and what it was loaded from.
 #[derive(Debug)]
 pub struct Live {
@@ -145,8 +167,8 @@ pub struct Live {
     config_path: PathBuf,
     metrics: Metrics,
     backend_health: BackendHealthMetrics,
-    /// Listener settings read at start; changing them needs a restart.
-    startup: Config,
+    /// Settings read at start; changing them needs a restart.
+    startup: StartupSettings,
     /// Listeners given on the command line, which win over the file's.
     listeners: ListenerOverrides,
 }
@@ -213,7 +235,7 @@ impl Live {
             config_path: path.to_path_buf(),
             metrics,
             backend_health,
-            startup: config,
+            startup: StartupSettings::of(&config),
             listeners,
         };
         live.publish_gauges(None);
@@ -245,7 +267,7 @@ impl Live {
     }
 
     /// Settings fixed at start (listeners, store).
-    pub fn startup_config(&self) -> &Config {
+    pub fn startup(&self) -> &StartupSettings {
         &self.startup
     }
 

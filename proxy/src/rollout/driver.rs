@@ -54,7 +54,7 @@ struct StepWatch {
 /// Runs until the process exits.
 pub async fn run(rollouts: Arc<Rollouts>) {
     let live = rollouts.changes.live().clone();
-    let mut lease = Lease::for_store(live.startup_config().store.as_str());
+    let mut lease = Lease::for_store(live.startup().store.as_str());
     let mut watches: HashMap<String, StepWatch> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
