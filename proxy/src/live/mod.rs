@@ -222,8 +222,9 @@ impl Live {
         let name = path.display().to_string();
         warn_about(&config, &name);
         let backend_health = BackendHealthMetrics::register(&metrics);
+        let startup = StartupSettings::of(&config);
         let table = LiveTable::build(
-            config.clone(),
+            config,
             1,
             Arc::from(text),
             &metrics,
@@ -235,7 +236,7 @@ impl Live {
             config_path: path.to_path_buf(),
             metrics,
             backend_health,
-            startup: StartupSettings::of(&config),
+            startup,
             listeners,
         };
         live.publish_gauges(None);
