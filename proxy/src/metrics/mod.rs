@@ -366,10 +366,9 @@ impl Metrics {
     /// Compared pairs of a route by verdict, since start.
     pub fn shadow_diffs(&self, route: &str, verdict: shadow_diff::Verdict) -> u64 {
         let i = slot(&VERDICTS, &verdict);
-        let mut n = 0;
         self.routes
-            .with(route, |c| n = c.shadow_diffs[i].load(Relaxed));
-        n
+            .get(route)
+            .map_or(0, |c| c.shadow_diffs[i].load(Relaxed))
     }
 
     pub fn count_record(&self, route: &str, outcome: RecordOutcome, n: u64) {

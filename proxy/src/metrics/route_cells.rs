@@ -320,38 +320,31 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
             cells.canary_percent.get()
         );
     });
-    let labelled =
-        |out: &mut String, name: &str, label: &str, route: &str, values: &[(&str, u64)]| {
-            for (value, v) in values {
-                // Label names in alphabetical order, as the other families.
-                let _ = if label < "route" {
-                    writeln!(out, "{name}{{{label}=\"{value}\",route=\"{route}\"}} {v}")
-                } else {
-                    writeln!(out, "{name}{{route=\"{route}\",{label}=\"{value}\"}} {v}")
-                };
-            }
-        };
-    let pairs = |names: &mut dyn Iterator<Item = &'static str>,
-                 cells: &[AtomicU64]|
-     -> Vec<(&'static str, u64)> {
-        names.zip(cells.iter().map(|c| c.load(Relaxed))).collect()
-    };
     family(
         out,
         routes,
         ROLLBACKS,
         configured,
         |out, route, _, cells| {
-            let values = pairs(
-                &mut RollbackTrigger::ALL.iter().map(|t| t.as_str()),
+            by_enum(
+                out,
+                ROLLBACKS.0,
+                "trigger",
+                route,
+                RollbackTrigger::ALL.iter().map(|t| t.as_str()),
                 &cells.rollbacks,
             );
-            labelled(out, ROLLBACKS.0, "trigger", route, &values);
         },
     );
     family(out, routes, STAGE, configured, |out, route, _, cells| {
-        let values = pairs(&mut Stage::ALL.iter().map(|s| s.as_str()), &cells.stage);
-        labelled(out, STAGE.0, "stage", route, &values);
+        by_enum(
+            out,
+            STAGE.0,
+            "stage",
+            route,
+            Stage::ALL.iter().map(|s| s.as_str()),
+            &cells.stage,
+        );
     });
     let rolled_out = |k: &RouteSeries| k.rolled_out;
     family(
@@ -374,11 +367,14 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
         ROLLOUT_STATE,
         rolled_out,
         |out, route, _, cells| {
-            let values = pairs(
-                &mut RolloutState::ALL.iter().map(|s| s.as_str()),
+            by_enum(
+                out,
+                ROLLOUT_STATE.0,
+                "state",
+                route,
+                RolloutState::ALL.iter().map(|s| s.as_str()),
                 &cells.rollout_state,
             );
-            labelled(out, ROLLOUT_STATE.0, "state", route, &values);
         },
     );
     family(
@@ -398,11 +394,14 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
         SHADOW_REQUESTS,
         shadowed,
         |out, route, _, cells| {
-            let values = pairs(
-                &mut SHADOW_OUTCOMES.iter().map(|o| o.as_str()),
+            by_enum(
+                out,
+                SHADOW_REQUESTS.0,
+                "outcome",
+                route,
+                SHADOW_OUTCOMES.iter().map(|o| o.as_str()),
                 &cells.shadow_requests,
             );
-            labelled(out, SHADOW_REQUESTS.0, "outcome", route, &values);
         },
     );
     family(
@@ -411,11 +410,14 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
         SHADOW_DROPPED,
         shadowed,
         |out, route, _, cells| {
-            let values = pairs(
-                &mut DROP_REASONS.iter().map(|r| r.as_str()),
+            by_enum(
+                out,
+                SHADOW_DROPPED.0,
+                "reason",
+                route,
+                DROP_REASONS.iter().map(|r| r.as_str()),
                 &cells.shadow_dropped,
             );
-            labelled(out, SHADOW_DROPPED.0, "reason", route, &values);
         },
     );
     family(
@@ -424,11 +426,14 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
         SHADOW_DIFFS,
         shadowed,
         |out, route, _, cells| {
-            let values = pairs(
-                &mut VERDICTS.iter().map(|v| v.as_str()),
+            by_enum(
+                out,
+                SHADOW_DIFFS.0,
+                "verdict",
+                route,
+                VERDICTS.iter().map(|v| v.as_str()),
                 &cells.shadow_diffs,
             );
-            labelled(out, SHADOW_DIFFS.0, "verdict", route, &values);
         },
     );
     family(
@@ -443,19 +448,45 @@ fn render_families(routes: &[(&RouteSeries, &RouteCells)], out: &mut String) {
     );
     let recorded = |k: &RouteSeries| k.recorded;
     family(out, routes, RECORD, recorded, |out, route, _, cells| {
-        let values = pairs(
-            &mut RecordOutcome::ALL.iter().map(|o| o.as_str()),
+        by_enum(
+            out,
+            RECORD.0,
+            "outcome",
+            route,
+            RecordOutcome::ALL.iter().map(|o| o.as_str()),
             &cells.record,
         );
-        labelled(out, RECORD.0, "outcome", route, &values);
     });
     family(out, routes, REPLAY, recorded, |out, route, _, cells| {
-        let values = pairs(
-            &mut ReplayOutcome::ALL.iter().map(|o| o.as_str()),
+        by_enum(
+            out,
+            REPLAY.0,
+            "outcome",
+            route,
+            ReplayOutcome::ALL.iter().map(|o| o.as_str()),
             &cells.replay,
         );
-        labelled(out, REPLAY.0, "outcome", route, &values);
     });
+}
+
+/// One series per value of a fixed enum, labelled with it and the route
+/// (label names in alphabetical order, as in every family).
+fn by_enum<'a>(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    route: &str,
+    values: impl Iterator<Item = &'a str>,
+    cells: &[AtomicU64],
+) {
+    for (value, cell) in values.zip(cells) {
+        let v = cell.load(Relaxed);
+        let _ = if label < "route" {
+            writeln!(out, "{name}{{{label}=\"{value}\",route=\"{route}\"}} {v}")
+        } else {
+            writeln!(out, "{name}{{route=\"{route}\",{label}=\"{value}\"}} {v}")
+        };
+    }
 }
 
 type FamilyName = (&'static str, &'static str, &'static str);
