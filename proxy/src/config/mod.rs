@@ -50,6 +50,13 @@ fn parse_unlocated(text: &str, source_name: &str, base: &Path) -> Result<Config,
         errors.errors[0].column = Some(1);
         return Err(errors);
     }
+    // The common case, a file that checks, in one pass; anything else is
+    // read again below so that every error is found and placed.
+    if let Some(raw) = raw::decode_strict::<raw::RawConfig>(text) {
+        if let Ok(config) = compile::compile(raw, base) {
+            return Ok(config);
+        }
+    }
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let mut error = ConfigError::new(Place::root(), yaml_syntax_message(&e));
         error.line = e.location().map(|l| l.line());

@@ -452,3 +452,83 @@ fn a_route_s_stage_follows_its_canary_pins_and_shadow() {
         "a tenant still on legacy"
     );
 }
+
+/// The one-pass reading of a file (`decode_strict`) must accept exactly what
+/// the collecting reading accepts without an error, and read it the same:
+/// for every fixture, the example files and YAML's odd corners, either the
+/// one-pass reading gives up or both give the same raw configuration.
+#[test]
+fn the_one_pass_reading_agrees_with_the_collecting_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // (name, text, whether it is well formed and so must be read in one pass)
+    let mut texts: Vec<(String, String, bool)> = Vec::new();
+    for dir in ["tests/fixtures/valid", "tests/fixtures/invalid"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                texts.push((path.display().to_string(), text, dir.ends_with("/valid")));
+            }
+        }
+    }
+    for file in ["routes.yaml", "packaging/routes.yaml"] {
+        texts.push((
+            file.into(),
+            std::fs::read_to_string(root.join(file)).unwrap(),
+            true,
+        ));
+    }
+    let head =
+        "version: 1\nbackends: { monolith: { url: \"http://127.0.0.1:1\" } }\ndefault: monolith\n";
+    for corner in [
+        "routes: [ { name: 5, match: { path: /a }, new: monolith } ]",
+        "routes: [ { name: a, match: { path: /a }, new: monolith, canary: \"50\" } ]",
+        "routes: [ { name: a, match: { path: /a }, new: monolith, canary: !!str 50 } ]",
+        "routes: [ { name: !custom a, match: { path: /a }, new: monolith } ]",
+        "routes: [ { name: true, match: { path: /a }, new: monolith } ]",
+        "routes: [ { name: ~, match: { path: /a }, new: monolith } ]",
+        "routes: [ { name: a, match: { path: /a, methods: [GET, 1] }, new: monolith } ]",
+        "routes: [ { name: a, match: { path: /a }, new: monolith, tenants: { 1: new } } ]",
+        "routes: [ { name: a, match: { path: /a }, new: monolith, tenants: { x: new, x: legacy } } ]",
+        "routes: [ { name: a, name: b, match: { path: /a }, new: monolith } ]",
+        "routes: [ { name: a, match: &m { path: /a }, new: monolith }, { name: b, match: *m, new: monolith } ]",
+        "base: &b { new: monolith }\nroutes: [ { name: a, match: { path: /a }, <<: *b } ]",
+        "routes: [ { name: a, match: { path: /a, headers: { X-A: { env: HOME } } }, new: monolith } ]",
+        "routes: [ { name: a, match: { path: /a, headers: { X-A: 1 } }, new: monolith } ]",
+        "routes:\n  - name: a\n    match: { path: /a }\n    new: monolith\n    shadow: { percent: 1e1 }",
+        "routes: ~",
+        "tenant: [ { host_label: \"0\" }, { header: [a] } ]",
+        "listen: 8080\nroutes: []",
+        "proxy_protocol: yes\nroutes: []",
+    ] {
+        texts.push((corner.into(), format!("{head}{corner}\n"), false));
+    }
+    let mut read_in_one_pass = 0;
+    for (name, text, well_formed) in &texts {
+        let Some(strict) = raw::decode_strict::<raw::RawConfig>(text) else {
+            assert!(
+                !well_formed,
+                "{name}: well formed, but not read in one pass"
+            );
+            continue;
+        };
+        read_in_one_pass += 1;
+        let value: serde_yaml::Value = serde_yaml::from_str(text)
+            .unwrap_or_else(|e| panic!("{name}: read in one pass, but not valid YAML: {e}"));
+        let collected = raw::decode_collecting::<raw::RawConfig>(&value);
+        assert!(
+            collected.errors.is_empty(),
+            "{name}: {:?}",
+            collected.errors
+        );
+        assert_eq!(
+            format!("{strict:?}"),
+            format!("{:?}", collected.value.expect("decoded")),
+            "{name}"
+        );
+    }
+    assert!(
+        read_in_one_pass >= 8,
+        "only {read_in_one_pass} read in one pass"
+    );
+}

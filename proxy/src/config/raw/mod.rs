@@ -14,12 +14,13 @@
 mod backend;
 mod decode;
 mod route;
+mod strict;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use backend::{RawBackend, RawHealth, RawUpstreamTls};
-pub use decode::{Decoded, Lenient, OrderedMap, Scalar, decode_collecting};
+pub use decode::{Decoded, Lenient, OrderedMap, Scalar, decode_collecting, decode_strict};
 pub use route::{
     RawCompare, RawFromEnv, RawGuard, RawHeaderValue, RawMatch, RawRecord, RawReplay, RawRewrite,
     RawRollout, RawRoute, RawShadow,
