@@ -85,7 +85,7 @@ pub fn runtime_paths(config: &Path) -> (PathBuf, PathBuf) {
 /// nginx's `reuseport`), each is handed over separately, and a new process
 /// with fewer workers closes the sockets it does not claim (Pingora's
 /// `close_unclaimed`).
-fn worker_listen_key(addr: std::net::SocketAddr, n: usize) -> String {
+pub fn worker_listen_key(addr: std::net::SocketAddr, n: usize) -> String {
     match addr {
         std::net::SocketAddr::V4(a) => format!("{}:{}{}", a.ip(), "0".repeat(n), a.port()),
         std::net::SocketAddr::V6(a) => format!("[{}]:{}{}", a.ip(), "0".repeat(n), a.port()),

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Where each microsecond of a proxied request goes, in one run on this
+# machine: direct to the backend, nginx, HAProxy, and the rungs from a bare
+# Pingora proxy up to the full Strangler (proxy/examples/ladder.rs):
+#
+#   bare     Pingora's HttpProxy with a ProxyHttp that only names the upstream
+#   guarded  the same behind Strangler's connection loop (dataplane/connection.rs)
+#   owned    a spike of an owned HTTP/1 forward loop on pingora-core's sessions
+#   strangler  `strangler serve`, 20 routes, the request on a canary route
+#
+# For each: requests/s and p99 (wrk -t2, keep-alive), CPU per request (the
+# proxy's user + system time from /proc over the run, divided by the
+# requests wrk completed), and with ALLOCS=1 heap allocations per request,
+# counted in a separate shorter run with uprobes on the allocator's entry
+# points (mimalloc's for the Rust proxies; glibc's malloc, calloc, realloc
+# and posix_memalign, which nginx's pools use, for nginx and HAProxy;
+# a uprobe costs microseconds, so that run's speed means nothing).
+# Everything shares the machine's cores: only ratios from one run mean much.
+#
+#   bench/ladder.sh [DURATION] [CONNECTIONS] [WORKERS]      defaults: 10s 64 2
+#   ALLOCS=1 bench/ladder.sh                                  also count allocations (root)
+#   STRANGLER_BIN=target/lto/release bench/ladder.sh          binaries built elsewhere
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10s}
+CONNS=${2:-64}
+WORKERS=${3:-2}
+
+for tool in wrk nginx haproxy; do
+    command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
+done
+
+# STRANGLER_BIN=DIR runs binaries built elsewhere (another profile, another
+# commit): DIR holds strangler, strangler-bench-backend and examples/ladder.
+if [ -n "${STRANGLER_BIN:-}" ]; then
+    BIN=$STRANGLER_BIN
+else
+    cargo build --release -q --bin strangler --bin strangler-bench-backend --example ladder
+    BIN=target/release
+fi
+
+source bench/lib.sh
+bench_workdir ladder
+BACKEND_PORT=$(free_port)
+declare -A PORT
+for name in nginx haproxy bare guarded owned strangler; do PORT[$name]=$(free_port); done
+ADMIN_PORT=$(free_port)
+
+"$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
+BACKEND=127.0.0.1:$BACKEND_PORT
+
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes $WORKERS;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream backend { server $BACKEND; keepalive 64; }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} reuseport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & PIDS+=($!)
+NGINX_MASTER=$!
+
+cat > "$WORK/haproxy.cfg" <<HAPROXY
+global
+    nbthread $WORKERS
+    log stderr format raw local0 err
+defaults
+    mode http
+    option http-keep-alive
+    option forwardfor
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend in
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend app
+backend app
+    server b1 $BACKEND
+HAPROXY
+haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
+HAPROXY_PID=$!
+
+# The rungs' and Strangler's table: 20 routes, as bench/proxy-vs-nginx.sh.
+B="http://$BACKEND"
+cat > "$WORK/routes.yaml" <<YAML
+version: 1
+listen: 127.0.0.1:${PORT[strangler]}
+admin: { listen: "127.0.0.1:$ADMIN_PORT" }
+store: sqlite://$WORK/strangler.db
+backends:
+  monolith: { url: "$B" }
+  orders:   { url: "$B" }
+  users:    { url: "$B" }
+  catalog:  { url: "$B" }
+  search:   { url: "$B" }
+tenant:
+  - header: X-Tenant-Id
+  - cookie: tenant
+default: monolith
+routes:
+  - { name: users-read,      match: { path: /api/users, methods: [GET, HEAD] }, new: users, canary: 25 }
+  - { name: users-write,     match: { path: /api/users, methods: [POST, PUT, PATCH, DELETE] }, new: users, canary: 0 }
+  - { name: users-me,        match: { path_exact: /api/users/me }, new: users, canary: 50 }
+  - { name: orders-write,    match: { path: /api/orders, methods: [POST, PUT, DELETE] }, new: orders, canary: 5 }
+  - { name: orders-export,   match: { path_exact: /api/orders/export }, new: orders, canary: 100 }
+  - { name: orders-history,  match: { path: /api/orders/history }, new: orders, canary: 10 }
+  - { name: catalog-item,    match: { path_regex: "^/api/catalog-items/[0-9]+$" }, new: catalog, canary: 30 }
+  - { name: catalog,         match: { path: /api/catalog }, new: catalog, canary: 20 }
+  - { name: search,          match: { path: /api/search, methods: [GET] }, new: search, canary: 75 }
+  - { name: search-beta,     match: { path: /api/search, headers: { X-Beta: "1" } }, new: search, canary: 100 }
+  - { name: carts,           match: { path: /api/carts }, new: orders, canary: 15 }
+  - { name: checkout,        match: { path: /api/checkout, methods: [POST] }, new: orders, canary: 1 }
+  - { name: payments,        match: { path: /api/payments, host: pay.example.com }, new: orders, canary: 0 }
+  - { name: invoices,        match: { path_regex: "^/api/invoices/[a-z0-9-]+/pdf$" }, new: orders, canary: 40 }
+  - { name: reviews,         match: { path: /api/reviews }, new: catalog, canary: 60 }
+  - { name: recommendations, match: { path: /api/recommendations }, new: search, canary: 90 }
+  - { name: inventory,       match: { path: /api/inventory, methods: [GET] }, new: catalog, canary: 35 }
+  - { name: shipping,        match: { path: /api/shipping }, new: orders, canary: 20 }
+  - { name: tenants-admin,   match: { path: /api/admin/tenants, headers: { X-Internal: "yes" } }, new: users, canary: 0 }
+  - name: orders-read
+    match: { path: /api/orders, methods: [GET, HEAD] }
+    new: orders
+    canary: 50
+    sticky: tenant
+    tenants: { acme: new, initech: legacy, globex: new }
+YAML
+RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" \
+    --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
+declare -A PID
+PID[strangler]=$!
+for rung in bare guarded owned; do
+    RUST_LOG=warn "$BIN/examples/ladder" "$rung" "127.0.0.1:${PORT[$rung]}" "$BACKEND" "$WORKERS" "$WORK/routes.yaml" \
+        >"$WORK/$rung.log" 2>&1 & PIDS+=($!)
+    PID[$rung]=$!
+done
+PID[haproxy]=$HAPROXY_PID
+
+wait_port "$BACKEND_PORT"
+for name in "${!PORT[@]}"; do wait_port "${PORT[$name]}"; done
+PID[nginx]="$NGINX_MASTER $(pgrep -d' ' -P "$NGINX_MASTER")"
+
+PATH_UNDER_TEST=/api/orders/12345
+HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
+for name in direct "${!PORT[@]}"; do
+    port=${PORT[$name]:-$BACKEND_PORT}
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$PATH_UNDER_TEST" "${HEADERS[@]}")
+    [ "$code" = 200 ] || { echo "$name answered $code"; cat "$WORK"/*.log; exit 1; }
+done
+
+# User + system clock ticks of the processes (all their threads).
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+HZ=$(getconf CLK_TCK)
+
+run() {
+    local name=$1 port=$2 pids=${3:-}
+    local before=0 after=0
+    [ -n "$pids" ] && before=$(ticks $pids)
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.out"
+    [ -n "$pids" ] && after=$(ticks $pids)
+    local requests rps p99 cpu
+    requests=$(awk '/requests in/ {print $1}' "$WORK/$name.out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")
+    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$WORK/$name.out")
+    # CPU seconds * 1e6 / requests = microseconds of proxy CPU per request.
+    cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    [ -n "$pids" ] || cpu=-
+    local errors
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.out" | tr '\n' ' ')
+    printf '%-10s %9.0f req/s   p99 %6.2f ms   CPU %6s us/req  %s\n' "$name" "$rps" "$p99" "$cpu" "$errors"
+    echo "$name $rps $p99 $cpu" >> "$WORK/results"
+}
+
+echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s)/thread(s) per proxy, $(nproc) cores shared"
+run direct "$BACKEND_PORT"
+for name in nginx haproxy bare guarded owned strangler; do
+    run "$name" "${PORT[$name]}" "${PID[$name]}"
+done
+
+python3 - "$WORK/results" <<'PY'
+import sys
+rows = {r[0]: r[1:] for r in (l.split() for l in open(sys.argv[1]))}
+best = max(("nginx", "haproxy"), key=lambda n: float(rows[n][0]))
+b_rps, b_p99 = float(rows[best][0]), float(rows[best][1])
+print(f"relative to the better peer ({best}): throughput, p99, CPU per request")
+for name in ("bare", "guarded", "owned", "strangler"):
+    rps, p99, cpu = rows[name]
+    cpu_ratio = float(cpu) / float(rows[best][2])
+    print(f"  {name:10} {float(rps)/b_rps:5.2f}x  {float(p99)/b_p99:5.2f}x  {cpu_ratio:5.2f}x")
+PY
+
+[ "${ALLOCS:-0}" = 1 ] || exit 0
+# Allocations per request: uprobes on the allocators' entry points, counted
+# by perf over a short run of each proxy.
+mount | grep -q tracefs || mount -t tracefs nodev /sys/kernel/tracing
+LIBC=$(ldd "$(command -v nginx)" | awk '/libc.so/ {print $3}')
+# Each binary's probes in a group of its own, named apart (perf refuses an
+# event name twice, even in another group).
+unprobe() { perf probe -q -d 'libc:*' -d 'strangler:*' -d 'ladder:*' 2>/dev/null || true; }
+unprobe
+for f in malloc calloc realloc posix_memalign; do perf probe -q -x "$LIBC" -a "libc:libc_$f=$f"; done
+for group in strangler ladder; do
+    bin=$BIN/strangler; [ "$group" = ladder ] && bin=$BIN/examples/ladder
+    perf probe -q -x "$bin" -a "$group:${group}_malloc=mi_malloc_aligned" \
+        -a "$group:${group}_calloc=mi_zalloc_aligned" -a "$group:${group}_realloc=mi_realloc_aligned"
+done
+trap 'unprobe; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+count_allocs() {
+    local name=$1 port=$2 events=$3 pids=$4
+    local pid_list=${pids// /,}
+    perf stat -x, -e "$events" -p "$pid_list" -o "$WORK/$name.perf" -- \
+        wrk -t2 -c"$CONNS" -d3s "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.allocs.out"
+    local requests calls
+    requests=$(awk '/requests in/ {print $1}' "$WORK/$name.allocs.out")
+    calls=$(awk -F, '$1 ~ /^[0-9]+$/ {s += $1} END {print s}' "$WORK/$name.perf")
+    awk -v name="$name" -v c="$calls" -v n="$requests" \
+        'BEGIN {printf "%-10s %8.1f allocations per request (%d in %d requests)\n", name, c / n, c, n}'
+}
+echo "allocations (calls to malloc, calloc, realloc and posix_memalign, or mimalloc's aligned ones; uprobes):"
+count_allocs nginx "${PORT[nginx]}" libc:libc_malloc,libc:libc_calloc,libc:libc_realloc,libc:libc_posix_memalign "${PID[nginx]}"
+count_allocs haproxy "${PORT[haproxy]}" libc:libc_malloc,libc:libc_calloc,libc:libc_realloc,libc:libc_posix_memalign "${PID[haproxy]}"
+for rung in bare guarded owned; do
+    count_allocs "$rung" "${PORT[$rung]}" ladder:ladder_malloc,ladder:ladder_calloc,ladder:ladder_realloc "${PID[$rung]}"
+done
+count_allocs strangler "${PORT[strangler]}" strangler:strangler_malloc,strangler:strangler_calloc,strangler:strangler_realloc "${PID[strangler]}"

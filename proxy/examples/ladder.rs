@@ -1,0 +1,192 @@
+//! The rungs of the per-request cost ladder (bench/ladder.sh): each a proxy
+//! forwarding every request to one HTTP/1 upstream, with the worker setup
+//! `strangler serve` uses (one single-threaded Pingora service per worker,
+//! each with its own `SO_REUSEPORT` listener, mimalloc):
+//!
+//! - `bare`: Pingora's proxy engine (`HttpProxy`) with a `ProxyHttp` that
+//!   only names the upstream: what any Pingora proxy pays per request;
+//! - `guarded`: the same behind Strangler's connection loop
+//!   (`dataplane::connection`: PROXY header admission, the h2c preface peek,
+//!   the whole-header deadline);
+//! - `owned`: a spike of an owned HTTP/1 forward loop on pingora-core's
+//!   HTTP/1 sessions, without the proxy engine: read a request, write it to
+//!   an upstream connection kept for the client connection's life, stream
+//!   the answer back. No routing, hygiene, metrics or error answers: it
+//!   says what the sessions cost, not what a finished fast path would.
+//!
+//! The full proxy (the last rung) is `strangler serve` itself.
+//!
+//!   cargo run --release --example ladder -- MODE LISTEN UPSTREAM WORKERS [ROUTES_YAML]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::prelude::*;
+use pingora::protocols::Stream;
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora::protocols::http::v1::server::HttpSession as DownstreamSession;
+use pingora::server::ShutdownWatch;
+use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
+use strangler::dataplane::connection::{ConnectionLimits, ConnectionStats, GuardedApp};
+use strangler::live::{ListenerOverrides, Live};
+use strangler::metrics::Metrics;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A `ProxyHttp` that sends everything to one upstream.
+struct Bare {
+    upstream: SocketAddr,
+}
+
+#[async_trait]
+impl ProxyHttp for Bare {
+    type CTX = ();
+    fn new_ctx(&self) -> Self::CTX {}
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+}
+
+/// The owned forward loop (spike).
+struct Owned {
+    upstream: SocketAddr,
+}
+
+impl Owned {
+    async fn connect(&self) -> Option<UpstreamSession> {
+        let tcp = tokio::net::TcpStream::connect(self.upstream).await.ok()?;
+        tcp.set_nodelay(true).ok()?;
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+        Some(UpstreamSession::new(stream))
+    }
+
+    /// One exchange; the upstream session back if it can carry another.
+    async fn exchange(
+        &self,
+        down: &mut DownstreamSession,
+        mut up: UpstreamSession,
+    ) -> Option<UpstreamSession> {
+        up.write_request_header(Box::new(down.req_header().clone()))
+            .await
+            .ok()?;
+        while let Some(chunk) = down.read_body_bytes().await.ok()? {
+            up.write_body(&chunk).await.ok()?;
+        }
+        up.finish_body().await.ok()?;
+        up.read_response().await.ok()?;
+        let answer = up.resp_header()?.clone();
+        down.write_response_header(Box::new(answer)).await.ok()?;
+        while let Some(chunk) = up.read_body_bytes().await.ok()? {
+            down.write_body(&chunk).await.ok()?;
+        }
+        down.finish_body().await.ok()?;
+        up.respect_keepalive();
+        up.reuse().await.map(UpstreamSession::new)
+    }
+}
+
+#[async_trait]
+impl ServerApp for Owned {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut upstream: Option<UpstreamSession> = None;
+        let mut prefix = None;
+        loop {
+            let mut down = DownstreamSession::new(stream);
+            if let Some(p) = prefix.take() {
+                down.set_pipelined_prefix(p);
+            }
+            down.read_request().await.ok()??;
+            let up = match upstream.take() {
+                Some(up) => up,
+                None => self.connect().await?,
+            };
+            upstream = self.exchange(&mut down, up).await;
+            let (s, p) = down.reuse().await.ok()??.into_parts();
+            stream = s;
+            prefix = p;
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 5 {
+        eprintln!("usage: ladder bare|guarded|owned LISTEN UPSTREAM WORKERS [ROUTES_YAML]");
+        std::process::exit(2);
+    }
+    let mode = args[1].as_str();
+    let listen: SocketAddr = args[2].parse().expect("LISTEN is IP:PORT");
+    let upstream: SocketAddr = args[3].parse().expect("UPSTREAM is IP:PORT");
+    let workers: usize = args[4].parse().expect("WORKERS is a number");
+
+    let mut server = Server::new(None).expect("server");
+    server.bootstrap();
+    let conf: Arc<ServerConf> = server.configuration.clone();
+    let mut reuseport = pingora::listeners::TcpSocketOptions::default();
+    reuseport.so_reuseport = Some(true);
+    for n in 0..workers {
+        let address = strangler::server::worker_listen_key(listen, n);
+        match mode {
+            "bare" => {
+                let mut service = Service::new(
+                    format!("bare {n}"),
+                    pingora::proxy::http_proxy(&conf, Bare { upstream }),
+                );
+                service.threads = Some(1);
+                service.add_tcp_with_settings(&address, reuseport.clone());
+                server.add_service(service);
+            }
+            "guarded" => {
+                let routes = args.get(5).expect("guarded needs ROUTES_YAML");
+                let live = Live::load(
+                    std::path::Path::new(routes),
+                    Metrics::new(),
+                    ListenerOverrides::default(),
+                )
+                .expect("valid routes.yaml");
+                let counter = || prometheus::IntCounter::new("unused", "unused").expect("counter");
+                let stats = ConnectionStats {
+                    header_timeouts: counter(),
+                    headers_too_large: counter(),
+                    bad_request_lines: counter(),
+                    proxy_protocol: counter(),
+                };
+                let limits = ConnectionLimits {
+                    header_deadline: std::time::Duration::from_secs(10),
+                    keepalive: std::time::Duration::from_secs(60),
+                };
+                let app = GuardedApp::new(
+                    pingora::proxy::http_proxy(&conf, Bare { upstream }),
+                    limits,
+                    true,
+                    stats,
+                    live,
+                );
+                let mut service = Service::new(format!("guarded {n}"), app);
+                service.threads = Some(1);
+                service.add_tcp_with_settings(&address, reuseport.clone());
+                server.add_service(service);
+            }
+            "owned" => {
+                let mut service = Service::new(format!("owned {n}"), Owned { upstream });
+                service.threads = Some(1);
+                service.add_tcp_with_settings(&address, reuseport.clone());
+                server.add_service(service);
+            }
+            other => {
+                eprintln!("unknown mode {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    server.run_forever();
+}
