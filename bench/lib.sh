@@ -13,3 +13,56 @@ bench_workdir() {
     PIDS=()
     trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 }
+
+# The benchmarks' realistic table: 20 routes of every kind; the benchmarked
+# request (GET /api/orders/12345, X-Tenant-Id: umbrella-corp) matches a
+# prefix route with a canary, a tenant pin list and sticky tenants.
+#   bench_routes LISTEN ADMIN_LISTEN STORE BACKEND_URL > routes.yaml
+bench_routes() {
+    cat <<YAML
+version: 1
+listen: $1
+admin: { listen: "$2" }
+store: $3
+backends:
+  monolith: { url: "$4", connect_timeout: 2s, read_timeout: 30s }
+  orders:   { url: "$4" }
+  users:    { url: "$4" }
+  catalog:  { url: "$4" }
+  search:   { url: "$4" }
+tenant:
+  - header: X-Tenant-Id
+  - host_label: 0
+  - cookie: tenant
+default: monolith
+routes:
+  - { name: users-read,      match: { path: /api/users, methods: [GET, HEAD] }, new: users, canary: 25 }
+  - { name: users-write,     match: { path: /api/users, methods: [POST, PUT, PATCH, DELETE] }, new: users, canary: 0 }
+  - { name: users-me,        match: { path_exact: /api/users/me }, new: users, canary: 50 }
+  - { name: orders-write,    match: { path: /api/orders, methods: [POST, PUT, DELETE] }, new: orders, canary: 5 }
+  - { name: orders-export,   match: { path_exact: /api/orders/export }, new: orders, canary: 100 }
+  - { name: orders-history,  match: { path: /api/orders/history }, new: orders, canary: 10 }
+  - { name: catalog-item,    match: { path_regex: "^/api/catalog-items/[0-9]+$" }, new: catalog, canary: 30 }
+  - { name: catalog,         match: { path: /api/catalog }, new: catalog, canary: 20 }
+  - { name: search,          match: { path: /api/search, methods: [GET] }, new: search, canary: 75 }
+  - { name: search-beta,     match: { path: /api/search, headers: { X-Beta: "1" } }, new: search, canary: 100 }
+  - { name: carts,           match: { path: /api/carts }, new: orders, canary: 15 }
+  - { name: checkout,        match: { path: /api/checkout, methods: [POST] }, new: orders, canary: 1 }
+  - { name: payments,        match: { path: /api/payments, host: pay.example.com }, new: orders, canary: 0 }
+  - { name: invoices,        match: { path_regex: "^/api/invoices/[a-z0-9-]+/pdf$" }, new: orders, canary: 40 }
+  - { name: reviews,         match: { path: /api/reviews }, new: catalog, canary: 60 }
+  - { name: recommendations, match: { path: /api/recommendations }, new: search, canary: 90 }
+  - { name: inventory,       match: { path: /api/inventory, methods: [GET] }, new: catalog, canary: 35 }
+  - { name: shipping,        match: { path: /api/shipping }, new: orders, canary: 20 }
+  - { name: tenants-admin,   match: { path: /api/admin/tenants, headers: { X-Internal: "yes" } }, new: users, canary: 0 }
+  - name: orders-read
+    match: { path: /api/orders, methods: [GET, HEAD] }
+    new: orders
+    canary: 50
+    sticky: tenant
+    tenants: { acme: new, initech: legacy, globex: new }
+YAML
+}
+
+# wrk's p99 (from --latency output in FILE) in milliseconds.
+wrk_p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }

@@ -63,52 +63,8 @@ http {
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & PIDS+=($!)
 
-# A realistic table: 20 routes of every kind; the benchmarked request matches
-# a prefix route with a canary, a tenant pin list and sticky tenants.
 B="http://127.0.0.1:$BACKEND_PORT"
-cat > "$WORK/routes.yaml" <<YAML
-version: 1
-listen: 127.0.0.1:$PROXY_PORT
-admin: { listen: "127.0.0.1:$ADMIN_PORT" }
-store: sqlite://$WORK/strangler.db
-backends:
-  monolith: { url: "$B", connect_timeout: 2s, read_timeout: 30s }
-  orders:   { url: "$B" }
-  users:    { url: "$B" }
-  catalog:  { url: "$B" }
-  search:   { url: "$B" }
-tenant:
-  - header: X-Tenant-Id
-  - host_label: 0
-  - cookie: tenant
-default: monolith
-routes:
-  - { name: users-read,      match: { path: /api/users, methods: [GET, HEAD] }, new: users, canary: 25 }
-  - { name: users-write,     match: { path: /api/users, methods: [POST, PUT, PATCH, DELETE] }, new: users, canary: 0 }
-  - { name: users-me,        match: { path_exact: /api/users/me }, new: users, canary: 50 }
-  - { name: orders-write,    match: { path: /api/orders, methods: [POST, PUT, DELETE] }, new: orders, canary: 5 }
-  - { name: orders-export,   match: { path_exact: /api/orders/export }, new: orders, canary: 100 }
-  - { name: orders-history,  match: { path: /api/orders/history }, new: orders, canary: 10 }
-  - { name: catalog-item,    match: { path_regex: "^/api/catalog-items/[0-9]+$" }, new: catalog, canary: 30 }
-  - { name: catalog,         match: { path: /api/catalog }, new: catalog, canary: 20 }
-  - { name: search,          match: { path: /api/search, methods: [GET] }, new: search, canary: 75 }
-  - { name: search-beta,     match: { path: /api/search, headers: { X-Beta: "1" } }, new: search, canary: 100 }
-  - { name: carts,           match: { path: /api/carts }, new: orders, canary: 15 }
-  - { name: checkout,        match: { path: /api/checkout, methods: [POST] }, new: orders, canary: 1 }
-  - { name: payments,        match: { path: /api/payments, host: pay.example.com }, new: orders, canary: 0 }
-  - { name: invoices,        match: { path_regex: "^/api/invoices/[a-z0-9-]+/pdf$" }, new: orders, canary: 40 }
-  - { name: reviews,         match: { path: /api/reviews }, new: catalog, canary: 60 }
-  - { name: recommendations, match: { path: /api/recommendations }, new: search, canary: 90 }
-  - { name: inventory,       match: { path: /api/inventory, methods: [GET] }, new: catalog, canary: 35 }
-  - { name: shipping,        match: { path: /api/shipping }, new: orders, canary: 20 }
-  - { name: tenants-admin,   match: { path: /api/admin/tenants, headers: { X-Internal: "yes" } }, new: users, canary: 0 }
-  - name: orders-read
-    match: { path: /api/orders, methods: [GET, HEAD] }
-    new: orders
-    canary: 50
-    sticky: tenant
-    tenants: { acme: new, initech: legacy, globex: new }
-YAML
+bench_routes "127.0.0.1:$PROXY_PORT" "127.0.0.1:$ADMIN_PORT" "sqlite://$WORK/strangler.db" "$B" > "$WORK/routes.yaml"
 # The same table with the access log on, on ports of its own.
 sed -e "s/^listen: .*/listen: 127.0.0.1:$LOG_PROXY_PORT/" \
     -e "s/^admin: .*/admin: { listen: \"127.0.0.1:$LOG_ADMIN_PORT\" }/" \
@@ -135,7 +91,7 @@ run() {
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.out"
     local rps p99
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")
-    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$WORK/$name.out")
+    p99=$(wrk_p99_ms "$WORK/$name.out")
     local errors
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.out" | tr '\n' ' ')
     printf '%-10s %10.0f req/s   p99 %7.2f ms  %s\n' "$name" "$rps" "$p99" "$errors"

@@ -101,7 +101,7 @@ run() {
     wrk -t2 -c64 -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:${PORT[$n]}/api/orders/12345" > "$WORK/wrk.out"
     local rps p99
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
-    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$WORK/wrk.out")
+    p99=$(wrk_p99_ms "$WORK/wrk.out")
     printf '%6s routes %10.0f req/s   p99 %7.2f ms  %s\n' "$n" "$rps" "$p99" "$(grep -E 'Non-2xx|Socket errors' "$WORK/wrk.out" | tr '\n' ' ')"
     echo "rps $n $rps" >> "$WORK/results"; echo "p99 $n $p99" >> "$WORK/results"
 }
