@@ -2,9 +2,10 @@
 # How Strangler scales with its route table, in one run on this machine: the
 # same proxy with 20 routes and with ROUTES routes (one path prefix each,
 # every fifth with a method list, every tenth with a tenant pin), measured
-# for `strangler check` time (median of 3), start-up RSS, `POST /reload` time
-# (median of 5) and RSS after the reloads, and throughput and p99 under wrk (-t2 -c64, keep-alive, 2
-# workers) against one route in the middle of the table. Prints each figure
+# for `strangler check` time (median of 3), start-up RSS, `POST /reload`
+# time (median of 5) and RSS after the reloads, and throughput and p99 under
+# wrk (-t2 -c64, keep-alive, 2 workers) against one route in the middle of
+# the table. Prints each figure
 # and the ROUTES/20 ratios.
 #
 #   bench/route-table-scale.sh [ROUTES=10000] [DURATION=10s] [ROUNDS=2]

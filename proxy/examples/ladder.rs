@@ -131,28 +131,24 @@ fn main() {
     let mut server = Server::new(None).expect("server");
     server.bootstrap();
     let conf: Arc<ServerConf> = server.configuration.clone();
-    let mut reuseport = pingora::listeners::TcpSocketOptions::default();
-    reuseport.so_reuseport = Some(true);
+    // The guarded rung's loop reads PROXY-protocol settings from a live table.
+    let live = (mode == "guarded").then(|| {
+        let routes = args.get(5).expect("guarded needs ROUTES_YAML");
+        Live::load(
+            std::path::Path::new(routes),
+            Metrics::new(),
+            ListenerOverrides::default(),
+        )
+        .expect("valid routes.yaml")
+    });
     for n in 0..workers {
         let address = strangler::server::worker_listen_key(listen, n);
-        match mode {
-            "bare" => {
-                let mut service = Service::new(
-                    format!("bare {n}"),
-                    pingora::proxy::http_proxy(&conf, Bare { upstream }),
-                );
-                service.threads = Some(1);
-                service.add_tcp_with_settings(&address, reuseport.clone());
-                server.add_service(service);
+        match (mode, &live) {
+            ("bare", _) => {
+                let app = pingora::proxy::http_proxy(&conf, Bare { upstream });
+                add_worker(&mut server, format!("bare {n}"), app, &address);
             }
-            "guarded" => {
-                let routes = args.get(5).expect("guarded needs ROUTES_YAML");
-                let live = Live::load(
-                    std::path::Path::new(routes),
-                    Metrics::new(),
-                    ListenerOverrides::default(),
-                )
-                .expect("valid routes.yaml");
+            ("guarded", Some(live)) => {
                 let counter = || prometheus::IntCounter::new("unused", "unused").expect("counter");
                 let stats = ConnectionStats {
                     header_timeouts: counter(),
@@ -169,24 +165,35 @@ fn main() {
                     limits,
                     true,
                     stats,
-                    live,
+                    live.clone(),
                 );
-                let mut service = Service::new(format!("guarded {n}"), app);
-                service.threads = Some(1);
-                service.add_tcp_with_settings(&address, reuseport.clone());
-                server.add_service(service);
+                add_worker(&mut server, format!("guarded {n}"), app, &address);
             }
-            "owned" => {
-                let mut service = Service::new(format!("owned {n}"), Owned { upstream });
-                service.threads = Some(1);
-                service.add_tcp_with_settings(&address, reuseport.clone());
-                server.add_service(service);
-            }
-            other => {
+            ("owned", _) => add_worker(
+                &mut server,
+                format!("owned {n}"),
+                Owned { upstream },
+                &address,
+            ),
+            (other, _) => {
                 eprintln!("unknown mode {other:?}");
                 std::process::exit(2);
             }
         }
     }
     server.run_forever();
+}
+
+/// One worker as `strangler serve` runs it: a single-threaded service on its
+/// own `SO_REUSEPORT` socket.
+fn add_worker<A: ServerApp + Send + Sync + 'static>(
+    server: &mut Server,
+    name: String,
+    app: A,
+    address: &str,
+) {
+    let mut service = Service::new(name, app);
+    service.threads = Some(1);
+    service.add_tcp_with_settings(address, strangler::server::reuseport());
+    server.add_service(service);
 }

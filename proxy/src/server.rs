@@ -92,7 +92,8 @@ pub fn worker_listen_key(addr: std::net::SocketAddr, n: usize) -> String {
     }
 }
 
-fn reuseport() -> TcpSocketOptions {
+/// `SO_REUSEPORT`, so each worker's socket can bind the same address.
+pub fn reuseport() -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
     options.so_reuseport = Some(true);
     options
