@@ -554,3 +554,60 @@ async fn a_client_cannot_pose_as_a_shadow_copy() {
         1
     );
 }
+
+/// The name and nice value in a `/proc/.../stat` line.
+fn name_and_nice(stat: &str) -> (String, i64) {
+    let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+    // After the name, the state is stat's 3rd field and nice its 19th.
+    let nice = stat[close + 2..]
+        .split(' ')
+        .nth(19 - 3)
+        .and_then(|n| n.parse().ok())
+        .expect("nice");
+    (stat[open + 1..close].to_string(), nice)
+}
+
+/// Each thread of process `pid` as `ps -L` shows it: name and nice value.
+fn threads_and_nice(pid: u32) -> Vec<(String, i64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the proxy's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .map(|stat| name_and_nice(&stat))
+        .collect()
+}
+
+/// What an operator sees in `top -H`: the shadow engine's thread at the
+/// lowest priority (nice 19), the workers that serve clients at the
+/// process's own, so copies and diffs take only the CPU the clients leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shadow_engine_runs_below_the_workers_priority() {
+    let (legacy, new) = scripted_backends().await;
+    let proxy = Proxy::start(&config(&legacy.url(), &new.url(), "")).await;
+    let http = Http::new();
+    assert_eq!(http.get(&proxy.url("/api/orders/1"), &[]).await.status, 200);
+    wait_stored(&proxy, 1.0).await;
+
+    let threads = threads_and_nice(proxy.pid());
+    // Pingora names a background service's thread "BG " and the service's
+    // name, and Linux cuts thread names at 15 bytes.
+    let nice_of = |name: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    assert_eq!(nice_of("BG strangler sh"), vec![19], "threads: {threads:?}");
+    // The process's own priority is whatever it was started with (0 unless
+    // the runner is niced); the workers keep it.
+    let (_, own) = name_and_nice(
+        &std::fs::read_to_string(format!("/proc/{}/stat", proxy.pid())).expect("the proxy's stat"),
+    );
+    assert!(
+        own < 19,
+        "the proxy was started at the lowest priority already"
+    );
+    let workers = nice_of("strangler proxy");
+    assert!(!workers.is_empty(), "threads: {threads:?}");
+    assert!(workers.iter().all(|n| *n == own), "threads: {threads:?}");
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use log::debug;
+use log::{debug, warn};
 use pingora::connectors::http::Connector;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -18,7 +18,9 @@ use shadow_diff::{
     Answers, Compared, ComparisonRecord, Exchange, NoiseDelta, NoiseModel, StoreItem, StoreWriter,
     StoredRequest, StoredResponse, decode::decode_body,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::MissedTickBehavior;
 
 use super::client::{SendError, exchange, request_for};
 use super::job::{CapturedResponse, EngineJob, ShadowJob};
@@ -273,15 +275,32 @@ impl ShadowEngine {
     }
 }
 
-/// A job and a concurrency permit for it. Cancel-safe: dropping it returns
-/// the permit and loses no job.
+/// While jobs keep coming, the engine looks at its queue this often instead
+/// of being woken for each job: queuing then wakes no thread, which would
+/// cost the worker that queued it a system call and the other core a
+/// context switch per request.
+const INTAKE_EVERY: Duration = Duration::from_millis(2);
+
+/// A job and a concurrency permit for it, waiting for both. Cancel-safe:
+/// dropping it returns the permit and loses no job.
 async fn next_job(
     jobs: &mut mpsc::Receiver<EngineJob>,
     permits: &Arc<Semaphore>,
-) -> Option<(EngineJob, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(EngineJob, OwnedSemaphorePermit)> {
     let permit = permits.clone().acquire_owned().await.ok()?;
     let job = jobs.recv().await?;
     Some((job, permit))
+}
+
+/// What a look at the queue found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    /// It is empty: wait to be woken by the next job.
+    Empty,
+    /// Every permit is taken, or jobs were taken: look again soon.
+    Busy,
+    /// The request path is gone: the process is stopping.
+    Closed,
 }
 
 /// The engine as a Pingora background service (its own runtime thread).
@@ -297,6 +316,11 @@ impl BackgroundService for ShadowService {
 
 impl ShadowEngine {
     async fn run(self: Arc<Self>, mut shutdown: ShutdownWatch) {
+        // The service has one runtime thread (`threads = Some(1)`), this one:
+        // every job below runs on it.
+        if let Err(e) = super::priority::lower_this_thread() {
+            warn!("shadow engine: its thread keeps the workers' CPU priority: {e}");
+        }
         let Some(mut jobs) = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
@@ -306,6 +330,11 @@ impl ShadowEngine {
         let mut refresh = tokio::time::interval(Duration::from_secs(30));
         let mut refreshed_after_connect = false;
         let started = Instant::now();
+        let mut intake = tokio::time::interval(INTAKE_EVERY);
+        intake.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Busy: jobs came lately, so the queue is looked at on `intake`
+        // ticks; otherwise the engine sleeps until a job wakes it.
+        let mut busy = false;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -324,21 +353,59 @@ impl ShadowEngine {
                         self.refresh_noise().await;
                     }
                 }
-                next = next_job(&mut jobs, &permits) => {
+                next = next_job(&mut jobs, &permits), if !busy => {
                     let Some((job, permit)) = next else { return };
-                    let engine = self.clone();
-                    let connector = connector.clone();
-                    let budget = self.budget.clone();
-                    tokio::spawn(async move {
-                        let weight = job.weight();
-                        match job {
-                            EngineJob::Shadow(job) => engine.process(connector, *job).await,
-                            EngineJob::Record(job) => engine.record(*job),
-                        }
-                        budget.release(weight);
-                        drop(permit);
-                    });
+                    self.start(&connector, job, permit);
+                    busy = true;
                 }
+                _ = intake.tick(), if busy => match self.take_queued(&mut jobs, &permits, &connector) {
+                    Intake::Empty => busy = false,
+                    Intake::Busy => {}
+                    Intake::Closed => return,
+                },
+            }
+        }
+    }
+
+    /// Runs one job on its own task, holding its permit and its bytes of
+    /// the budget until it ends.
+    fn start(
+        self: &Arc<Self>,
+        connector: &Arc<Connector>,
+        job: EngineJob,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let engine = self.clone();
+        let connector = connector.clone();
+        let budget = self.budget.clone();
+        tokio::spawn(async move {
+            let weight = job.weight();
+            match job {
+                EngineJob::Shadow(job) => engine.process(connector, *job).await,
+                EngineJob::Record(job) => engine.record(*job),
+            }
+            budget.release(weight);
+            drop(permit);
+        });
+    }
+
+    /// Starts every queued job there is a permit for.
+    fn take_queued(
+        self: &Arc<Self>,
+        jobs: &mut mpsc::Receiver<EngineJob>,
+        permits: &Arc<Semaphore>,
+        connector: &Arc<Connector>,
+    ) -> Intake {
+        loop {
+            // With every permit taken the rest stay queued (the queue's bound
+            // drops what does not fit, counted `queue_full`).
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                return Intake::Busy;
+            };
+            match jobs.try_recv() {
+                Ok(job) => self.start(connector, job, permit),
+                Err(TryRecvError::Empty) => return Intake::Empty,
+                Err(TryRecvError::Disconnected) => return Intake::Closed,
             }
         }
     }

@@ -7,13 +7,16 @@
 //! sample of safe requests a second request to legacy to learn noise, has
 //! `shadow_diff`'s judge compare the answers and decide the verdict, counts
 //! it and hands the redacted record to the store writer. The same queue and
-//! engine carry recorded requests (`crate::record`) to the store. Everything is bounded (queue, bytes,
-//! concurrency, timeouts) and everything skipped is counted with a reason.
+//! engine carry recorded requests (`crate::record`) to the store. Everything
+//! is bounded (queue, bytes, concurrency, timeouts), everything skipped is
+//! counted with a reason, and the engine's thread yields the CPU to the data
+//! plane ([`priority`]).
 
 pub mod capture;
 pub mod client;
 pub mod engine;
 pub mod job;
+pub mod priority;
 pub mod queue;
 
 pub use capture::ShadowCapture;

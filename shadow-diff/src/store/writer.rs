@@ -202,13 +202,7 @@ async fn run(
         };
         let mut batch: Vec<StoreItem> = first.into_iter().collect();
         if !batch.is_empty() {
-            let deadline = tokio::time::Instant::now() + settings.linger;
-            while batch.len() < settings.batch {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(i)) => batch.push(i),
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            fill(&mut batch, &mut rx, &settings).await;
         }
         if !batch.is_empty() {
             let tally = tally(&batch);
@@ -288,6 +282,36 @@ async fn run(
 
 /// Drops the connection (if any); the next reconnect comes after
 /// `reconnect_every`.
+/// While a batch fills, the writer looks at its queue this often instead of
+/// being woken for each record: the shadow engine hands over a record per
+/// shadowed request, and a wake-up per record costs a context switch on a
+/// machine whose cores the data plane needs.
+const FILL_EVERY: Duration = Duration::from_millis(10);
+
+/// Adds queued records to `batch` until it is full or the first record has
+/// waited `linger`.
+async fn fill(
+    batch: &mut Vec<StoreItem>,
+    rx: &mut mpsc::Receiver<StoreItem>,
+    settings: &WriterSettings,
+) {
+    let deadline = tokio::time::Instant::now() + settings.linger;
+    loop {
+        while batch.len() < settings.batch {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                // Closed: what came is written; the next receive ends the writer.
+                Err(_) => break,
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if batch.len() >= settings.batch || now >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.min(now + FILL_EVERY)).await;
+    }
+}
+
 fn disconnect(
     store: &mut Option<DiffAndHistoryStore>,
     store_tx: &watch::Sender<Option<DiffAndHistoryStore>>,
