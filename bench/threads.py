@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """CPU time of a process split by thread, for the bench scripts.
 
-    threads.py snapshot PID > FILE      one "TID TICKS NAME" line per thread
+    threads.py snapshot PID > FILE      one "TID TICKS SLEEPS NAME" line per thread
     threads.py diff BEFORE AFTER N      CPU microseconds per request (N requests)
-                                        by thread name, busiest first
+                                        by thread name, busiest first, and how
+                                        often per request the thread went to
+                                        sleep (so was woken)
 
 Threads are grouped by name with digits dropped ("sqlx-sqlite-worker-3" and
 "-7" are one group); a thread that started after BEFORE counts from zero.
-User + system time from /proc/PID/task/TID/stat.
+User + system time from /proc/PID/task/TID/stat; sleeps are the thread's
+voluntary context switches (/proc/PID/task/TID/status).
 """
 import os
 import re
@@ -22,33 +25,43 @@ def snapshot(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 stat = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read()
         except OSError:
             continue  # the thread ended meanwhile
+        sleeps = next(l.split()[1] for l in status.splitlines() if l.startswith("voluntary_ctxt_switches"))
         # The name is in parentheses and may hold spaces or parentheses.
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        print(tid, ticks, name)
+        print(tid, ticks, sleeps, name)
 
 
 def read(path):
     threads = {}
     with open(path) as f:
         for line in f:
-            tid, ticks, name = line.rstrip("\n").split(" ", 2)
-            threads[tid] = (int(ticks), name)
+            tid, ticks, sleeps, name = line.rstrip("\n").split(" ", 3)
+            threads[tid] = (int(ticks), int(sleeps), name)
     return threads
 
 
 def diff(before, after, requests):
     before, after = read(before), read(after)
-    groups = defaultdict(int)
-    for tid, (ticks, name) in after.items():
-        groups[re.sub(r"[0-9]+", "N", name).strip()] += ticks - before.get(tid, (0, ""))[0]
-    total = sum(groups.values())
-    per_request = lambda t: t / HZ * 1e6 / max(requests, 1)
-    shown = [f"{name} {per_request(t):.1f}" for name, t in sorted(groups.items(), key=lambda g: -g[1]) if t > 0]
-    print(f"{per_request(total):.1f} us/req: " + ", ".join(shown))
+    ticks, sleeps = defaultdict(int), defaultdict(int)
+    for tid, (t, s, name) in after.items():
+        group = re.sub(r"[0-9]+", "N", name).strip()
+        t0, s0, _ = before.get(tid, (0, 0, ""))
+        ticks[group] += t - t0
+        sleeps[group] += s - s0
+    n = max(requests, 1)
+    us = lambda t: t / HZ * 1e6 / n
+    shown = [
+        f"{group} {us(t):.1f} ({sleeps[group] / n:.2f} sleeps)"
+        for group, t in sorted(ticks.items(), key=lambda g: -g[1])
+        if t > 0
+    ]
+    print(f"{us(sum(ticks.values())):.1f} us/req: " + ", ".join(shown))
 
 
 if __name__ == "__main__":

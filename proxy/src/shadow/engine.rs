@@ -281,6 +281,11 @@ impl ShadowEngine {
 /// context switch per request.
 const INTAKE_EVERY: Duration = Duration::from_millis(2);
 
+/// Looks at an empty queue before the engine goes back to sleeping until a
+/// job wakes it (100 ms at [`INTAKE_EVERY`]): a steady stream of jobs,
+/// however thin, then wakes nothing, and an idle proxy has no timer ticking.
+const QUIET_LOOKS_BEFORE_SLEEP: u32 = 50;
+
 /// A job and a concurrency permit for it, waiting for both. Cancel-safe:
 /// dropping it returns the permit and loses no job.
 async fn next_job(
@@ -295,10 +300,10 @@ async fn next_job(
 /// What a look at the queue found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Intake {
-    /// It is empty: wait to be woken by the next job.
-    Empty,
-    /// Every permit is taken, or jobs were taken: look again soon.
-    Busy,
+    /// No job.
+    Nothing,
+    /// Jobs, started or (every permit taken) still waiting.
+    Jobs,
     /// The request path is gone: the process is stopping.
     Closed,
 }
@@ -335,6 +340,7 @@ impl ShadowEngine {
         // Busy: jobs came lately, so the queue is looked at on `intake`
         // ticks; otherwise the engine sleeps until a job wakes it.
         let mut busy = false;
+        let mut quiet_looks = 0;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -356,11 +362,14 @@ impl ShadowEngine {
                 next = next_job(&mut jobs, &permits), if !busy => {
                     let Some((job, permit)) = next else { return };
                     self.start(&connector, job, permit);
-                    busy = true;
+                    (busy, quiet_looks) = (true, 0);
                 }
                 _ = intake.tick(), if busy => match self.take_queued(&mut jobs, &permits, &connector) {
-                    Intake::Empty => busy = false,
-                    Intake::Busy => {}
+                    Intake::Jobs => quiet_looks = 0,
+                    Intake::Nothing => {
+                        quiet_looks += 1;
+                        busy = quiet_looks < QUIET_LOOKS_BEFORE_SLEEP;
+                    }
                     Intake::Closed => return,
                 },
             }
@@ -396,15 +405,19 @@ impl ShadowEngine {
         permits: &Arc<Semaphore>,
         connector: &Arc<Connector>,
     ) -> Intake {
+        let mut found = Intake::Nothing;
         loop {
             // With every permit taken the rest stay queued (the queue's bound
             // drops what does not fit, counted `queue_full`).
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                return Intake::Busy;
+                return Intake::Jobs;
             };
             match jobs.try_recv() {
-                Ok(job) => self.start(connector, job, permit),
-                Err(TryRecvError::Empty) => return Intake::Empty,
+                Ok(job) => {
+                    self.start(connector, job, permit);
+                    found = Intake::Jobs;
+                }
+                Err(TryRecvError::Empty) => return found,
                 Err(TryRecvError::Disconnected) => return Intake::Closed,
             }
         }

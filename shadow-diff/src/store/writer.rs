@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
 use super::{DiffAndHistoryStore, StoreError};
@@ -300,8 +301,9 @@ async fn fill(
         while batch.len() < settings.batch {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
-                // Closed: what came is written; the next receive ends the writer.
-                Err(_) => break,
+                Err(TryRecvError::Empty) => break,
+                // Closed: what came is written now; the next receive ends the writer.
+                Err(TryRecvError::Disconnected) => return,
             }
         }
         let now = tokio::time::Instant::now();
