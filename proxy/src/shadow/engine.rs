@@ -282,8 +282,8 @@ impl ShadowEngine {
 const INTAKE_EVERY: Duration = Duration::from_millis(2);
 
 /// Looks at an empty queue before the engine goes back to sleeping until a
-/// job wakes it (100 ms at [`INTAKE_EVERY`]): a steady stream of jobs,
-/// however thin, then wakes nothing, and an idle proxy has no timer ticking.
+/// job wakes it (100 ms at [`INTAKE_EVERY`]): jobs less than that apart
+/// then wake nothing, and an idle proxy has no timer ticking.
 const QUIET_LOOKS_BEFORE_SLEEP: u32 = 50;
 
 /// A job and a concurrency permit for it, waiting for both. Cancel-safe:

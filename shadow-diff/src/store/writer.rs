@@ -281,8 +281,6 @@ async fn run(
     }
 }
 
-/// Drops the connection (if any); the next reconnect comes after
-/// `reconnect_every`.
 /// While a batch fills, the writer looks at its queue this often instead of
 /// being woken for each record: the shadow engine hands over a record per
 /// shadowed request, and a wake-up per record costs a context switch on a
@@ -314,6 +312,8 @@ async fn fill(
     }
 }
 
+/// Drops the connection (if any); the next reconnect comes after
+/// `reconnect_every`.
 fn disconnect(
     store: &mut Option<DiffAndHistoryStore>,
     store_tx: &watch::Sender<Option<DiffAndHistoryStore>>,
