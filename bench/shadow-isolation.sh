@@ -48,6 +48,10 @@ while True:
 PY
 wait_port "$LEGACY"; wait_port "$NEW"; wait_port "$SLOW"; wait_port "$HOLE"
 
+# The value after LABEL in strangler-load's output ("requests N errors N p50
+# X p99 Y p999 Z max W"): by label, not by column.
+field() { echo "$2" | awk -v label="$1" '{for (i = 1; i < NF; i++) if ($i == label) print $(i + 1)}'; }
+
 run_mode() {
     local mode=$1 target=$2 shadow=$3 store=$4 beside=${5:-}
     [ "$mode" = off ] || [ -z "${MODES:-}" ] || [[ " $MODES " == *" $mode "* ]] || return 0
@@ -83,7 +87,7 @@ YAML
     out=$("$BIN/strangler-load" "http://127.0.0.1:$port/api/orders/1" "$RATE" "$SECONDS_PER_MODE" 32)
     python3 bench/threads.py snapshot "$pid" > "$WORK/$mode.threads-after"
     [ -z "$beside_pid" ] || wait "$beside_pid"
-    requests=$(echo "$out" | awk '{print $2}')
+    requests=$(field requests "$out")
     local rss hwm
     rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status); hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
     local m
@@ -96,8 +100,7 @@ YAML
         "$(sum strangler_shadow_dropped_total 'reason="queue_full"')" "$(sum strangler_shadow_dropped_total 'reason="store"')" \
         "$(sum strangler_record_total 'outcome="stored"')"
     echo "            proxy CPU $(python3 bench/threads.py diff "$WORK/$mode.threads-before" "$WORK/$mode.threads-after" "$requests")"
-    # By label, not by column: strangler-load prints "... p50 X p99 Y p999 Z ...".
-    echo "$mode $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1)}') $(echo "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "p999") print $(i + 1)}')" >> "$WORK/p99"
+    echo "$mode $(field p99 "$out") $(field p999 "$out")" >> "$WORK/p99"
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
 }
 

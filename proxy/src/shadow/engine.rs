@@ -337,10 +337,10 @@ impl ShadowEngine {
         let started = Instant::now();
         let mut intake = tokio::time::interval(INTAKE_EVERY);
         intake.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Busy: jobs came lately, so the queue is looked at on `intake`
-        // ticks; otherwise the engine sleeps until a job wakes it.
-        let mut busy = false;
-        let mut quiet_looks = 0;
+        // Fewer quiet looks than the limit: jobs came lately, so the queue is
+        // looked at on `intake` ticks; otherwise (as at start) the engine
+        // sleeps until a job wakes it.
+        let mut quiet_looks = QUIET_LOOKS_BEFORE_SLEEP;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -359,19 +359,18 @@ impl ShadowEngine {
                         self.refresh_noise().await;
                     }
                 }
-                next = next_job(&mut jobs, &permits), if !busy => {
+                next = next_job(&mut jobs, &permits), if quiet_looks >= QUIET_LOOKS_BEFORE_SLEEP => {
                     let Some((job, permit)) = next else { return };
                     self.start(&connector, job, permit);
-                    (busy, quiet_looks) = (true, 0);
+                    quiet_looks = 0;
                 }
-                _ = intake.tick(), if busy => match self.take_queued(&mut jobs, &permits, &connector) {
-                    Intake::Jobs => quiet_looks = 0,
-                    Intake::Nothing => {
-                        quiet_looks += 1;
-                        busy = quiet_looks < QUIET_LOOKS_BEFORE_SLEEP;
+                _ = intake.tick(), if quiet_looks < QUIET_LOOKS_BEFORE_SLEEP => {
+                    match self.take_queued(&mut jobs, &permits, &connector) {
+                        Intake::Jobs => quiet_looks = 0,
+                        Intake::Nothing => quiet_looks += 1,
+                        Intake::Closed => return,
                     }
-                    Intake::Closed => return,
-                },
+                }
             }
         }
     }
