@@ -7,6 +7,7 @@
 #   guarded  the same behind Strangler's connection loop (dataplane/connection.rs)
 #   owned    a spike of an owned HTTP/1 forward loop on pingora-core's sessions
 #   strangler  `strangler serve`, 20 routes, the request on a canary route
+#   fast     the same with --fast-path (dataplane/fast_path.rs)
 #
 # For each: requests/s and p99 (wrk -t2, keep-alive), CPU per request (the
 # proxy's user + system time from /proc over the run, divided by the
@@ -44,8 +45,9 @@ source bench/lib.sh
 bench_workdir ladder
 BACKEND_PORT=$(free_port)
 declare -A PORT
-for name in nginx haproxy bare guarded owned strangler; do PORT[$name]=$(free_port); done
+for name in nginx haproxy bare guarded owned strangler fast; do PORT[$name]=$(free_port); done
 ADMIN_PORT=$(free_port)
+FAST_ADMIN_PORT=$(free_port)
 
 "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
 BACKEND=127.0.0.1:$BACKEND_PORT
@@ -100,6 +102,10 @@ RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WO
     --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
 declare -A PID
 PID[strangler]=$!
+bench_routes "127.0.0.1:${PORT[fast]}" "127.0.0.1:$FAST_ADMIN_PORT" "sqlite://$WORK/fast.db" "$B" > "$WORK/fast.yaml"
+RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/fast.yaml" --threads "$WORKERS" --fast-path \
+    --pid-file "$WORK/fast.pid" --upgrade-sock "$WORK/fast.sock" >"$WORK/fast.log" 2>&1 & PIDS+=($!)
+PID[fast]=$!
 for rung in bare guarded owned; do
     RUST_LOG=warn "$BIN/examples/ladder" "$rung" "127.0.0.1:${PORT[$rung]}" "$BACKEND" "$WORKERS" "$WORK/routes.yaml" \
         >"$WORK/$rung.log" 2>&1 & PIDS+=($!)
@@ -144,9 +150,12 @@ run() {
 
 echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s)/thread(s) per proxy, $(nproc) cores shared"
 run direct "$BACKEND_PORT"
-for name in nginx haproxy bare guarded owned strangler; do
+for name in nginx haproxy bare guarded owned strangler fast; do
     run "$name" "${PORT[$name]}" "${PID[$name]}"
 done
+# The fast rung must have been the fast path's, not the engine's.
+served=$(curl -s "http://127.0.0.1:$FAST_ADMIN_PORT/metrics" | awk '/^strangler_fast_path_requests_total / {print $2}')
+echo "fast path served $served requests"
 
 python3 - "$WORK/results" <<'PY'
 import sys
@@ -154,7 +163,7 @@ rows = {r[0]: r[1:] for r in (l.split() for l in open(sys.argv[1]))}
 best = max(("nginx", "haproxy"), key=lambda n: float(rows[n][0]))
 b_rps, b_p99 = float(rows[best][0]), float(rows[best][1])
 print(f"relative to the better peer ({best}): throughput, p99, CPU per request")
-for name in ("bare", "guarded", "owned", "strangler"):
+for name in ("bare", "guarded", "owned", "strangler", "fast"):
     rps, p99, cpu = rows[name]
     cpu_ratio = float(cpu) / float(rows[best][2])
     print(f"  {name:10} {float(rps)/b_rps:5.2f}x  {float(p99)/b_p99:5.2f}x  {cpu_ratio:5.2f}x")
@@ -194,3 +203,4 @@ for rung in bare guarded owned; do
     count_allocs "$rung" "${PORT[$rung]}" ladder:ladder_malloc,ladder:ladder_calloc,ladder:ladder_realloc "${PID[$rung]}"
 done
 count_allocs strangler "${PORT[strangler]}" strangler:strangler_malloc,strangler:strangler_calloc,strangler:strangler_realloc "${PID[strangler]}"
+count_allocs fast "${PORT[fast]}" strangler:strangler_malloc,strangler:strangler_calloc,strangler:strangler_realloc "${PID[fast]}"

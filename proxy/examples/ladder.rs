@@ -166,6 +166,7 @@ fn main() {
                     true,
                     stats,
                     live.clone(),
+                    None,
                 );
                 add_worker(&mut server, format!("guarded {n}"), app, &address);
             }

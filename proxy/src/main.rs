@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 header_timeout: args.header_timeout,
                 max_inflight: args.max_inflight,
                 access_log_queue: args.access_log_queue,
+                fast_path: args.fast_path,
                 listeners: strangler::live::ListenerOverrides {
                     listen: args.listen,
                     admin: args.admin_listen,

@@ -56,6 +56,9 @@ pub struct ServeOptions {
     pub max_inflight: usize,
     /// Access-log lines queued for the writer before new ones are dropped.
     pub access_log_queue: usize,
+    /// Serve plain HTTP/1.1 exchanges on the owned fast path
+    /// (`dataplane::fast_path`).
+    pub fast_path: bool,
 }
 
 /// Where the pid file and upgrade socket go by default: derived from the
@@ -206,25 +209,40 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         live.metrics().register_extra(Box::new(dropped.clone()));
         crate::access_log::AccessLog::spawn(options.access_log_queue.max(1), dropped)
     };
+    let fast_path_served = prometheus::IntCounter::new(
+        "strangler_fast_path_requests_total",
+        "Requests served on the owned HTTP/1 fast path (--fast-path) rather than Pingora's proxy engine.",
+    )
+    .expect("valid metric");
+    live.metrics()
+        .register_extra(Box::new(fast_path_served.clone()));
     let mut workers = Vec::new();
     for n in 0..options.threads.max(1) {
-        let mut http = pingora::proxy::http_proxy(
-            &conf,
-            StranglerProxy::new(
-                live.clone(),
-                rejected.clone(),
-                shadow_queue.clone(),
-                inflight.clone(),
-                options.max_inflight,
-                access_log.clone(),
-            ),
+        let proxy = StranglerProxy::new(
+            live.clone(),
+            rejected.clone(),
+            shadow_queue.clone(),
+            inflight.clone(),
+            options.max_inflight,
+            access_log.clone(),
         );
+        let fast = options
+            .fast_path
+            .then(|| crate::dataplane::fast_path::FastPath::new(proxy.clone(), fast_path_served.clone()));
+        let mut http = pingora::proxy::http_proxy(&conf, proxy);
         http.server_options = Some({
             let mut o = HttpServerOptions::default();
             o.h2c = true;
             o
         });
-        let app = GuardedApp::new(http, limits, true, connection_stats.clone(), live.clone());
+        let app = GuardedApp::new(
+            http,
+            limits,
+            true,
+            connection_stats.clone(),
+            live.clone(),
+            fast,
+        );
         let mut proxy = Service::new(format!("strangler proxy {n}"), app);
         proxy.threads = Some(1);
         proxy.add_tcp_with_settings(&worker_listen_key(startup.listen, n), reuseport());

@@ -408,6 +408,12 @@ pub struct ServeArgs {
     /// and counted (strangler_access_log_dropped_total).
     #[arg(long, default_value_t = crate::access_log::QUEUE_LINES)]
     pub access_log_queue: usize,
+    /// Serve plain HTTP/1.1 exchanges (no body or a Content-Length body, to
+    /// a route with no shadow, recording, retries or TLS upstream) on the
+    /// owned fast path instead of Pingora's proxy engine. Everything else
+    /// takes the engine either way.
+    #[arg(long, env = "STRANGLER_FAST_PATH")]
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::fast_path::{FastPath, Served};
 use super::hygiene::{MAX_HEADER_BYTES, request_line_ok};
 use super::proxy_protocol::{Admission, admit, peer_ip};
 use crate::live::Live;
@@ -45,9 +46,11 @@ pub struct ConnectionStats {
     pub proxy_protocol: prometheus::IntCounter,
 }
 
-/// Wraps Pingora's HTTP application (`HttpProxy`) with the header deadline.
+/// Wraps Pingora's HTTP application (`HttpProxy`) with the header deadline;
+/// with a fast path, HTTP/1 requests it owns are served there instead.
 pub struct GuardedApp<A> {
     app: Arc<A>,
+    fast: Option<FastPath>,
     limits: ConnectionLimits,
     h2c: bool,
     stats: ConnectionStats,
@@ -71,13 +74,44 @@ impl<A> GuardedApp<A> {
         h2c: bool,
         stats: ConnectionStats,
         live: Arc<Live>,
+        fast: Option<FastPath>,
     ) -> GuardedApp<A> {
         GuardedApp {
             app: Arc::new(app),
+            fast,
             limits,
             h2c,
             stats,
             live,
+        }
+    }
+}
+
+impl<A: HttpServerApp> GuardedApp<A> {
+    /// The keep-alive settings a connection's next session gets: those the
+    /// last one left, or the defaults for a new connection.
+    fn configure(
+        &self,
+        session: &mut ServerSession,
+        settings: Option<pingora::apps::HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) {
+        match settings {
+            Some(s) => s.apply_to_session(session),
+            None => {
+                session.set_keepalive(Some(self.limits.keepalive.as_secs().max(1)));
+                session.set_keepalive_reuses_remaining(
+                    self.app
+                        .server_options()
+                        .and_then(|o| o.keepalive_request_limit),
+                );
+            }
+        }
+        if *shutdown.borrow() {
+            // Draining (upgrade or SIGTERM): answer this request, then
+            // close, so that the client's next request opens a connection
+            // to the new process instead of racing our exit.
+            session.set_keepalive(None);
         }
     }
 }
@@ -132,13 +166,21 @@ fn header_complete(buf: &[u8]) -> bool {
     buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
 }
 
-async fn read_head(stream: &mut Stream, limits: ConnectionLimits) -> Head {
-    let mut buf = BytesMut::with_capacity(4096);
-    // Idle between requests: the keep-alive timeout; nothing is lost.
-    match tokio::time::timeout(limits.keepalive, stream.read_buf(&mut buf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Gone,
-        Ok(Ok(_)) => {}
-    }
+/// Reads one request header, starting with `carried`: bytes a client sent
+/// past the end of its previous request (pipelined).
+async fn read_head(stream: &mut Stream, limits: ConnectionLimits, carried: Option<BytesMut>) -> Head {
+    let mut buf = match carried {
+        Some(b) if !b.is_empty() => b,
+        _ => {
+            let mut buf = BytesMut::with_capacity(4096);
+            // Idle between requests: the keep-alive timeout; nothing is lost.
+            match tokio::time::timeout(limits.keepalive, stream.read_buf(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Gone,
+                Ok(Ok(_)) => {}
+            }
+            buf
+        }
+    };
     let deadline = Instant::now() + limits.header_deadline;
     loop {
         if header_complete(&buf) {
@@ -236,8 +278,9 @@ where
         }
 
         let mut settings = None;
+        let mut carried = None;
         loop {
-            let head = read_head(&mut stream, self.limits).await;
+            let head = read_head(&mut stream, self.limits, carried.take()).await;
             let prefix = match head {
                 Head::Complete(b) if request_line_ok(&b) => b,
                 Head::Complete(_) => {
@@ -258,24 +301,30 @@ where
                     return None;
                 }
             };
-            let mut session = ServerSession::new_http1(stream);
-            match settings.take() {
-                Some(s) => pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session),
-                None => {
-                    session.set_keepalive(Some(self.limits.keepalive.as_secs().max(1)));
-                    session.set_keepalive_reuses_remaining(
-                        self.app
-                            .server_options()
-                            .and_then(|o| o.keepalive_request_limit),
-                    );
+            let mut prefix = prefix;
+            if let Some(fast) = &self.fast {
+                // Kept for the engine, should the fast path not serve it.
+                let header = prefix.clone();
+                let mut session = ServerSession::new_http1(stream);
+                self.configure(&mut session, settings.take(), shutdown);
+                session.set_pipelined_prefix(prefix);
+                match fast.serve(session).await {
+                    Served::Answered(Some((s, persistent, rest))) => {
+                        stream = s;
+                        settings = Some(persistent);
+                        carried = rest;
+                        continue;
+                    }
+                    Served::Answered(None) | Served::Gone => return None,
+                    Served::NotMine(s, persistent) => {
+                        stream = s;
+                        settings = Some(persistent);
+                        prefix = header;
+                    }
                 }
             }
-            if *shutdown.borrow() {
-                // Draining (upgrade or SIGTERM): answer this request, then
-                // close, so that the client's next request opens a connection
-                // to the new process instead of racing our exit.
-                session.set_keepalive(None);
-            }
+            let mut session = ServerSession::new_http1(stream);
+            self.configure(&mut session, settings.take(), shutdown);
             session.set_pipelined_prefix(prefix);
             let reused = self.app.process_new_http(session, shutdown).await?;
             let (s, persistent) = reused.consume();

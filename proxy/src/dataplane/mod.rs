@@ -1,13 +1,18 @@
 //! The data plane: the Pingora proxy service. Read [`service`] top to bottom
 //! for a request's way through the proxy: hygiene checks and the route
 //! decision, the upstream peer, the request and response filters, error
-//! answers and metrics.
+//! answers and metrics. `exchange` holds those steps, shared with the owned
+//! HTTP/1 fast path ([`fast_path`]) that [`connection`]'s loop hands plain
+//! requests to when `--fast-path` is on.
 
 pub mod connection;
 pub mod ctx;
+mod exchange;
+pub mod fast_path;
 pub mod hygiene;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
+pub mod upstream_pool;
 
 pub use service::StranglerProxy;

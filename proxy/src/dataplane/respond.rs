@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use super::ctx::RequestCtx;
@@ -12,7 +12,7 @@ use crate::metrics::UpstreamErrorKind;
 
 /// Writes `status` with a one-line plain body. The connection is not kept
 /// alive: after an error its state is not worth trusting.
-pub async fn plain(session: &mut Session, status: u16, body: String, request_id: &str) {
+pub async fn plain(session: &mut ServerSession, status: u16, body: String, request_id: &str) {
     let body = Bytes::from(body);
     let mut resp = match ResponseHeader::build(status, Some(4)) {
         Ok(r) => r,
@@ -22,10 +22,7 @@ pub async fn plain(session: &mut Session, status: u16, body: String, request_id:
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-store");
     let _ = resp.insert_header("x-request-id", request_id);
-    if let Err(e) = session
-        .as_downstream_mut()
-        .write_error_response(resp, body)
-        .await
+    if let Err(e) = session.write_error_response(resp, body).await
     {
         log::debug!("could not write error response: {e}");
     }

@@ -1,0 +1,415 @@
+//! The owned HTTP/1 fast path (`strangler serve --fast-path`). For the
+//! common exchange, a plain HTTP/1.1 request with no body or a
+//! Content-Length body, to a route with no shadow, recording, retries or TLS
+//! upstream, the connection loop hands the request here instead of to
+//! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
+//! and header copies per request. The exchange is driven directly on
+//! pingora-core's HTTP/1 sessions, the same ones the engine uses, so the
+//! framing rules (both sides' parsers, body readers and writers, keep-alive)
+//! are Pingora's; and every step of Strangler's own (who the client is,
+//! hygiene, the route decision, rewrites, forwarding headers, error answers,
+//! metrics and the access log) is the one in [`exchange`](super::exchange).
+//!
+//! Anything else comes back as [`Served::NotMine`] before a byte is written
+//! or anything counted, and the loop gives the connection to the engine with
+//! the same header bytes.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use http::header;
+use pingora::apps::HttpPersistentSettings;
+use pingora::connectors::TransportConnector;
+use pingora::http::RequestHeader;
+use pingora::protocols::Stream;
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result, RetryType};
+
+use super::ctx::RequestCtx;
+use super::exchange::Routing;
+use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
+use super::upstream_pool::UpstreamPool;
+use crate::live::upstream::Upstream;
+
+/// What the fast path did with a request.
+pub enum Served {
+    /// Answered. The connection, if it can carry another request: its
+    /// keep-alive settings and any bytes read past this request.
+    Answered(Option<(Stream, HttpPersistentSettings, Option<BytesMut>)>),
+    /// Not a request for the fast path: the connection and its keep-alive
+    /// settings, with nothing written and nothing counted.
+    NotMine(Stream, HttpPersistentSettings),
+    /// The client closed, or sent no request, before a request was read.
+    Gone,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Served::Answered(Some(_)) => "Answered(kept alive)",
+            Served::Answered(None) => "Answered(closed)",
+            Served::NotMine(..) => "NotMine",
+            Served::Gone => "Gone",
+        })
+    }
+}
+
+/// One worker's fast path: the proxy's shared state, and its own pool.
+pub struct FastPath {
+    proxy: StranglerProxy,
+    /// `strangler_fast_path_requests_total`.
+    served: prometheus::IntCounter,
+    connector: TransportConnector,
+    pool: UpstreamPool,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upstream connection for one attempt.
+struct Attempt {
+    session: UpstreamSession,
+    peer: Box<HttpPeer>,
+    addr: Option<SocketAddr>,
+    reused: bool,
+}
+
+impl FastPath {
+    pub fn new(proxy: StranglerProxy, served: prometheus::IntCounter) -> FastPath {
+        FastPath {
+            proxy,
+            served,
+            connector: TransportConnector::new(None),
+            pool: UpstreamPool::default(),
+        }
+    }
+
+    /// Serves the request whose header `session` holds (as its pipelined
+    /// prefix), if it is one for the fast path.
+    pub async fn serve(&self, mut session: ServerSession) -> Served {
+        match session.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return Served::Gone,
+            // Let the engine read it again and answer as it does.
+            Err(_) => return not_mine(session),
+        }
+        if !plain_exchange(session.req_header()) {
+            return not_mine(session);
+        }
+        let mut ctx = RequestCtx::new(self.proxy.live.current());
+        match self.proxy.route(&session, &mut ctx, true) {
+            Routing::Forward => {}
+            Routing::Refuse(..) | Routing::NotFast => return not_mine(session),
+        }
+        self.served.inc();
+        let failure = self.forward(&mut session, &mut ctx).await.err();
+        if let Some(e) = &failure {
+            if session.response_written().is_none() {
+                StranglerProxy::answer_failure(&mut session, e, &mut ctx).await;
+            }
+            // After a failure the connection's state is not worth trusting.
+            session.set_keepalive(None);
+        }
+        self.proxy.request_done(&session, failure.as_deref(), &mut ctx);
+        drop(ctx);
+        let settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(Some(reusable)) => {
+                let (stream, prefix) = reusable.into_parts();
+                Served::Answered(Some((stream, settings, prefix)))
+            }
+            _ => Served::Answered(None),
+        }
+    }
+
+    /// Sends the request upstream and streams the answer back. An attempt
+    /// that failed on a pooled connection before any answer is tried again
+    /// on a fresh one if the request is idempotent and has no body (nothing
+    /// of it was kept to send again).
+    async fn forward(&self, down: &mut ServerSession, ctx: &mut RequestCtx) -> Result<()> {
+        let replayable = down.req_header().method.is_idempotent() && down.is_body_empty();
+        loop {
+            let attempt = self.connect(ctx).await?;
+            let reused = attempt.reused;
+            match self.exchange(down, attempt, ctx).await {
+                Ok(()) => return Ok(()),
+                // Pingora marks the errors a stale pooled connection
+                // gives (closed or reset before the answer) as `ReusedOnly`.
+                Err(e)
+                    if reused
+                        && replayable
+                        && matches!(e.retry, RetryType::ReusedOnly)
+                        && down.response_written().is_none()
+                        && ctx.connect_attempts < MAX_CONNECT_ATTEMPTS =>
+                {
+                    ctx.fresh_connection = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A connection to the chosen backend: a pooled one unless the last
+    /// attempt's broke, else a new one, trying the backend's next address
+    /// after a failed connect (nothing was sent, so any method may).
+    async fn connect(&self, ctx: &mut RequestCtx) -> Result<Attempt> {
+        loop {
+            ctx.connect_attempts += 1;
+            let upstream = &ctx.table.upstreams[ctx.backend.0];
+            let mut peer = upstream.pick();
+            let addr = Upstream::address_of(&peer);
+            ctx.upstream_addr = addr;
+            if let Some(timeout) = ctx.route.and_then(|i| ctx.table.config().routes[i].timeout) {
+                peer.options.read_timeout = Some(timeout);
+            }
+            let fresh = std::mem::take(&mut ctx.fresh_connection);
+            let pooled = match addr {
+                Some(a) if !fresh => self.pool.take(a, peer.options.idle_timeout),
+                _ => None,
+            };
+            let (stream, reused) = match pooled {
+                Some(s) => (s, true),
+                None => match self.connector.new_stream(&*peer).await {
+                    Ok(s) => (s, false),
+                    Err(e) => {
+                        upstream.connect_failed(&peer, &e);
+                        let more = ctx.connect_attempts < upstream.addresses().min(MAX_CONNECT_ATTEMPTS);
+                        if more {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            let mut session = UpstreamSession::new_with_options(stream, &*peer);
+            session.read_timeout = peer.options.read_timeout;
+            session.write_timeout = peer.options.write_timeout;
+            return Ok(Attempt {
+                session,
+                peer,
+                addr,
+                reused,
+            });
+        }
+    }
+
+    /// One attempt: the request, its body, the answer. The upstream
+    /// connection goes back to the pool only after a whole, well-framed
+    /// answer (Pingora's `reuse` decides).
+    async fn exchange(
+        &self,
+        down: &mut ServerSession,
+        attempt: Attempt,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Attempt {
+            mut session,
+            peer,
+            addr,
+            ..
+        } = attempt;
+        let request = upstream_request(down, ctx)?;
+        session
+            .write_request_header(request)
+            .await
+            .map_err(|e| e.into_up())?;
+        while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
+            ctx.body_bytes += chunk.len() as u64;
+            session.write_body(&chunk).await.map_err(|e| e.into_up())?;
+        }
+        session.finish_body().await.map_err(|e| e.into_up())?;
+        let head_request = down.req_header().method == http::Method::HEAD;
+        loop {
+            let task = session.read_response_task().await.map_err(|e| e.into_up())?;
+            let end = task.is_end();
+            match task {
+                HttpTask::Header(mut answer, end) => {
+                    if answer.status.as_u16() == 101 {
+                        return Error::e_explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "101 to a request that asked for no upgrade",
+                        )
+                        .map_err(|e| e.into_up());
+                    }
+                    let informational = answer.status.is_informational();
+                    if !informational {
+                        // As Pingora's engine: an answer framed by the close
+                        // of the connection is sent on chunked, so the client
+                        // connection can stay open.
+                        let no_body =
+                            head_request || matches!(answer.status.as_u16(), 204 | 304);
+                        if !no_body
+                            && !end
+                            && !answer.headers.contains_key(header::TRANSFER_ENCODING)
+                            && !answer.headers.contains_key(header::CONTENT_LENGTH)
+                        {
+                            answer.set_version(http::Version::HTTP_11);
+                            answer.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+                        }
+                        StranglerProxy::answer_headers(&mut answer, ctx)?;
+                    }
+                    down.write_response_header(answer)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    if end && !informational {
+                        down.write_response_body(bytes::Bytes::new(), true)
+                            .await
+                            .map_err(|e| e.into_down())?;
+                    }
+                }
+                HttpTask::Body(data, end) => {
+                    down.write_response_body(data.unwrap_or_default(), end)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                }
+                HttpTask::Trailer(_) | HttpTask::Done => {}
+                HttpTask::UpgradedBody(..) => {
+                    return Error::e_explain(ErrorType::InvalidHTTPHeader, "upgraded body")
+                        .map_err(|e| e.into_up());
+                }
+                HttpTask::Failed(e) => return Err(e.into_up()),
+            }
+            if end {
+                break;
+            }
+        }
+        session.respect_keepalive();
+        if let (Some(addr), Some(stream)) = (addr, session.reuse().await) {
+            self.pool.put(addr, stream);
+        }
+        drop(peer);
+        Ok(())
+    }
+}
+
+/// The connection back from a session that read a request it will not
+/// serve, with its keep-alive settings.
+fn not_mine(session: ServerSession) -> Served {
+    let settings = HttpPersistentSettings::for_session(&session);
+    match session {
+        ServerSession::H1(s) => Served::NotMine(s.into_inner(), settings),
+        // The loop only makes HTTP/1 sessions.
+        _ => Served::Gone,
+    }
+}
+
+/// The request the upstream gets: the client's, without the hop-by-hop
+/// `Connection` (the only one [`plain_exchange`] lets through), with the
+/// path and headers every request gets (`exchange::forward_headers`).
+fn upstream_request(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Box<RequestHeader>> {
+    let mut request = Box::new(down.req_header().clone());
+    request.remove_header(&header::CONNECTION);
+    StranglerProxy::forward_headers(down, &mut request, ctx)?;
+    Ok(request)
+}
+
+/// Headers that make an exchange anything but plain: hop-by-hop fields
+/// Pingora's engine strips or treats specially, and ways of framing or
+/// waiting for a body other than Content-Length.
+const NOT_PLAIN: [&str; 10] = [
+    "transfer-encoding",
+    "expect",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "http2-settings",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Whether a request is the common exchange the fast path owns: HTTP/1.1,
+/// origin-form target, one Host, at most one Content-Length of digits, and
+/// no `Connection` but `keep-alive` or `close`.
+pub fn plain_exchange(req: &RequestHeader) -> bool {
+    if req.version != http::Version::HTTP_11
+        || req.method == http::Method::CONNECT
+        || !req.raw_path().starts_with(b"/")
+    {
+        return false;
+    }
+    let h = &req.headers;
+    if NOT_PLAIN.iter().any(|name| h.contains_key(*name)) {
+        return false;
+    }
+    if h.get_all(header::HOST).iter().count() != 1 {
+        return false;
+    }
+    let mut lengths = h.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(length) = lengths.next() {
+        let digits = length.as_bytes();
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || lengths.next().is_some()
+        {
+            return false;
+        }
+    }
+    let mut connection = h.get_all(header::CONNECTION).iter();
+    if let Some(value) = connection.next() {
+        let v = value.as_bytes().trim_ascii();
+        let plain = v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close");
+        if !plain || connection.next().is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request header as a parser would give it, from its text.
+    fn head(raw: &str) -> RequestHeader {
+        let mut lines = raw.split("\r\n");
+        let mut first = lines.next().unwrap().split(' ');
+        let (method, path, version) = (first.next().unwrap(), first.next().unwrap(), first.next().unwrap());
+        let mut h = RequestHeader::build(method, path.as_bytes(), None).unwrap();
+        h.set_version(if version == "HTTP/1.1" {
+            http::Version::HTTP_11
+        } else {
+            http::Version::HTTP_10
+        });
+        for line in lines.take_while(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(": ").unwrap();
+            h.append_header(name.to_string(), value).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_common_exchange_is_plain() {
+        let plain = [
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /x?y HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+            "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: Close\r\n\r\n",
+        ];
+        for raw in plain {
+            assert!(plain_exchange(&head(raw)), "{raw}");
+        }
+        let not_plain = [
+            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-secret\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: x\r\n\r\n",
+        ];
+        for raw in not_plain {
+            assert!(!plain_exchange(&head(raw)), "{raw}");
+        }
+    }
+}
