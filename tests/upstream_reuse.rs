@@ -175,10 +175,20 @@ async fn a_stale_pooled_connection_never_duplicates_a_post() {
 /// A proxy whose default backend is the evil one, with a route limited to
 /// 1 KiB of request body and a route whose PUTs are shadowed.
 async fn retry_setup() -> (Proxy, Evil, Backend) {
+    retry_setup_with("false").await
+}
+
+/// `retry_setup` with `STRANGLER_FAST_PATH` set to `fast_path`. The shadowed
+/// route's tests need the engine: with the fast path, the arming request
+/// would leave its connection in the fast path's pool, and the shadowed
+/// route's request (which always takes the engine) would find none of it in
+/// the engine's own.
+async fn retry_setup_with(fast_path: &str) -> (Proxy, Evil, Backend) {
     let evil = Evil::start().await;
     let shadow = Backend::start("shadow").await;
-    let proxy = Proxy::start(&format!(
-        r#"
+    let proxy = Proxy::start_with_env(
+        &format!(
+            r#"
 backends:
   evil: {{ url: "{}", read_timeout: 10s }}
   shadow: {{ url: "{}" }}
@@ -195,9 +205,12 @@ routes:
     canary: 0
     shadow: {{ percent: 100, methods: [PUT], allow_writes: true, timeout: 5s }}
 "#,
-        evil.url(),
-        shadow.url()
-    ))
+            evil.url(),
+            shadow.url()
+        ),
+        "sqlite://{dir}/strangler.db",
+        &[("STRANGLER_FAST_PATH", fast_path)],
+    )
     .await;
     listening(&proxy).await;
     (proxy, evil, shadow)
@@ -217,7 +230,18 @@ async fn retried(proxy: &Proxy, request: &[u8]) -> RawResponse {
 /// raw path of the request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_keeps_its_normalized_path() {
-    let (proxy, evil, _) = retry_setup().await;
+    a_retried_request_keeps_its_normalized_path_on("false").await;
+}
+
+/// The same on the owned fast path (`--fast-path`): its own pool, its own
+/// retry, the same request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_keeps_its_normalized_path_on_the_fast_path() {
+    a_retried_request_keeps_its_normalized_path_on("true").await;
+}
+
+async fn a_retried_request_keeps_its_normalized_path_on(fast_path: &str) {
+    let (proxy, evil, _) = retry_setup_with(fast_path).await;
     let r = retried(&proxy, &get("/skip/../norm//get?q=1")).await;
     assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");
     let sent: Vec<(String, usize)> = evil
@@ -239,7 +263,18 @@ async fn a_retried_request_keeps_its_normalized_path() {
 /// a 1 KiB limit pass on the retry as on the first attempt, whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_body_counts_once_against_the_limit() {
-    let (proxy, evil, _) = retry_setup().await;
+    a_retried_request_body_counts_once_against_the_limit_on("false").await;
+}
+
+/// The same on the owned fast path (`--fast-path`): its own pool, its own
+/// retry, the same request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_body_counts_once_against_the_limit_on_the_fast_path() {
+    a_retried_request_body_counts_once_against_the_limit_on("true").await;
+}
+
+async fn a_retried_request_body_counts_once_against_the_limit_on(fast_path: &str) {
+    let (proxy, evil, _) = retry_setup_with(fast_path).await;
     let body = vec![b'p'; 700];
     let r = retried(&proxy, &with_body("PUT", "/limited/doc", &body)).await;
     assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{r:?}");

@@ -226,9 +226,9 @@ pub fn serve(options: ServeOptions) -> Result<()> {
             options.max_inflight,
             access_log.clone(),
         );
-        let fast = options
-            .fast_path
-            .then(|| crate::dataplane::fast_path::FastPath::new(proxy.clone(), fast_path_served.clone()));
+        let fast = options.fast_path.then(|| {
+            crate::dataplane::fast_path::FastPath::new(proxy.clone(), fast_path_served.clone())
+        });
         let mut http = pingora::proxy::http_proxy(&conf, proxy);
         http.server_options = Some({
             let mut o = HttpServerOptions::default();

@@ -1137,7 +1137,7 @@ _strangler() {
             return 0
             ;;
         strangler__subcmd__serve)
-            opts="-c -h --config --listen --admin-listen --threads --work-stealing --upgrade --pid-file --upgrade-sock --watch-interval --fleet-poll --grace-period --shutdown-timeout --shadow-queue --shadow-concurrency --shadow-memory --retention --retention-rows --header-timeout --max-inflight --store-queue --access-log-queue --help"
+            opts="-c -h --config --listen --admin-listen --threads --work-stealing --upgrade --pid-file --upgrade-sock --watch-interval --fleet-poll --grace-period --shutdown-timeout --shadow-queue --shadow-concurrency --shadow-memory --retention --retention-rows --header-timeout --max-inflight --store-queue --access-log-queue --fast-path --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -168,7 +168,11 @@ fn header_complete(buf: &[u8]) -> bool {
 
 /// Reads one request header, starting with `carried`: bytes a client sent
 /// past the end of its previous request (pipelined).
-async fn read_head(stream: &mut Stream, limits: ConnectionLimits, carried: Option<BytesMut>) -> Head {
+async fn read_head(
+    stream: &mut Stream,
+    limits: ConnectionLimits,
+    carried: Option<BytesMut>,
+) -> Head {
     let mut buf = match carried {
         Some(b) if !b.is_empty() => b,
         _ => {
@@ -308,7 +312,7 @@ where
                 let mut session = ServerSession::new_http1(stream);
                 self.configure(&mut session, settings.take(), shutdown);
                 session.set_pipelined_prefix(prefix);
-                match fast.serve(session).await {
+                match fast.serve(session, shutdown).await {
                     Served::Answered(Some((s, persistent, rest))) => {
                         stream = s;
                         settings = Some(persistent);

@@ -315,7 +315,6 @@ impl StranglerProxy {
         Routing::Forward
     }
 
-
     /// The upstream sees the path that was routed on, and forwarding headers
     /// set by the proxy (a client's own values are replaced, not trusted).
     pub(super) fn forward_headers(
@@ -401,7 +400,6 @@ impl StranglerProxy {
         Ok(())
     }
 
-
     /// Counts the request under its route, backend, side and status class,
     /// writes its access-log line, and queues its shadow job and recording
     /// now that the client has its answer.
@@ -439,7 +437,8 @@ impl StranglerProxy {
     /// filters; `retries` need its retry buffer; TLS upstreams its connector.
     pub(super) fn fast_path_serves(&self, ctx: &RequestCtx, route: Option<usize>) -> bool {
         let config = ctx.table.config();
-        let plain = |id: crate::config::BackendId| config.backend(id).endpoints.iter().all(|e| !e.tls);
+        let plain =
+            |id: crate::config::BackendId| config.backend(id).endpoints.iter().all(|e| !e.tls);
         match route {
             None => plain(config.default_backend),
             Some(i) => {

@@ -24,6 +24,7 @@ use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result, RetryType};
 
@@ -93,12 +94,18 @@ impl FastPath {
 
     /// Serves the request whose header `session` holds (as its pipelined
     /// prefix), if it is one for the fast path.
-    pub async fn serve(&self, mut session: ServerSession) -> Served {
+    pub async fn serve(&self, mut session: ServerSession, shutdown: &ShutdownWatch) -> Served {
         match session.read_request().await {
             Ok(true) => {}
             Ok(false) => return Served::Gone,
             // Let the engine read it again and answer as it does.
             Err(_) => return not_mine(session),
+        }
+        if *shutdown.borrow() {
+            // As the engine, after the request is read (reading it sets
+            // keep-alive from its headers): a draining process answers with
+            // `Connection: close`.
+            session.set_keepalive(None);
         }
         if !plain_exchange(session.req_header()) {
             return not_mine(session);
@@ -111,14 +118,21 @@ impl FastPath {
         self.served.inc();
         let failure = self.forward(&mut session, &mut ctx).await.err();
         if let Some(e) = &failure {
-            if session.response_written().is_none() {
-                StranglerProxy::answer_failure(&mut session, e, &mut ctx).await;
-            }
-            // After a failure the connection's state is not worth trusting.
-            session.set_keepalive(None);
+            // As the engine's `fail_to_proxy`: the failure is classified
+            // (and counted) even when the client already has the head of an
+            // answer, and nothing more is written then.
+            StranglerProxy::answer_failure(&mut session, e, &mut ctx).await;
         }
-        self.proxy.request_done(&session, failure.as_deref(), &mut ctx);
+        self.proxy
+            .request_done(&session, failure.as_deref(), &mut ctx);
         drop(ctx);
+        if failure.is_some() {
+            // Closed, never finished: finishing would end a chunked answer
+            // cut short with its last chunk, and make it look complete.
+            // After a failure the connection's state is not worth trusting.
+            session.shutdown().await;
+            return Served::Answered(None);
+        }
         let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {
             Ok(Some(reusable)) => {
@@ -131,11 +145,14 @@ impl FastPath {
 
     /// Sends the request upstream and streams the answer back. An attempt
     /// that failed on a pooled connection before any answer is tried again
-    /// on a fresh one if the request is idempotent and has no body (nothing
-    /// of it was kept to send again).
+    /// on a fresh one if the request is idempotent and its body, as far as
+    /// it was read, is still held (the session's retry buffer, as the
+    /// engine's).
     async fn forward(&self, down: &mut ServerSession, ctx: &mut RequestCtx) -> Result<()> {
-        let replayable = down.req_header().method.is_idempotent() && down.is_body_empty();
+        let idempotent = down.req_header().method.is_idempotent();
+        down.enable_retry_buffering();
         loop {
+            let replayable = idempotent && !down.retry_buffer_truncated();
             let attempt = self.connect(ctx).await?;
             let reused = attempt.reused;
             match self.exchange(down, attempt, ctx).await {
@@ -180,7 +197,8 @@ impl FastPath {
                     Ok(s) => (s, false),
                     Err(e) => {
                         upstream.connect_failed(&peer, &e);
-                        let more = ctx.connect_attempts < upstream.addresses().min(MAX_CONNECT_ATTEMPTS);
+                        let more =
+                            ctx.connect_attempts < upstream.addresses().min(MAX_CONNECT_ATTEMPTS);
                         if more {
                             continue;
                         }
@@ -220,6 +238,13 @@ impl FastPath {
             .write_request_header(request)
             .await
             .map_err(|e| e.into_up())?;
+        if ctx.connect_attempts > 1 {
+            // Another attempt: what was read of the body before goes first.
+            if let Some(read) = down.get_retry_buffer() {
+                ctx.body_bytes += read.len() as u64;
+                session.write_body(&read).await.map_err(|e| e.into_up())?;
+            }
+        }
         while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
             ctx.body_bytes += chunk.len() as u64;
             session.write_body(&chunk).await.map_err(|e| e.into_up())?;
@@ -227,7 +252,10 @@ impl FastPath {
         session.finish_body().await.map_err(|e| e.into_up())?;
         let head_request = down.req_header().method == http::Method::HEAD;
         loop {
-            let task = session.read_response_task().await.map_err(|e| e.into_up())?;
+            let task = session
+                .read_response_task()
+                .await
+                .map_err(|e| e.into_up())?;
             let end = task.is_end();
             match task {
                 HttpTask::Header(mut answer, end) => {
@@ -243,8 +271,7 @@ impl FastPath {
                         // As Pingora's engine: an answer framed by the close
                         // of the connection is sent on chunked, so the client
                         // connection can stay open.
-                        let no_body =
-                            head_request || matches!(answer.status.as_u16(), 204 | 304);
+                        let no_body = head_request || matches!(answer.status.as_u16(), 204 | 304);
                         if !no_body
                             && !end
                             && !answer.headers.contains_key(header::TRANSFER_ENCODING)
@@ -346,8 +373,7 @@ pub fn plain_exchange(req: &RequestHeader) -> bool {
     let mut lengths = h.get_all(header::CONTENT_LENGTH).iter();
     if let Some(length) = lengths.next() {
         let digits = length.as_bytes();
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || lengths.next().is_some()
-        {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || lengths.next().is_some() {
             return false;
         }
     }
@@ -370,7 +396,11 @@ mod tests {
     fn head(raw: &str) -> RequestHeader {
         let mut lines = raw.split("\r\n");
         let mut first = lines.next().unwrap().split(' ');
-        let (method, path, version) = (first.next().unwrap(), first.next().unwrap(), first.next().unwrap());
+        let (method, path, version) = (
+            first.next().unwrap(),
+            first.next().unwrap(),
+            first.next().unwrap(),
+        );
         let mut h = RequestHeader::build(method, path.as_bytes(), None).unwrap();
         h.set_version(if version == "HTTP/1.1" {
             http::Version::HTTP_11

@@ -22,8 +22,7 @@ pub async fn plain(session: &mut ServerSession, status: u16, body: String, reque
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-store");
     let _ = resp.insert_header("x-request-id", request_id);
-    if let Err(e) = session.write_error_response(resp, body).await
-    {
+    if let Err(e) = session.write_error_response(resp, body).await {
         log::debug!("could not write error response: {e}");
     }
 }

@@ -115,7 +115,13 @@ impl StranglerProxy {
         } else {
             format!("strangler: {} {detail}\n", r.message())
         };
-        respond::plain(session.as_downstream_mut(), r.status(), body, ctx.request_id.as_str()).await;
+        respond::plain(
+            session.as_downstream_mut(),
+            r.status(),
+            body,
+            ctx.request_id.as_str(),
+        )
+        .await;
     }
 }
 

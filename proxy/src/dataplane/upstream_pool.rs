@@ -34,7 +34,10 @@ struct Idle {
 
 impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle = self.idle.lock().map(|m| m.values().map(Vec::len).sum::<usize>());
+        let idle = self
+            .idle
+            .lock()
+            .map(|m| m.values().map(Vec::len).sum::<usize>());
         f.debug_struct("UpstreamPool")
             .field("idle", &idle.unwrap_or(0))
             .finish()
@@ -79,10 +82,7 @@ fn quiet(stream: &mut Stream) -> bool {
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);
     let mut cx = Context::from_waker(Waker::noop());
-    matches!(
-        Pin::new(stream).poll_read(&mut cx, &mut buf),
-        Poll::Pending
-    )
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
 }
 
 #[cfg(test)]
@@ -105,23 +105,35 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let (live, _live_server) = pair().await;
         pool.put(addr, live);
-        assert!(pool.take(addr, None).is_some(), "a quiet connection is reused");
+        assert!(
+            pool.take(addr, None).is_some(),
+            "a quiet connection is reused"
+        );
         assert!(pool.take(addr, None).is_none(), "taken once only");
 
         let (closed, server) = pair().await;
         drop(server);
         tokio::time::sleep(Duration::from_millis(50)).await;
         pool.put(addr, closed);
-        assert!(pool.take(addr, None).is_none(), "a closed connection is dropped");
+        assert!(
+            pool.take(addr, None).is_none(),
+            "a closed connection is dropped"
+        );
 
         let (chatty, mut server) = pair().await;
-        server.write_all(b"HTTP/1.1 408 Timeout\r\n\r\n").await.unwrap();
+        server
+            .write_all(b"HTTP/1.1 408 Timeout\r\n\r\n")
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         pool.put(addr, chatty);
         assert!(pool.take(addr, None).is_none(), "unasked bytes: dropped");
 
         let (old, _old_server) = pair().await;
         pool.put(addr, old);
-        assert!(pool.take(addr, Some(Duration::ZERO)).is_none(), "idle too long");
+        assert!(
+            pool.take(addr, Some(Duration::ZERO)).is_none(),
+            "idle too long"
+        );
     }
 }
