@@ -36,6 +36,7 @@ fn answer_for(path: &str) -> Option<&'static [u8]> {
         "close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Kind: close\r\n\r\nuntil the end",
         "empty" => b"HTTP/1.1 204 No Content\r\nX-Kind: empty\r\n\r\n",
         "notmodified" => b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n",
+        "continue" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "cookies" => b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
         "garbage" => b"HTTP/1.1 abc\r\n\r\n",
         "short" => b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
@@ -170,30 +171,36 @@ async fn exchange(proxy: &Proxy, request: &[u8]) -> Vec<u8> {
 /// (where the chunks break depends on how reads fell, not on the path).
 fn without_ids(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let (head, body) = match text.find("\r\n\r\n") {
-        Some(i) => (&text[..i + 4], &text[i + 4..]),
-        None => (&text[..], ""),
-    };
+    let mut rest = &text[..];
     let mut out = String::new();
-    for line in head.split_inclusive('\n') {
-        match line.split_once(':') {
-            Some((name, _)) if name.eq_ignore_ascii_case("x-request-id") => {
-                out.push_str(name);
-                out.push_str(": ID\r\n");
+    let mut chunked = false;
+    // Every head: 1xx answers come before the final one.
+    while let Some(i) = rest.find("\r\n\r\n") {
+        let head = &rest[..i + 4];
+        rest = &rest[i + 4..];
+        for line in head.split_inclusive('\n') {
+            match line.split_once(':') {
+                Some((name, _)) if name.eq_ignore_ascii_case("x-request-id") => {
+                    out.push_str(name);
+                    out.push_str(": ID\r\n");
+                }
+                Some((name, _)) if name.eq_ignore_ascii_case("date") => {
+                    out.push_str(name);
+                    out.push_str(": DATE\r\n");
+                }
+                _ => out.push_str(line),
             }
-            Some((name, _)) if name.eq_ignore_ascii_case("date") => {
-                out.push_str(name);
-                out.push_str(": DATE\r\n");
-            }
-            _ => out.push_str(line),
+        }
+        if !head.starts_with("HTTP/1.1 1") {
+            chunked = head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked");
+            break;
         }
     }
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    match (chunked, dechunk(body)) {
+    match (chunked, dechunk(rest)) {
         (true, Some(decoded)) => out.push_str(&format!("<chunked, whole>{decoded}")),
-        _ => out.push_str(&normalize_body_id(body)),
+        _ => out.push_str(&normalize_body_id(rest)),
     }
     out
 }
@@ -254,6 +261,7 @@ fn plain_requests() -> Vec<String> {
         "/api/x/close",
         "/empty",
         "/notmodified",
+        "/continue",
         "/cookies",
         "/a/../b/./c",
         "/garbage",

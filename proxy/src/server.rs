@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use log::info;
-use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::TcpSocketOptions;
 use pingora::server::Server;
@@ -17,16 +16,13 @@ use pingora::services::listening::Service;
 use crate::admin::{AdminApp, Readiness};
 use crate::changes::Changes;
 use crate::control::ControlPlane;
-use crate::dataplane::StranglerProxy;
-use crate::dataplane::connection::{ConnectionLimits, ConnectionStats, GuardedApp};
-use crate::dataplane::hygiene::Rejection;
+use crate::dataplane::workers::{WorkerSettings, Workers};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::shadow::{ShadowEngine, ShadowQueue, ShadowService, ShadowSettings};
 use pingora::services::background::background_service;
 use shadow_diff::{StoreWriter, WriterSettings};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 /// Settings of `strangler serve` that are not in `routes.yaml`: they belong to
 /// the process, not to the routing.
@@ -188,61 +184,18 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     let mut shadow_service = background_service("strangler shadow", ShadowService(engine));
     shadow_service.threads = Some(1);
 
-    let rejected = StranglerProxy::rejected_counter(live.metrics());
-    let connection_stats = ConnectionStats {
-        header_timeouts: rejected.with_label_values(&[Rejection::HeaderTimeout.as_str()]),
-        headers_too_large: rejected.with_label_values(&[Rejection::HeadersTooLarge.as_str()]),
-        bad_request_lines: rejected.with_label_values(&[Rejection::BadRequestLine.as_str()]),
-        proxy_protocol: rejected.with_label_values(&[Rejection::ProxyProtocol.as_str()]),
-    };
-    let limits = ConnectionLimits {
-        header_deadline: options.header_timeout,
-        keepalive: Duration::from_secs(60),
-    };
-    let inflight = Arc::new(AtomicUsize::new(0));
-    let access_log = {
-        let dropped = prometheus::IntCounter::new(
-            "strangler_access_log_dropped_total",
-            "Access-log lines not written: the writer was behind (queue full) or the write failed.",
-        )
-        .expect("valid metric");
-        live.metrics().register_extra(Box::new(dropped.clone()));
-        crate::access_log::AccessLog::spawn(options.access_log_queue.max(1), dropped)
-    };
-    let fast_path_served = prometheus::IntCounter::new(
-        "strangler_fast_path_requests_total",
-        "Requests served on the owned HTTP/1 fast path (--fast-path) rather than Pingora's proxy engine.",
-    )
-    .expect("valid metric");
-    live.metrics()
-        .register_extra(Box::new(fast_path_served.clone()));
-    let mut workers = Vec::new();
+    let workers = Workers::new(
+        &live,
+        shadow_queue,
+        WorkerSettings {
+            header_timeout: options.header_timeout,
+            max_inflight: options.max_inflight,
+            access_log_queue: options.access_log_queue,
+        },
+    );
+    let mut services = Vec::new();
     for n in 0..options.threads.max(1) {
-        let proxy = StranglerProxy::new(
-            live.clone(),
-            rejected.clone(),
-            shadow_queue.clone(),
-            inflight.clone(),
-            options.max_inflight,
-            access_log.clone(),
-        );
-        let fast = options.fast_path.then(|| {
-            crate::dataplane::fast_path::FastPath::new(proxy.clone(), fast_path_served.clone())
-        });
-        let mut http = pingora::proxy::http_proxy(&conf, proxy);
-        http.server_options = Some({
-            let mut o = HttpServerOptions::default();
-            o.h2c = true;
-            o
-        });
-        let app = GuardedApp::new(
-            http,
-            limits,
-            true,
-            connection_stats.clone(),
-            live.clone(),
-            fast,
-        );
+        let app = workers.app(&conf, options.fast_path);
         let mut proxy = Service::new(format!("strangler proxy {n}"), app);
         proxy.threads = Some(1);
         proxy.add_tcp_with_settings(&worker_listen_key(startup.listen, n), reuseport());
@@ -256,7 +209,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
                 crate::dataplane::proxy_protocol::PreTlsProxyProtocol {
                     live: live.clone(),
                     deadline: options.header_timeout,
-                    refused: connection_stats.proxy_protocol.clone(),
+                    refused: workers.proxy_protocol_refused(),
                 },
             ));
             proxy.add_tls_with_settings(
@@ -265,7 +218,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
                 settings,
             );
         }
-        workers.push(proxy);
+        services.push(proxy);
     }
 
     let overview = Arc::new(crate::status::Overview {
@@ -286,7 +239,7 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     admin.threads = Some(1);
     admin.add_tcp(&startup.admin_listen.to_string());
 
-    for proxy in workers {
+    for proxy in services {
         server.add_service(proxy);
     }
     server.add_service(admin);

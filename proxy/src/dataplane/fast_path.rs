@@ -280,8 +280,9 @@ impl FastPath {
                             answer.set_version(http::Version::HTTP_11);
                             answer.insert_header(header::TRANSFER_ENCODING, "chunked")?;
                         }
-                        StranglerProxy::answer_headers(&mut answer, ctx)?;
                     }
+                    // On 1xx answers too, as the engine's `response_filter`.
+                    StranglerProxy::answer_headers(&mut answer, ctx)?;
                     down.write_response_header(answer)
                         .await
                         .map_err(|e| e.into_down())?;

@@ -14,5 +14,6 @@ pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
 pub mod upstream_pool;
+pub mod workers;
 
 pub use service::StranglerProxy;
