@@ -6,8 +6,9 @@
 #   bare     Pingora's HttpProxy with a ProxyHttp that only names the upstream
 #   guarded  the same behind Strangler's connection loop (dataplane/connection.rs)
 #   owned    a spike of an owned HTTP/1 forward loop on pingora-core's sessions
-#   strangler  `strangler serve`, 20 routes, the request on a canary route
-#   fast     the same with --fast-path (dataplane/fast_path.rs)
+#   strangler  `strangler serve --fast-path=false` (Pingora's proxy engine),
+#            20 routes, the request on a canary route
+#   fast     the same with the fast path, serve's default (dataplane/fast_path.rs)
 #
 # For each: requests/s and p99 (wrk -t2, keep-alive), CPU per request (the
 # proxy's user + system time from /proc over the run, divided by the
@@ -98,7 +99,7 @@ HAPROXY_PID=$!
 # Strangler's table: the 20 routes of bench/proxy-vs-nginx.sh.
 B="http://$BACKEND"
 bench_routes "127.0.0.1:${PORT[strangler]}" "127.0.0.1:$ADMIN_PORT" "sqlite://$WORK/strangler.db" "$B" > "$WORK/routes.yaml"
-RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" \
+RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/routes.yaml" --threads "$WORKERS" --fast-path=false \
     --pid-file "$WORK/strangler.pid" --upgrade-sock "$WORK/strangler.sock" >"$WORK/strangler.log" 2>&1 & PIDS+=($!)
 declare -A PID
 PID[strangler]=$!

@@ -1,4 +1,4 @@
-//! The owned HTTP/1 fast path (`strangler serve --fast-path`) against
+//! The owned HTTP/1 fast path (`strangler serve`'s default) against
 //! Pingora's proxy engine, byte for byte: two proxies on the same routes
 //! file, one with the fast path and one without, each in front of its own
 //! recording backend that answers by path (Content-Length, chunked, framed
@@ -312,7 +312,7 @@ async fn fast_path_served(proxy: &Proxy) -> f64 {
 async fn the_fast_path_sends_and_answers_the_same_bytes_as_the_engine() {
     let engine_backend = Recorder::start().await;
     let fast_backend = Recorder::start().await;
-    // Explicitly off: the suites may run with STRANGLER_FAST_PATH=true.
+    // Explicitly off: the fast path is the default.
     // One worker each: which pooled upstream connection a request finds
     // (and so whether a stale one is retried) must not depend on which
     // worker the kernel gave the client connection to.
@@ -421,4 +421,67 @@ async fn the_fast_path_keeps_connections_alive_on_both_sides() {
     );
     assert_eq!(backend.take().len(), 5);
     assert_eq!(fast_path_served(&fast).await, 5.0);
+}
+
+/// A backend that reads a request's head and then never answers: it
+/// reports when the proxy closes the connection.
+async fn silent_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_until_head(&mut stream, &mut buf).await.is_none() {
+                    return;
+                }
+                // Anything but the close is a request the proxy should not
+                // have sent.
+                while read_more(&mut stream, &mut buf).await {}
+                let _ = closed.send(());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A client that closes its side while its answer is awaited ends the
+/// exchange on both paths (Pingora's `abort_on_close` on the engine): the
+/// backend sees its connection closed, and the client gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_closes_while_waiting_ends_the_exchange_on_both_paths() {
+    let (addr, mut closed) = silent_backend().await;
+    let routes = ROUTES.replace("LEGACY", &format!("http://{addr}"));
+    for args in [
+        &["--fast-path=false", "--threads", "1"][..],
+        &["--fast-path", "--threads", "1"][..],
+    ] {
+        let proxy = Proxy::start_with_args(&routes, args).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        stream
+            .write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let gone = tokio::time::timeout(HANG, closed.recv()).await;
+        assert!(
+            matches!(gone, Ok(Some(()))),
+            "{args:?}: the proxy kept waiting on the backend after the client left"
+        );
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(HANG, stream.read_to_end(&mut answer)).await;
+        assert!(
+            answer.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let served = fast_path_served(&proxy).await;
+        assert_eq!(
+            served,
+            if args[0] == "--fast-path" { 1.0 } else { 0.0 },
+            "{args:?}"
+        );
+    }
 }

@@ -17,8 +17,9 @@
 //! cut body makes what reaches the backend depend on timing; a cut body is
 //! the client going away, and a header that never ends meets the header
 //! deadline, which the test suites cover (`upstream_faults`, `limits`). The
-//! client never half-closes: the engine aborts an exchange when the client's
-//! FIN arrives first (Pingora's `abort_on_close`).
+//! client never half-closes: both paths end an exchange when the client's
+//! FIN comes before the answer (`tests/fast_path.rs` holds them to it), and
+//! what reached the backend by then is timing.
 //!
 //! Property: for every request the fast path serves (its counter moved),
 //! what the backend received and what the client received are the same

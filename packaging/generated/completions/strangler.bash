@@ -1227,6 +1227,10 @@ _strangler() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --fast-path)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -62,8 +62,9 @@ complete -c strangler -n "__fish_strangler_using_subcommand serve" -l header-tim
 complete -c strangler -n "__fish_strangler_using_subcommand serve" -l max-inflight -d 'Requests in flight (all workers) above which new ones get a fast 503' -r
 complete -c strangler -n "__fish_strangler_using_subcommand serve" -l store-queue -d 'Diff records waiting for the store; beyond this they are dropped (store)' -r
 complete -c strangler -n "__fish_strangler_using_subcommand serve" -l access-log-queue -d 'Access-log lines waiting for the writer; beyond this they are dropped and counted (strangler_access_log_dropped_total)' -r
+complete -c strangler -n "__fish_strangler_using_subcommand serve" -l fast-path -d 'Serve plain HTTP/1.1 exchanges (no body or a Content-Length body, to a route with no shadow, recording, retries or TLS upstream) on the owned fast path instead of Pingora\'s proxy engine; on by default, `--fast-path=false` sends everything to the engine. Everything else takes the engine either way' -r -f -a "true\t''
+false\t''"
 complete -c strangler -n "__fish_strangler_using_subcommand serve" -l upgrade -d 'Take over the listening sockets of the running instance (zero-downtime upgrade); then send SIGQUIT to the old process'
-complete -c strangler -n "__fish_strangler_using_subcommand serve" -l fast-path -d 'Serve plain HTTP/1.1 exchanges (no body or a Content-Length body, to a route with no shadow, recording, retries or TLS upstream) on the owned fast path instead of Pingora\'s proxy engine. Everything else takes the engine either way'
 complete -c strangler -n "__fish_strangler_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c strangler -n "__fish_strangler_using_subcommand check" -l format -d '`text`: `file: ok (...)`, or one `file:line:column: place: message` line per error. `json`: one document on stdout, `{"ok": bool, "files": [{"file", "ok", "errors": [{"line", "column", "place", "message"}], "warnings": [same as errors], "summary"}]}`' -r -f -a "text\t'`file: ok (…)` on stdout; errors on stderr, one per line'
 json\t'One JSON document on stdout, nothing on stderr'"

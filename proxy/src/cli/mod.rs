@@ -410,9 +410,18 @@ pub struct ServeArgs {
     pub access_log_queue: usize,
     /// Serve plain HTTP/1.1 exchanges (no body or a Content-Length body, to
     /// a route with no shadow, recording, retries or TLS upstream) on the
-    /// owned fast path instead of Pingora's proxy engine. Everything else
+    /// owned fast path instead of Pingora's proxy engine; on by default,
+    /// `--fast-path=false` sends everything to the engine. Everything else
     /// takes the engine either way.
-    #[arg(long, env = "STRANGLER_FAST_PATH")]
+    #[arg(
+        long,
+        env = "STRANGLER_FAST_PATH",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub fast_path: bool,
 }
 

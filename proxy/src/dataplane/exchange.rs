@@ -36,6 +36,16 @@ pub(super) enum Routing {
     NotFast,
 }
 
+/// Which path asks for a routing decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DataPath {
+    /// Pingora's proxy engine: it serves whatever is routed.
+    Engine,
+    /// The owned fast path: it serves only what
+    /// [`StranglerProxy::fast_path_serves`] allows.
+    Fast,
+}
+
 impl StranglerProxy {
     fn shadow_skipped(&self, route: &str, reason: Option<DropReason>) {
         let m = self.live.metrics();
@@ -197,14 +207,14 @@ impl StranglerProxy {
 
     /// Who the client is, hygiene, path normalization, the route decision,
     /// the body limit, what is kept for shadowing and recording, and the
-    /// path the chosen side receives. With `fast`, a request the fast path
-    /// does not serve comes back as [`Routing::NotFast`] before anything is
+    /// path the chosen side receives. For [`DataPath::Fast`], a request the
+    /// fast path does not serve comes back as [`Routing::NotFast`] before anything is
     /// counted, so Pingora's engine can take it from the start.
     pub(super) fn route(
         &self,
         session: &ServerSession,
         ctx: &mut RequestCtx,
-        fast: bool,
+        asking: DataPath,
     ) -> Routing {
         // First, so that even a refused request is logged with its client
         // and the id the balancer gave it.
@@ -239,7 +249,7 @@ impl StranglerProxy {
             entropy: fast_random(),
         };
         let decision = ctx.table.routes.decide(&info);
-        if fast && !self.fast_path_serves(ctx, decision.route) {
+        if asking == DataPath::Fast && !self.fast_path_serves(ctx, decision.route) {
             return Routing::NotFast;
         }
         ctx.route = decision.route;
@@ -376,11 +386,7 @@ impl StranglerProxy {
         if let Some(capture) = ctx.shadow.as_mut() {
             // The copy carries what the primary upstream received, with the
             // path and Host its own backend is sent.
-            capture.headers = upstream_request
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            capture.headers = header_pairs(&upstream_request.headers);
             let host_of = |id: crate::config::BackendId| {
                 upstream_host(&config.backend(id).host, client_host)
                     .and_then(|h| http::HeaderValue::from_str(h).ok())
@@ -391,11 +397,7 @@ impl StranglerProxy {
         }
         if let Some(capture) = ctx.record.as_mut() {
             // Replayed as the primary upstream received it.
-            capture.headers = upstream_request
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            capture.headers = header_pairs(&upstream_request.headers);
         }
         Ok(())
     }
@@ -481,4 +483,13 @@ impl StranglerProxy {
         }
         status
     }
+}
+
+/// A header map as the name-value pairs a shadow copy or a recording keeps,
+/// repeated names included.
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

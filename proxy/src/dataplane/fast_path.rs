@@ -25,11 +25,10 @@ use pingora::protocols::Stream;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
-use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result, RetryType};
 
 use super::ctx::RequestCtx;
-use super::exchange::Routing;
+use super::exchange::{DataPath, Routing};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_pool::UpstreamPool;
 use crate::live::upstream::Upstream;
@@ -77,7 +76,6 @@ impl std::fmt::Debug for FastPath {
 /// An upstream connection for one attempt.
 struct Attempt {
     session: UpstreamSession,
-    peer: Box<HttpPeer>,
     addr: Option<SocketAddr>,
     reused: bool,
 }
@@ -111,7 +109,7 @@ impl FastPath {
             return not_mine(session);
         }
         let mut ctx = RequestCtx::new(self.proxy.live.current());
-        match self.proxy.route(&session, &mut ctx, true) {
+        match self.proxy.route(&session, &mut ctx, DataPath::Fast) {
             Routing::Forward => {}
             Routing::Refuse(..) | Routing::NotFast => return not_mine(session),
         }
@@ -211,7 +209,6 @@ impl FastPath {
             session.write_timeout = peer.options.write_timeout;
             return Ok(Attempt {
                 session,
-                peer,
                 addr,
                 reused,
             });
@@ -228,10 +225,7 @@ impl FastPath {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let Attempt {
-            mut session,
-            peer,
-            addr,
-            ..
+            mut session, addr, ..
         } = attempt;
         let request = upstream_request(down, ctx)?;
         session
@@ -252,10 +246,21 @@ impl FastPath {
         session.finish_body().await.map_err(|e| e.into_up())?;
         let head_request = down.req_header().method == http::Method::HEAD;
         loop {
-            let task = session
-                .read_response_task()
-                .await
-                .map_err(|e| e.into_up())?;
+            let task = tokio::select! {
+                biased;
+                task = session.read_response_task() => task.map_err(|e| e.into_up())?,
+                // As the engine (Pingora's `abort_on_close`): a client that
+                // closes its side, or sends more than its request, while
+                // the answer is awaited or streamed ends the exchange, and
+                // the upstream connection is dropped, not pooled.
+                gone = down.read_body_or_idle(true) => {
+                    return Err(match gone {
+                        Err(e) => e.into_down(),
+                        Ok(_) => Error::explain(ErrorType::ConnectionClosed, "client went away")
+                            .into_down(),
+                    });
+                }
+            };
             let end = task.is_end();
             match task {
                 HttpTask::Header(mut answer, end) => {
@@ -312,7 +317,6 @@ impl FastPath {
         if let (Some(addr), Some(stream)) = (addr, session.reuse().await) {
             self.pool.put(addr, stream);
         }
-        drop(peer);
         Ok(())
     }
 }

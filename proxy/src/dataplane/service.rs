@@ -33,7 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::ctx::{RequestCtx, fast_random};
-use super::exchange::Routing;
+use super::exchange::{DataPath, Routing};
 use super::hygiene::Rejection;
 use super::respond;
 use crate::access_log::AccessLog;
@@ -136,7 +136,7 @@ impl ProxyHttp for StranglerProxy {
     /// Refuses ambiguous or oversized requests, normalizes the path and makes
     /// the routing decision. Everything after this uses the decision.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.route(session.as_downstream(), ctx, false) {
+        match self.route(session.as_downstream(), ctx, DataPath::Engine) {
             Routing::Forward => Ok(false),
             Routing::Refuse(r, detail) => {
                 self.reject(session, ctx, r, &detail).await;
