@@ -133,9 +133,6 @@ struct Harness {
     /// `strangler_fast_path_requests_total` of the fast worker.
     fast_served: prometheus::IntCounter,
     backend: Arc<Backend>,
-    /// Every exchange happens alone (libFuzzer runs one input at a time;
-    /// this keeps it so if it is ever run otherwise).
-    turn: Mutex<()>,
 }
 
 /// What one exchange did, with what is each proxy's own taken out.
@@ -205,7 +202,6 @@ impl Harness {
             fast,
             fast_served: workers.fast_path_counter(),
             backend,
-            turn: Mutex::new(()),
         }
     }
 
@@ -218,7 +214,6 @@ impl Harness {
     }
 
     fn exchange(&self, proxy: SocketAddr, request: &[u8], answer: &[u8]) -> Outcome {
-        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
         self.backend.script(answer);
         let head_request = method_is_head(request);
         let client = match TcpStream::connect(proxy) {

@@ -208,8 +208,8 @@ impl StranglerProxy {
     /// Who the client is, hygiene, path normalization, the route decision,
     /// the body limit, what is kept for shadowing and recording, and the
     /// path the chosen side receives. For [`DataPath::Fast`], a request the
-    /// fast path does not serve comes back as [`Routing::NotFast`] before anything is
-    /// counted, so Pingora's engine can take it from the start.
+    /// fast path does not serve comes back as [`Routing::NotFast`] before
+    /// anything is counted, so Pingora's engine can take it from the start.
     pub(super) fn route(
         &self,
         session: &ServerSession,
