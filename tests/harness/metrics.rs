@@ -22,8 +22,12 @@ impl Scrape {
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
-            let (series, value) = line.rsplit_once(' ').expect("sample line");
-            let value: f64 = value.parse().expect("sample value");
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                panic!("not a sample line: {line:?} in\n{text}");
+            };
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|e| panic!("not a sample value ({e}): {line:?}"));
             let (name, labels) = match series.split_once('{') {
                 None => (series.to_string(), BTreeMap::new()),
                 Some((name, rest)) => {

@@ -14,12 +14,19 @@ use crate::metrics::Scrape;
 
 pub const TOKEN: &str = "test-admin-token";
 
-/// A port that was free a moment ago.
 /// A port nothing listens on now, picked at random below Linux's ephemeral
-/// range. Not `bind(0)`: Linux hands the port it has just freed to the next
+/// range and reserved for this test process alone.
+///
+/// Not `bind(0)`: Linux hands the port it has just freed to the next
 /// caller, so two test processes probing at the same moment got the same
 /// port, and with the proxy's SO_REUSEPORT listeners both could bind it
 /// (seen once: a request for one proxy answered by another's admin server).
+/// Random ports alone still leave the moment between this probe and the
+/// proxy's own bind, in which another test process may pick the same port
+/// (seen once in CI: a proxy's admin port taken by another test's
+/// listener, whose echoed JSON was then read as the proxy's metrics). So
+/// each port handed out is also claimed with a file that only one process
+/// can create ([`claim`]).
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -33,7 +40,7 @@ pub fn free_port() -> u16 {
     let mut next = h.finish();
     for _ in 0..1000 {
         let port = 20_000 + (next % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if claim(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
         next = next.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -42,6 +49,33 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Claims `port` for this test process: true if no other test process
+/// claimed it in the last ten minutes (longer than any test holds a port;
+/// a whole run hands out a few hundred of the 12,000).
+fn claim(port: u16) -> bool {
+    const HELD_FOR: Duration = Duration::from_secs(600);
+    let dir = std::env::temp_dir().join("strangler-test-ports");
+    let _ = fs::create_dir_all(&dir);
+    let path = dir.join(port.to_string());
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .is_ok()
+    };
+    if create() {
+        return true;
+    }
+    let stale = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default() > HELD_FOR)
+        .unwrap_or(false);
+    // Of two processes finding the same stale claim, only one removes it
+    // and creates it again; the other's create fails.
+    stale && fs::remove_file(&path).is_ok() && create()
 }
 
 /// The `strangler` binary next to the test executable (`target/<profile>/`),
@@ -297,7 +331,9 @@ impl Proxy {
                 .send(http::Method::GET, &self.admin_url("/readyz"), &[], b"")
                 .await
             {
-                if r.status == 200 {
+                // Only this proxy's own answer counts: a port taken by another
+                // test's listener may answer 200 too.
+                if r.status == 200 && r.body.as_ref() == b"ready\n" {
                     return true;
                 }
             }
