@@ -272,6 +272,14 @@ def migration():
               12, 32, unit="short"),
         panel(12, "Requests by route and side",
               [("sum by (route, side) (rate(" + req('route=~"$route"') + f"[{RATE}]))", "{{route}} {{side}}")], 0, 40, w=24, unit="reqps"),
+        panel(13, "Share of requests on the fast path",
+              [(f"sum by (instance) (rate(strangler_fast_path_requests_total{{{INST}}}[{RATE}]))"
+                f" / sum by (instance) (rate(strangler_requests_total{{{INST}}}[{RATE}]))", "{{instance}}")],
+              0, 48, unit="percentunit",
+              description="Requests served by the owned HTTP/1 exchange over all requests, per instance (all routes). "
+                          "Routes with shadowing, recording, retries or a TLS backend, and requests that are not plain HTTP/1.1 "
+                          "(HTTP/2, upgrades, Expect, chunked bodies) take Pingora's proxy engine; "
+                          "0 means the instance runs with --fast-path=false."),
     ]
     # Where each route stands comes first: the migration at a glance.
     standing, height = where_routes_stand(f'{INST}, route=~"$route"', 0)

@@ -266,6 +266,7 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
         share > 0,
         "the share-on-new query returned no data: {with_data:#?}"
     );
+    fast_path_share_is_what_the_traffic_took(&prometheus).await;
     let answered = with_data.values().filter(|n| **n > 0).count();
     println!(
         "{answered} of {} dashboard queries returned data",
@@ -285,6 +286,43 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
     assert!(loaded >= 11, "{rules}");
     for rule in rules["data"]["groups"][0]["rules"].as_array().unwrap() {
         assert_eq!(rule["health"], "ok", "{rule}");
+    }
+}
+
+/// The dashboard's fast-path share, as a fresh Prometheus computes it from
+/// [`traffic`]: the shadowed `orders` requests take the engine, `/gone` and
+/// `/nowhere` the fast path, so the share is strictly between 0 and 1; with
+/// the fast path off (`STRANGLER_FAST_PATH=false`, as CI's second run of the
+/// suites) it is 0.
+async fn fast_path_share_is_what_the_traffic_took(prometheus: &Prometheus) {
+    let (source, expr) = expressions()
+        .into_iter()
+        .find(|(s, _)| s.contains("Share of requests on the fast path"))
+        .expect("the migration dashboard has the fast-path share panel");
+    let q = expr
+        .replace("$__rate_interval", "30s")
+        .replace("$instance", ".*");
+    let r = prometheus
+        .query_raw(&q)
+        .await
+        .unwrap_or_else(|| panic!("{source}: no answer"));
+    let shares: Vec<f64> = r["data"]["result"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| row["value"][1].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(shares.len(), 1, "one instance, one share: {r}");
+    let fast_path_on = std::env::var("STRANGLER_FAST_PATH").map_or(true, |v| v != "false");
+    if fast_path_on {
+        assert!(
+            shares[0] > 0.0 && shares[0] < 1.0,
+            "plain requests to unshadowed routes take the fast path, shadowed ones the engine: {r}"
+        );
+    } else {
+        assert_eq!(shares[0], 0.0, "the fast path is off: {r}");
     }
 }
 
