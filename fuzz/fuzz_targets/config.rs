@@ -2,6 +2,8 @@
 //! every reload) runs after reading the file.
 //!
 //! Properties, beyond never panicking:
+//! - a file accepted by the one-pass reading is read the same by the
+//!   collecting one (see `one_pass_reading_agrees`);
 //! - an error report is never empty, and each error has a message and a place
 //!   that print as text (a line, when given, is 1-based);
 //! - an accepted file builds a `RouteTable`, and every route whose conditions
@@ -17,7 +19,7 @@
 
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use strangler::config::{self, Config, HostMatch, PathMatch, RouteMatch};
+use strangler::config::{self, Config, HostMatch, PathMatch, RouteMatch, raw};
 use strangler::routing::{RequestInfo, RouteTable, normalize_path, routing_path};
 
 fuzz_target!(|data: &[u8]| {
@@ -26,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match config::parse(text, "fuzz.yaml") {
+    let parsed = config::parse(text, "fuzz.yaml");
+    one_pass_reading_agrees(text, parsed.is_ok());
+    match parsed {
         Ok(config) => check_accepted(config),
         Err(errors) => {
             assert!(!errors.errors.is_empty(), "an empty error report");
@@ -46,6 +50,38 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// A file `parse` accepts through its one-pass reading (`decode_strict`) is
+/// one the collecting reading (serde_yaml's `Value`, which finds and places
+/// every error) reads the same way without an error: which reading took a
+/// file never decides whether it is accepted, or how it is read. (The
+/// one-pass reading may read more, e.g. an empty file as a configuration
+/// with nothing set, as long as `parse` then refuses it.)
+fn one_pass_reading_agrees(text: &str, accepted: bool) {
+    if !accepted {
+        return;
+    }
+    let Some(strict) = raw::decode_strict::<raw::RawConfig>(text) else {
+        return;
+    };
+    let value: serde_yaml::Value = serde_yaml::from_str(text)
+        .unwrap_or_else(|e| panic!("accepted in one pass, but serde_yaml refuses it: {e}"));
+    assert!(
+        value.is_mapping(),
+        "accepted in one pass, but not a mapping"
+    );
+    let collected = raw::decode_collecting::<raw::RawConfig>(&value);
+    assert!(
+        collected.errors.is_empty(),
+        "accepted in one pass, but the collecting reading finds errors: {:?}",
+        collected.errors
+    );
+    assert_eq!(
+        format!("{strict:?}"),
+        format!("{:?}", collected.value.expect("decoded")),
+        "the two readings differ"
+    );
+}
 
 fn check_accepted(config: Config) {
     let table = RouteTable::new(config);

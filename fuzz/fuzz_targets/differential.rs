@@ -197,12 +197,34 @@ impl Harness {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        Harness {
+        let harness = Harness {
             engine,
             fast,
             fast_served: workers.fast_path_counter(),
             backend,
-        }
+        };
+        harness.check_not_vacuous();
+        harness
+    }
+
+    /// The property only speaks of what the fast path serves: if a change
+    /// to the table or to what the fast path takes made it serve nothing,
+    /// every input would pass untested. One plain request must be served by
+    /// it, and the same way as by the engine, before any input runs.
+    fn check_not_vacuous(&self) {
+        let plain = b"GET /api/orders/1 HTTP/1.1\r\nHost: shop.example\r\n\r\n";
+        let engine = self.exchange(self.engine, plain, DEFAULT_ANSWER);
+        let (fast, served) = self.exchange_fast(plain, DEFAULT_ANSWER);
+        assert!(
+            served,
+            "the fast path did not serve a plain GET: the target would compare nothing"
+        );
+        assert_eq!(engine, fast, "a plain GET differs between the two paths");
+        assert_eq!(
+            engine.upstream.len(),
+            1,
+            "a plain GET did not reach the backend: {engine:?}"
+        );
     }
 
     /// An exchange with the fast worker, and whether the fast path served
