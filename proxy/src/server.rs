@@ -118,14 +118,18 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     let instance = instance_name(live.startup().listen.port());
     let changes = Changes::new(live.clone(), instance.clone());
     let startup = live.startup().clone();
-    let current = live.current();
-    info!(
-        "configuration version {} from {}: {} routes, {} backends",
-        current.version,
-        options.config.display(),
-        current.config().routes.len(),
-        current.config().backends.len()
-    );
+    {
+        // Not held past this: `serve` runs as long as the process, and a
+        // table kept here would keep every replaced one's memory too.
+        let current = live.current();
+        info!(
+            "configuration version {} from {}: {} routes, {} backends",
+            current.version,
+            options.config.display(),
+            current.config().routes.len(),
+            current.config().backends.len()
+        );
+    }
 
     let (default_pid, default_sock) = runtime_paths(&options.config);
     let conf = ServerConf {

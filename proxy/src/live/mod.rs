@@ -8,7 +8,8 @@
 //! A new table is compiled and its backends resolved off the request path;
 //! only a complete table is swapped in, atomically. Each request loads the
 //! table once, so it sees one version from start to end. On any error the
-//! old table keeps serving.
+//! old table keeps serving. Reading and building a table run on a thread
+//! of their own ([`scratch`]), so the memory they pass through is given back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use arc_swap::ArcSwap;
 use crate::config::{self, Config, ConfigError, ConfigErrors, Place};
 pub mod checks;
 pub mod health;
+pub mod scratch;
 pub mod upstream;
 
 use crate::metrics::{Metrics, RouteMetrics};
@@ -217,20 +219,23 @@ impl Live {
         metrics: Metrics,
         listeners: ListenerOverrides,
     ) -> Result<Arc<Live>, ConfigErrors> {
-        let (config, text) = config::load(path)?;
-        let config = listeners.apply(config);
         let name = path.display().to_string();
-        warn_about(&config, &name);
         let backend_health = BackendHealthMetrics::register(&metrics);
-        let startup = StartupSettings::of(&config);
-        let table = LiveTable::build(
-            config,
-            1,
-            Arc::from(text),
-            &metrics,
-            (&backend_health, None),
-            &name,
-        )?;
+        let (table, startup) = scratch::on_a_thread_of_its_own("strangler-load", || {
+            let (config, text) = config::load(path)?;
+            let config = listeners.apply(config);
+            warn_about(&config, &name);
+            let startup = StartupSettings::of(&config);
+            let table = LiveTable::build(
+                config,
+                1,
+                Arc::from(text),
+                &metrics,
+                (&backend_health, None),
+                &name,
+            )?;
+            Ok::<_, ConfigErrors>((table, startup))
+        })?;
         let live = Live {
             table: ArcSwap::from_pointee(table),
             config_path: path.to_path_buf(),
@@ -246,7 +251,9 @@ impl Live {
     /// Parses a configuration text as this process serves it (with the
     /// command line's listeners).
     pub fn parse(&self, text: &str) -> Result<Config, ConfigErrors> {
-        config::parse_file(text, &self.config_path).map(|c| self.listeners.apply(c))
+        scratch::on_a_thread_of_its_own("strangler-parse", || {
+            config::parse_file(text, &self.config_path).map(|c| self.listeners.apply(c))
+        })
     }
 
     /// The table being served. Load it once per request.
@@ -278,32 +285,37 @@ impl Live {
         &self,
         config: Config,
         text: Arc<str>,
-        number: impl FnOnce(&str) -> u64,
+        number: impl FnOnce(&str) -> u64 + Send,
     ) -> Result<u64, ConfigErrors> {
-        let name = self.config_path.display().to_string();
-        // Build first (DNS resolution can fail): a number is only taken for
-        // a configuration that will serve.
-        let before = self.current();
-        let warn = config.backends.iter().any(|b| {
-            let was = before.config().backend_id(b.name.as_str());
-            !b.tls_verify && was.is_none_or(|id| before.config().backend(id).tls_verify)
-        });
-        if warn {
-            warn_about(&config, &name);
-        }
-        let table = LiveTable::build(
-            config,
-            0,
-            text.clone(),
-            &self.metrics,
-            (&self.backend_health, Some(&before)),
-            &name,
-        )?;
-        let version = number(&table.digest);
-        let table = LiveTable { version, ..table };
-        let previous = self.table.swap(Arc::new(table));
-        self.publish_gauges(Some(&previous));
-        Ok(version)
+        // Built, swapped in and the old table let go on one thread that
+        // ends with the change ([`scratch`]).
+        scratch::on_a_thread_of_its_own("strangler-install", || {
+            let name = self.config_path.display().to_string();
+            // Build first (DNS resolution can fail): a number is only taken
+            // for a configuration that will serve.
+            let before = self.current();
+            let warn = config.backends.iter().any(|b| {
+                let was = before.config().backend_id(b.name.as_str());
+                !b.tls_verify && was.is_none_or(|id| before.config().backend(id).tls_verify)
+            });
+            if warn {
+                warn_about(&config, &name);
+            }
+            let table = LiveTable::build(
+                config,
+                0,
+                text.clone(),
+                &self.metrics,
+                (&self.backend_health, Some(&before)),
+                &name,
+            )?;
+            drop(before);
+            let version = number(&table.digest);
+            let table = LiveTable { version, ..table };
+            let previous = self.table.swap(Arc::new(table));
+            self.publish_gauges(Some(&previous));
+            Ok(version)
+        })
     }
 
     fn publish_gauges(&self, previous: Option<&LiveTable>) {

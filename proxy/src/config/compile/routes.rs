@@ -37,8 +37,13 @@ pub(super) fn compile_routes(
     backends: &KnownBackends<'_>,
     default_backend: Option<BackendId>,
 ) -> CompiledRoutes {
-    let mut compiled = CompiledRoutes::default();
-    let mut names = HashSet::new();
+    // Sized once: pushing 10,000 routes of 700 bytes each grows the vector
+    // to 16,384 places and keeps the spare 4.5 MB for as long as the table.
+    let mut compiled = CompiledRoutes {
+        routes: Vec::with_capacity(raw.len()),
+        file_indices: Vec::with_capacity(raw.len()),
+    };
+    let mut names = HashSet::with_capacity(raw.len());
     for (i, element) in raw.iter().enumerate() {
         let place = Place::root().key("routes").index(i);
         sink.push_under(&place, &element.0.errors);
