@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Two builds of strangler against each other on the ladder's fast-path rung
+# (the 20-route table of bench/lib.sh, GET /api/orders/12345 with a tenant,
+# wrk -t2 -c64 after a 2 s warm-up, 2 workers), the builds alternating
+# round by round so that the machine's drift falls on both. Prints, per
+# round and build, req/s, p99 and CPU per request (user + system ticks of
+# the proxy process, all its threads, over the measured run's requests).
+# Used for the PGO figures in docs/performance.md:
+#   bench/ab.sh 10s 5 target/release/strangler target/pgo/use/release/strangler
+#   BACKEND_BIN=path  the strangler-bench-backend to answer (default: next to the first build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:?duration}; ROUNDS=${2:?rounds}; shift 2
+[ $# -ge 2 ] || { echo "usage: bench/ab.sh DURATION ROUNDS BIN_A BIN_B..." >&2; exit 2; }
+BACKEND_BIN=${BACKEND_BIN:-$(dirname "$1")/strangler-bench-backend}
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+source bench/lib.sh
+bench_workdir ab
+BACKEND_PORT=$(free_port)
+"$BACKEND_BIN" "$BACKEND_PORT" 1 > /dev/null 2>&1 & PIDS+=($!)
+wait_port "$BACKEND_PORT"
+HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+for round in $(seq "$ROUNDS"); do
+    for bin in "$@"; do
+        port=$(free_port); admin=$(free_port)
+        rm -f "$WORK"/s.db*
+        bench_routes "127.0.0.1:$port" "127.0.0.1:$admin" "sqlite://$WORK/s.db" "http://127.0.0.1:$BACKEND_PORT" > "$WORK/r.yaml"
+        RUST_LOG=warn "$bin" serve --config "$WORK/r.yaml" --threads 2 \
+            --pid-file "$WORK/p.pid" --upgrade-sock "$WORK/u.sock" > "$WORK/s.log" 2>&1 &
+        server=$!
+        wait_port "$port"; sleep 1
+        wrk -t2 -c64 -d2s "${HEADERS[@]}" "http://127.0.0.1:$port/api/orders/12345" > /dev/null
+        before=$(ticks "$server")
+        wrk -t2 -c64 -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port/api/orders/12345" > "$WORK/w.out"
+        after=$(ticks "$server")
+        requests=$(awk '/requests in/ {print $1}' "$WORK/w.out")
+        rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/w.out")
+        p99=$(wrk_p99_ms "$WORK/w.out")
+        python3 -c 'import sys; r, b, rps, p99, t, req, hz = sys.argv[1:]; print(f"round {r}  {b:48s} {float(rps):9.0f} req/s  p99 {float(p99):5.2f} ms  CPU {int(t) / int(hz) / int(req) * 1e6:5.1f} us/req")' \
+            "$round" "$bin" "$rps" "$p99" "$((after - before))" "$requests" "$HZ"
+        kill "$server"; wait "$server" 2>/dev/null || true
+    done
+done
