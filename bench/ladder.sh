@@ -12,8 +12,9 @@
 #
 # For each: requests/s and p99 (wrk -t2, keep-alive), CPU per request (the
 # proxy's user + system time from /proc over the run, divided by the
-# requests wrk completed), and with ALLOCS=1 heap allocations per request,
-# counted in a separate shorter run with uprobes on the allocator's entry
+# requests wrk completed; also split into user and system time, the
+# proxy's own code against the kernel's work for its syscalls), and with
+# ALLOCS=1 heap allocations per request, counted in a separate shorter run with uprobes on the allocator's entry
 # points (mimalloc's for the Rust proxies; glibc's malloc, calloc, realloc
 # and posix_memalign, which nginx's pools use, for nginx and HAProxy;
 # a uprobe costs microseconds, so that run's speed means nothing).
@@ -126,13 +127,13 @@ for name in direct "${!PORT[@]}"; do
     [ "$code" = 200 ] || { echo "$name answered $code"; cat "$WORK"/*.log; exit 1; }
 done
 
-# User + system clock ticks of the processes (all their threads).
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# User and system clock ticks of the processes (all their threads): "USER SYSTEM".
+ticks() { local u=0 s=0 p; for p in "$@"; do read -r pu ps < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + pu)); s=$((s + ps)); done; echo "$u $s"; }
 HZ=$(getconf CLK_TCK)
 
 run() {
     local name=$1 port=$2 pids=${3:-}
-    local before=0 after=0
+    local before="0 0" after="0 0"
     [ -n "$pids" ] && before=$(ticks $pids)
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.out"
     [ -n "$pids" ] && after=$(ticks $pids)
@@ -141,11 +142,15 @@ run() {
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")
     p99=$(wrk_p99_ms "$WORK/$name.out")
     # CPU seconds * 1e6 / requests = microseconds of proxy CPU per request.
-    cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    local user system split=""
+    read -r user system < <(awk -v b="$before" -v a="$after" 'BEGIN {split(b, x, " "); split(a, y, " "); print y[1] - x[1], y[2] - x[2]}')
+    cpu=$(awk -v t=$((user + system)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     [ -n "$pids" ] || cpu=-
+    [ -n "$pids" ] && split=$(awk -v u="$user" -v s="$system" -v hz="$HZ" -v n="$requests" \
+        'BEGIN {printf "(user %.1f, system %.1f)", u / hz * 1e6 / n, s / hz * 1e6 / n}')
     local errors
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.out" | tr '\n' ' ')
-    printf '%-10s %9.0f req/s   p99 %6.2f ms   CPU %6s us/req  %s\n' "$name" "$rps" "$p99" "$cpu" "$errors"
+    printf '%-10s %9.0f req/s   p99 %6.2f ms   CPU %6s us/req %-28s %s\n' "$name" "$rps" "$p99" "$cpu" "$split" "$errors"
     echo "$name $rps $p99 $cpu" >> "$WORK/results"
 }
 
