@@ -20,7 +20,8 @@ BACKEND_PORT=$(free_port)
 "$BACKEND_BIN" "$BACKEND_PORT" 1 > /dev/null 2>&1 & PIDS+=($!)
 wait_port "$BACKEND_PORT"
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# User + system ticks of one process (bench/lib.sh's cpu_ticks, summed).
+ticks() { local u s; read -r u s < <(cpu_ticks "$1"); echo $((u + s)); }
 HZ=$(getconf CLK_TCK)
 for round in $(seq "$ROUNDS"); do
     for bin in "$@"; do

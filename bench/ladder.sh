@@ -127,16 +127,14 @@ for name in direct "${!PORT[@]}"; do
     [ "$code" = 200 ] || { echo "$name answered $code"; cat "$WORK"/*.log; exit 1; }
 done
 
-# User and system clock ticks of the processes (all their threads): "USER SYSTEM".
-ticks() { local u=0 s=0 p; for p in "$@"; do read -r pu ps < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + pu)); s=$((s + ps)); done; echo "$u $s"; }
 HZ=$(getconf CLK_TCK)
 
 run() {
     local name=$1 port=$2 pids=${3:-}
     local before="0 0" after="0 0"
-    [ -n "$pids" ] && before=$(ticks $pids)
+    [ -n "$pids" ] && before=$(cpu_ticks $pids)
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$WORK/$name.out"
-    [ -n "$pids" ] && after=$(ticks $pids)
+    [ -n "$pids" ] && after=$(cpu_ticks $pids)
     local requests rps p99 cpu
     requests=$(awk '/requests in/ {print $1}' "$WORK/$name.out")
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")

@@ -66,3 +66,7 @@ YAML
 
 # wrk's p99 (from --latency output in FILE) in milliseconds.
 wrk_p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
+
+# User and system clock ticks of the processes PID... (all their threads),
+# as "USER SYSTEM"; divide by `getconf CLK_TCK` for seconds.
+cpu_ticks() { local u=0 s=0 pu ps p; for p in "$@"; do read -r pu ps < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + pu)); s=$((s + ps)); done; echo "$u $s"; }

@@ -242,11 +242,7 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
         .into_iter()
         .filter(|(s, _)| !s.starts_with("alert"))
     {
-        let q = expr
-            .replace("$__rate_interval", "30s")
-            .replace("$__range", "5m")
-            .replace("$instance", ".*")
-            .replace("$route", ".*");
+        let q = with_variables_set(&expr);
         let r = prometheus
             .query_raw(&q)
             .await
@@ -289,6 +285,15 @@ async fn a_real_prometheus_scrapes_the_proxy_and_evaluates_the_dashboards() {
     }
 }
 
+/// A dashboard query as Prometheus can run it: Grafana's variables set to
+/// a 30 s rate window, a 5 m range, and every instance and route.
+fn with_variables_set(expr: &str) -> String {
+    expr.replace("$__rate_interval", "30s")
+        .replace("$__range", "5m")
+        .replace("$instance", ".*")
+        .replace("$route", ".*")
+}
+
 /// The dashboard's fast-path share, as a fresh Prometheus computes it from
 /// [`traffic`]: the shadowed `orders` requests take the engine, `/gone` and
 /// `/nowhere` the fast path, so the share is strictly between 0 and 1; with
@@ -299,9 +304,7 @@ async fn fast_path_share_is_what_the_traffic_took(prometheus: &Prometheus) {
         .into_iter()
         .find(|(s, _)| s.contains("Share of requests on the fast path"))
         .expect("the migration dashboard has the fast-path share panel");
-    let q = expr
-        .replace("$__rate_interval", "30s")
-        .replace("$instance", ".*");
+    let q = with_variables_set(&expr);
     let r = prometheus
         .query_raw(&q)
         .await
