@@ -327,62 +327,18 @@ impl StranglerProxy {
 
     /// The upstream sees the path that was routed on, and forwarding headers
     /// set by the proxy (a client's own values are replaced, not trusted).
+    /// The engine's way: `upstream_request` is its copy of the client's
+    /// header, edited through Pingora's header API.
     pub(super) fn forward_headers(
         session: &ServerSession,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if ctx.connect_attempts > 1 {
-            // Another attempt (after a failed connect, or an idempotent
-            // request retried after its pooled connection broke). Pingora
-            // replays the body read so far through `request_body_filter`, so
-            // what was counted and kept of it starts again from nothing:
-            // otherwise the body would count twice against the route's limit
-            // and reach the shadow side (or the recording) twice.
-            ctx.restart_kept();
-        }
-        // Not taken: a retried attempt must send the same normalized path.
-        if let Some(path) = ctx.upstream_path.as_deref() {
-            let uri: http::Uri = path.parse().map_err(|_| {
-                Error::explain(ErrorType::InternalError, "normalized path is not a URI")
-            })?;
-            upstream_request.set_uri(uri);
-        }
-        // Believed only from a trusted peer (see `routing::forwarded`).
-        let trusted = ctx.forwarded.as_ref().is_some_and(|f| f.trusted_peer);
-        match &ctx.forwarded {
-            Some(f) => {
-                upstream_request.insert_header("x-forwarded-for", f.forwarded_for.as_str())?
-            }
-            None => {
-                upstream_request.remove_header("x-forwarded-for");
-            }
-        }
-        if !(trusted && upstream_request.headers.contains_key("x-forwarded-proto")) {
-            let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-            upstream_request
-                .insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
-        }
-        if !(trusted && upstream_request.headers.contains_key("x-forwarded-host")) {
-            match &ctx.client_host {
-                Some(h) => upstream_request.insert_header("x-forwarded-host", h.clone())?,
-                None => {
-                    upstream_request.remove_header("x-forwarded-host");
-                }
-            }
-        }
-        // Only the proxy marks shadow copies: a client sending the marker
-        // could make a backend treat a real request as a copy (skip its
-        // side effects, or answer differently).
-        upstream_request.remove_header(crate::shadow::SHADOW_HEADER);
-        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Self::restart_if_retried(ctx);
+        let edits = Self::upstream_edits(session, &upstream_request.headers, ctx)?;
+        edits.apply(upstream_request)?;
         let config = ctx.table.config();
         let client_host = ctx.client_host.as_ref().and_then(|h| h.to_str().ok());
-        if let Some(host) = upstream_host(&config.backend(ctx.backend).host, client_host) {
-            if client_host != Some(host) {
-                upstream_request.insert_header(http::header::HOST, host)?;
-            }
-        }
         if let Some(capture) = ctx.shadow.as_mut() {
             // The copy carries what the primary upstream received, with the
             // path and Host its own backend is sent.
@@ -400,6 +356,78 @@ impl StranglerProxy {
             capture.headers = header_pairs(&upstream_request.headers);
         }
         Ok(())
+    }
+
+    /// Another attempt (after a failed connect, or an idempotent request
+    /// retried after its pooled connection broke) replays the body read so
+    /// far, so what was counted and kept of it starts again from nothing:
+    /// otherwise the body would count twice against the route's limit and
+    /// reach the shadow side (or the recording) twice.
+    pub(super) fn restart_if_retried(ctx: &mut RequestCtx) {
+        if ctx.connect_attempts > 1 {
+            ctx.restart_kept();
+        }
+    }
+
+    /// What the upstream request changes from the client's, in order: the
+    /// target, when normalization or a rewrite changed the path, and the
+    /// forwarding headers, the request id and the Host. Decided here once;
+    /// the engine applies it to its header copy ([`UpstreamEdits::apply`]),
+    /// the fast path writes it straight into the upstream request's bytes
+    /// (`upstream_head`). `present` is the header being edited, for the
+    /// forwarding headers a trusted peer may have set.
+    pub(super) fn upstream_edits<'a>(
+        session: &ServerSession,
+        present: &http::HeaderMap,
+        ctx: &'a RequestCtx,
+    ) -> Result<UpstreamEdits<'a>> {
+        let mut edits = UpstreamEdits::default();
+        // Not taken: a retried attempt must send the same normalized path.
+        if let Some(path) = ctx.upstream_path.as_deref() {
+            let uri: http::Uri = path.parse().map_err(|_| {
+                Error::explain(ErrorType::InternalError, "normalized path is not a URI")
+            })?;
+            edits.target = Some(uri);
+        }
+        // Believed only from a trusted peer (see `routing::forwarded`).
+        let trusted = ctx.forwarded.as_ref().is_some_and(|f| f.trusted_peer);
+        match &ctx.forwarded {
+            Some(f) => edits.push(HeaderEdit::Insert(
+                "x-forwarded-for",
+                EditValue::Text(f.forwarded_for.as_str()),
+            )),
+            None => edits.push(HeaderEdit::Remove("x-forwarded-for")),
+        }
+        if !(trusted && present.contains_key("x-forwarded-proto")) {
+            let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+            let proto = if tls { "https" } else { "http" };
+            edits.push(HeaderEdit::Insert(
+                "x-forwarded-proto",
+                EditValue::Text(proto),
+            ));
+        }
+        if !(trusted && present.contains_key("x-forwarded-host")) {
+            match &ctx.client_host {
+                Some(h) => edits.push(HeaderEdit::Insert("x-forwarded-host", EditValue::Header(h))),
+                None => edits.push(HeaderEdit::Remove("x-forwarded-host")),
+            }
+        }
+        // Only the proxy marks shadow copies: a client sending the marker
+        // could make a backend treat a real request as a copy (skip its
+        // side effects, or answer differently).
+        edits.push(HeaderEdit::Remove(crate::shadow::SHADOW_HEADER));
+        edits.push(HeaderEdit::Insert(
+            "x-request-id",
+            EditValue::Text(ctx.request_id.as_str()),
+        ));
+        let config = ctx.table.config();
+        let client_host = ctx.client_host.as_ref().and_then(|h| h.to_str().ok());
+        if let Some(host) = upstream_host(&config.backend(ctx.backend).host, client_host) {
+            if client_host != Some(host) {
+                edits.push(HeaderEdit::Insert("Host", EditValue::Text(host)));
+            }
+        }
+        Ok(edits)
     }
 
     /// Counts the request under its route, backend, side and status class,
@@ -482,6 +510,100 @@ impl StranglerProxy {
             super::respond::plain(session, status, body, ctx.request_id.as_str()).await;
         }
         status
+    }
+}
+
+/// The most edits [`StranglerProxy::upstream_edits`] makes.
+pub(super) const MAX_EDITS: usize = 8;
+
+/// One change to the client's header on its way upstream, with the name
+/// as it is written (Pingora keeps the case it is given).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum HeaderEdit<'a> {
+    /// Every field of this name goes.
+    Remove(&'static str),
+    /// One field of this name replaces any the client sent, in the place
+    /// of the first; appended when there was none.
+    Insert(&'static str, EditValue<'a>),
+}
+
+impl HeaderEdit<'_> {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            HeaderEdit::Remove(name) | HeaderEdit::Insert(name, _) => name,
+        }
+    }
+}
+
+/// A value an edit sets.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum EditValue<'a> {
+    /// Made by the proxy; checked as a header value when written.
+    Text(&'a str),
+    /// A value the client sent (already a valid header value).
+    Header(&'a http::HeaderValue),
+}
+
+impl EditValue<'_> {
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        match self {
+            EditValue::Text(t) => t.as_bytes(),
+            EditValue::Header(h) => h.as_bytes(),
+        }
+    }
+}
+
+/// What the upstream request changes from the client's (see
+/// [`StranglerProxy::upstream_edits`]). Held inline: no allocation.
+#[derive(Debug)]
+pub(super) struct UpstreamEdits<'a> {
+    /// The target to send instead of the client's.
+    pub target: Option<http::Uri>,
+    list: [HeaderEdit<'a>; MAX_EDITS],
+    len: usize,
+}
+
+impl Default for UpstreamEdits<'_> {
+    fn default() -> Self {
+        UpstreamEdits {
+            target: None,
+            list: [HeaderEdit::Remove(""); MAX_EDITS],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> UpstreamEdits<'a> {
+    fn push(&mut self, edit: HeaderEdit<'a>) {
+        self.list[self.len] = edit;
+        self.len += 1;
+    }
+
+    /// The header edits, in the order they apply.
+    pub(super) fn headers(&self) -> &[HeaderEdit<'a>] {
+        &self.list[..self.len]
+    }
+
+    /// Applies the edits to a copy of the client's header (the engine's
+    /// way, and the fast path's for HEAD requests).
+    pub(super) fn apply(self, request: &mut RequestHeader) -> Result<()> {
+        for edit in self.headers() {
+            match *edit {
+                HeaderEdit::Remove(name) => {
+                    request.remove_header(name);
+                }
+                HeaderEdit::Insert(name, EditValue::Text(value)) => {
+                    request.insert_header(name, value)?
+                }
+                HeaderEdit::Insert(name, EditValue::Header(value)) => {
+                    request.insert_header(name, value.clone())?
+                }
+            }
+        }
+        if let Some(uri) = self.target {
+            request.set_uri(uri);
+        }
+        Ok(())
     }
 }
 

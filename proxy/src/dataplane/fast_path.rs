@@ -5,8 +5,11 @@
 //! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
 //! and header copies per request. The exchange is driven directly on
 //! pingora-core's HTTP/1 sessions, the same ones the engine uses, so the
-//! framing rules (both sides' parsers, body readers and writers, keep-alive)
-//! are Pingora's; and every step of Strangler's own (who the client is,
+//! framing rules (both sides' parsers, the answer's body reader and writer,
+//! keep-alive) are Pingora's, except that the upstream request's head is
+//! written from the client's header bytes and the exchange's edits
+//! (`upstream_head`) and its Content-Length body straight onto the
+//! connection; and every step of Strangler's own (who the client is,
 //! hygiene, the route decision, rewrites, forwarding headers, error answers,
 //! metrics and the access log) is the one in [`exchange`](super::exchange).
 //!
@@ -15,6 +18,7 @@
 //! the same header bytes.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header;
@@ -25,10 +29,12 @@ use pingora::protocols::Stream;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
-use pingora::{Error, ErrorType, Result, RetryType};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, OrErr, Result, RetryType};
+use tokio::io::AsyncWriteExt;
 
 use super::ctx::RequestCtx;
-use super::exchange::{DataPath, Routing};
+use super::exchange::{DataPath, HeaderEdit, MAX_EDITS, Routing};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_pool::UpstreamPool;
 use crate::live::upstream::Upstream;
@@ -75,7 +81,8 @@ impl std::fmt::Debug for FastPath {
 
 /// An upstream connection for one attempt.
 struct Attempt {
-    session: UpstreamSession,
+    stream: Stream,
+    peer: Box<HttpPeer>,
     addr: Option<SocketAddr>,
     reused: bool,
 }
@@ -204,11 +211,9 @@ impl FastPath {
                     }
                 },
             };
-            let mut session = UpstreamSession::new_with_options(stream, &*peer);
-            session.read_timeout = peer.options.read_timeout;
-            session.write_timeout = peer.options.write_timeout;
             return Ok(Attempt {
-                session,
+                stream,
+                peer,
                 addr,
                 reused,
             });
@@ -225,25 +230,35 @@ impl FastPath {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let Attempt {
-            mut session, addr, ..
+            stream, peer, addr, ..
         } = attempt;
-        let request = upstream_request(down, ctx)?;
-        session
-            .write_request_header(request)
-            .await
-            .map_err(|e| e.into_up())?;
-        if ctx.connect_attempts > 1 {
-            // Another attempt: what was read of the body before goes first.
-            if let Some(read) = down.get_retry_buffer() {
-                ctx.body_bytes += read.len() as u64;
-                session.write_body(&read).await.map_err(|e| e.into_up())?;
-            }
-        }
-        while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
-            ctx.body_bytes += chunk.len() as u64;
-            session.write_body(&chunk).await.map_err(|e| e.into_up())?;
-        }
-        session.finish_body().await.map_err(|e| e.into_up())?;
+        let mut session = if down.req_header().method == http::Method::HEAD {
+            // Pingora's client session frames the answer by the request it
+            // wrote itself (a HEAD answer has no body whatever its length
+            // says), so a HEAD request is written through it.
+            let mut session = upstream_session(stream, &peer);
+            let request = upstream_request(down, ctx)?;
+            session
+                .write_request_header(request)
+                .await
+                .map_err(|e| e.into_up())?;
+            let mut body = UpstreamBody::Session(&mut session);
+            self.send_body(down, &mut body, ctx).await?;
+            session
+        } else {
+            let mut stream = stream;
+            let timeout = peer.options.write_timeout;
+            let head = self.upstream_head(down, ctx)?;
+            write_all(&mut stream, &head, timeout, "while writing request headers").await?;
+            let length = content_length(down.req_header());
+            let mut body = UpstreamBody::Raw {
+                stream: &mut stream,
+                left: length,
+                timeout,
+            };
+            self.send_body(down, &mut body, ctx).await?;
+            upstream_session(stream, &peer)
+        };
         let head_request = down.req_header().method == http::Method::HEAD;
         loop {
             let task = tokio::select! {
@@ -321,6 +336,147 @@ impl FastPath {
     }
 }
 
+impl FastPath {
+    /// The upstream request's head, written from the client's header and
+    /// the exchange's edits (see `upstream_head`), without the hop-by-hop
+    /// `Connection` (the only one [`plain_exchange`] lets through).
+    fn upstream_head(&self, down: &ServerSession, ctx: &mut RequestCtx) -> Result<Vec<u8>> {
+        StranglerProxy::restart_if_retried(ctx);
+        let req = down.req_header();
+        let edits = StranglerProxy::upstream_edits(down, &req.headers, ctx)?;
+        let mut all = [HeaderEdit::Remove("connection"); 1 + MAX_EDITS];
+        let headers = edits.headers();
+        all[1..=headers.len()].copy_from_slice(headers);
+        let target = match &edits.target {
+            Some(uri) => uri
+                .path_and_query()
+                .map_or(&b""[..], |p| p.as_str().as_bytes()),
+            None => req.raw_path(),
+        };
+        let mut head = Vec::new();
+        super::upstream_head::write(req, target, &all[..=headers.len()], &mut head)?;
+        Ok(head)
+    }
+
+    /// The request body, after what an earlier attempt read of it.
+    async fn send_body(
+        &self,
+        down: &mut ServerSession,
+        up: &mut UpstreamBody<'_>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.connect_attempts > 1 {
+            // Another attempt: what was read of the body before goes first.
+            if let Some(read) = down.get_retry_buffer() {
+                ctx.body_bytes += read.len() as u64;
+                up.write(&read).await?;
+            }
+        }
+        while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
+            ctx.body_bytes += chunk.len() as u64;
+            up.write(&chunk).await?;
+        }
+        up.finish().await
+    }
+}
+
+/// Where a request body goes: through Pingora's client session (HEAD), or
+/// straight onto the connection, framed by the request's Content-Length
+/// (the only framing the fast path takes), as Pingora's body writer does.
+enum UpstreamBody<'a> {
+    Session(&'a mut UpstreamSession),
+    Raw {
+        stream: &'a mut Stream,
+        left: usize,
+        timeout: Option<Duration>,
+    },
+}
+
+impl UpstreamBody<'_> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        match self {
+            UpstreamBody::Session(session) => {
+                session.write_body(chunk).await.map_err(|e| e.into_up())?;
+            }
+            UpstreamBody::Raw {
+                stream,
+                left,
+                timeout,
+            } => {
+                // Never more than the length the upstream was told.
+                let n = chunk.len().min(*left);
+                write_all(stream, &chunk[..n], *timeout, "while writing body").await?;
+                *left -= n;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        match self {
+            UpstreamBody::Session(session) => {
+                session.finish_body().await.map_err(|e| e.into_up())?;
+            }
+            UpstreamBody::Raw { stream, .. } => {
+                stream
+                    .flush()
+                    .await
+                    .or_err(ErrorType::WriteError, "flushing body")
+                    .map_err(|e| e.into_up())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes and flushes `bytes` within the peer's write timeout, with the
+/// error types Pingora's client session gives.
+async fn write_all(
+    stream: &mut Stream,
+    bytes: &[u8],
+    timeout: Option<Duration>,
+    what: &'static str,
+) -> Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    let written = match timeout {
+        Some(t) => match tokio::time::timeout(t, write).await {
+            Ok(written) => written,
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        },
+        None => write.await,
+    };
+    written.map_err(|e| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::TimedOut => ErrorType::WriteTimedout,
+            _ => ErrorType::WriteError,
+        };
+        Error::because(kind, what, e).into_up()
+    })
+}
+
+/// A client session for reading the answer on `stream`, with the peer's
+/// options and timeouts.
+fn upstream_session(stream: Stream, peer: &HttpPeer) -> UpstreamSession {
+    let mut session = UpstreamSession::new_with_options(stream, peer);
+    session.read_timeout = peer.options.read_timeout;
+    session.write_timeout = peer.options.write_timeout;
+    session
+}
+
+/// The request's body length, as Pingora's body writer reads it (a length
+/// it cannot read frames an empty body; [`plain_exchange`] lets only one
+/// length of digits through).
+fn content_length(req: &RequestHeader) -> usize {
+    req.headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The connection back from a session that read a request it will not
 /// serve, with its keep-alive settings.
 fn not_mine(session: ServerSession) -> Served {
@@ -338,7 +494,9 @@ fn not_mine(session: ServerSession) -> Served {
 fn upstream_request(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Box<RequestHeader>> {
     let mut request = Box::new(down.req_header().clone());
     request.remove_header(&header::CONNECTION);
-    StranglerProxy::forward_headers(down, &mut request, ctx)?;
+    StranglerProxy::restart_if_retried(ctx);
+    let edits = StranglerProxy::upstream_edits(down, &request.headers, ctx)?;
+    edits.apply(&mut request)?;
     Ok(request)
 }
 

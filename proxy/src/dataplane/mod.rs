@@ -13,6 +13,7 @@ pub mod hygiene;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
+mod upstream_head;
 pub mod upstream_pool;
 pub mod workers;
 

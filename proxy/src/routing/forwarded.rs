@@ -73,7 +73,7 @@ pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         return Forwarded {
             client: peer,
             trusted_peer: false,
-            forwarded_for: peer.to_string(),
+            forwarded_for: address_text(peer),
         };
     }
     let entries = forwarded_for_entries(headers);
@@ -90,7 +90,7 @@ pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         }
     }
     let forwarded_for = if entries.is_empty() {
-        peer.to_string()
+        address_text(peer)
     } else {
         format!("{}, {peer}", entries.join(", "))
     };
@@ -99,6 +99,16 @@ pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
         trusted_peer: true,
         forwarded_for,
     }
+}
+
+/// An address as text, in one allocation (`to_string` grows its buffer
+/// once on the way: this runs for every request).
+fn address_text(ip: IpAddr) -> String {
+    use std::fmt::Write;
+    // The longest IPv6 text, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`.
+    let mut text = String::with_capacity(45);
+    let _ = write!(text, "{ip}");
+    text
 }
 
 /// A request id a trusted peer may hand us: printable ASCII without spaces,

@@ -1,0 +1,282 @@
+//! The upstream request's head, written by the fast path straight from the
+//! client's parsed header and the exchange's edits
+//! ([`UpstreamEdits`](super::exchange::UpstreamEdits)), into one buffer.
+//! The engine's way to the same bytes is a copy of the client's header
+//! edited through Pingora's header API and then serialised, which costs
+//! about four allocations for every header it sets (each name is parsed and
+//! copied, then recorded again in the map that keeps its case) and copies
+//! the whole header once more.
+//!
+//! The bytes are the engine's, exactly: fields come out in the order of
+//! Pingora's header map, which groups repeated names at the place of their
+//! first appearance, puts a set field in the place of the one it replaces
+//! (or last), and fills the place of a removed name with the map's last
+//! entry. Unit tests below hold this to Pingora's own serialiser.
+
+use std::cell::RefCell;
+
+use pingora::http::{HeaderNameVariant, RequestHeader};
+use pingora::{Error, ErrorType, Result};
+
+use super::exchange::{EditValue, HeaderEdit};
+
+/// One name's place in the head being written.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// The client's fields of one name: their lines in `Scratch::lines`
+    /// (`from..to`), the name being the first `name_len` bytes.
+    Client { from: u32, to: u32, name_len: u32 },
+    /// Set by the edit of this index.
+    Edited(u32),
+}
+
+/// Buffers kept per thread, so writing a head allocates only its output.
+#[derive(Default)]
+struct Scratch {
+    lines: Vec<u8>,
+    places: Vec<Place>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Appends to `out` the request head the upstream gets: `req`'s method,
+/// `target` and version, its fields with `edits` applied in order, and the
+/// blank line.
+pub(super) fn write(
+    req: &RequestHeader,
+    target: &[u8],
+    edits: &[HeaderEdit<'_>],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    // As Pingora's serialiser: these would end the request line early.
+    if target
+        .iter()
+        .any(|&b| matches!(b, 0x00 | b'\n' | b'\r' | b' '))
+    {
+        return Error::e_explain(
+            ErrorType::InvalidHTTPHeader,
+            "request-line contains forbidden delimiter bytes or unsupported HTTP version",
+        );
+    }
+    for edit in edits {
+        if let HeaderEdit::Insert(_, EditValue::Text(value)) = edit {
+            // As `HeaderValue::from_str`'s check, which the engine's insert
+            // of a text makes (visible ASCII and tab).
+            if !value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+            {
+                return Error::e_explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "invalid value while insert",
+                );
+            }
+        }
+    }
+    let version: &[u8] = match req.version {
+        http::Version::HTTP_10 => b"HTTP/1.0",
+        http::Version::HTTP_11 => b"HTTP/1.1",
+        _ => {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "the fast path writes HTTP/1 requests only",
+            );
+        }
+    };
+    SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch { lines, places } = scratch;
+        lines.clear();
+        places.clear();
+        collect_client_fields(req, lines, places);
+        for (i, edit) in edits.iter().enumerate() {
+            let name = edit.name();
+            let found = places
+                .iter()
+                .position(|p| name_of(*p, lines, edits).eq_ignore_ascii_case(name.as_bytes()));
+            match (edit, found) {
+                // The map's `remove` swaps its last entry into the gap.
+                (HeaderEdit::Remove(_), Some(at)) => {
+                    places.swap_remove(at);
+                }
+                (HeaderEdit::Remove(_), None) => {}
+                (HeaderEdit::Insert(..), Some(at)) => places[at] = Place::Edited(i as u32),
+                (HeaderEdit::Insert(..), None) => places.push(Place::Edited(i as u32)),
+            }
+        }
+        out.reserve(req.method.as_str().len() + target.len() + lines.len() + 128);
+        out.extend_from_slice(req.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target);
+        out.push(b' ');
+        out.extend_from_slice(version);
+        out.extend_from_slice(b"\r\n");
+        for place in places.iter() {
+            match *place {
+                Place::Client { from, to, .. } => {
+                    out.extend_from_slice(&lines[from as usize..to as usize])
+                }
+                Place::Edited(i) => {
+                    if let HeaderEdit::Insert(name, value) = edits[i as usize] {
+                        out.extend_from_slice(name.as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    });
+    Ok(())
+}
+
+/// The client's fields as lines, one place per name in the map's order
+/// (the fields of one name are visited one after another).
+fn collect_client_fields(req: &RequestHeader, lines: &mut Vec<u8>, places: &mut Vec<Place>) {
+    let _ = req.map(|name, value| {
+        let name = match name {
+            HeaderNameVariant::Case(case) => case.as_slice(),
+            HeaderNameVariant::Titled(titled) => titled.as_bytes(),
+        };
+        let from = lines.len() as u32;
+        lines.extend_from_slice(name);
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+        let to = lines.len() as u32;
+        let same_name = match places.last() {
+            Some(&Place::Client { from, name_len, .. }) => {
+                lines[from as usize..(from + name_len) as usize].eq_ignore_ascii_case(name)
+            }
+            _ => false,
+        };
+        match places.last_mut() {
+            Some(Place::Client { to: last_to, .. }) if same_name => *last_to = to,
+            _ => places.push(Place::Client {
+                from,
+                to,
+                name_len: name.len() as u32,
+            }),
+        }
+        Ok(())
+    });
+}
+
+fn name_of<'a>(place: Place, lines: &'a [u8], edits: &[HeaderEdit<'_>]) -> &'a [u8] {
+    match place {
+        Place::Client { from, name_len, .. } => &lines[from as usize..(from + name_len) as usize],
+        Place::Edited(i) => edits[i as usize].name().as_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request header as Pingora's HTTP/1 parser gives it (case kept).
+    fn parsed(fields: &[(&str, &str)]) -> RequestHeader {
+        let mut h = RequestHeader::build("POST", b"/a?b=1", Some(fields.len())).unwrap();
+        for (name, value) in fields {
+            h.append_header(name.to_string(), *value).unwrap();
+        }
+        h
+    }
+
+    /// The engine's bytes for the same request and edits.
+    fn engine(req: &RequestHeader, edits: &[HeaderEdit<'_>]) -> Vec<u8> {
+        let mut copy = req.clone();
+        for edit in edits {
+            match *edit {
+                HeaderEdit::Remove(name) => {
+                    copy.remove_header(name);
+                }
+                HeaderEdit::Insert(name, EditValue::Text(v)) => {
+                    copy.insert_header(name, v).unwrap()
+                }
+                HeaderEdit::Insert(name, EditValue::Header(v)) => {
+                    copy.insert_header(name, v.clone()).unwrap()
+                }
+            }
+        }
+        pingora::protocols::http::v1::client::http_req_header_to_wire(&copy)
+            .unwrap()
+            .to_vec()
+    }
+
+    fn owned(req: &RequestHeader, edits: &[HeaderEdit<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write(req, req.raw_path(), edits, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn writes_the_engines_bytes_for_every_order_of_fields_and_edits() {
+        let host = http::HeaderValue::from_static("shop.example");
+        let edits = [
+            HeaderEdit::Remove("connection"),
+            HeaderEdit::Insert("x-forwarded-for", EditValue::Text("10.0.0.1, 127.0.0.1")),
+            HeaderEdit::Insert("x-forwarded-proto", EditValue::Text("http")),
+            HeaderEdit::Insert("x-forwarded-host", EditValue::Header(&host)),
+            HeaderEdit::Remove("x-strangler-shadow"),
+            HeaderEdit::Insert("x-request-id", EditValue::Text("0123abcd")),
+            HeaderEdit::Insert("Host", EditValue::Text("backend.internal")),
+        ];
+        let fields: &[(&str, &str)] = &[
+            ("Host", "shop.example"),
+            ("User-Agent", "wrk"),
+            ("Connection", "keep-alive"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("accept", "*/*"),
+            ("Set-Thing", "1"),
+            ("set-thing", "2"),
+            ("X-Request-Id", "spoofed"),
+            ("X-Strangler-Shadow", "1"),
+            ("Content-Length", "3"),
+            ("x-forwarded-proto", "https"),
+        ];
+        // Every rotation of the fields, with every prefix of the edits:
+        // removals from the middle, the end and the start of the map, and
+        // sets that replace or append.
+        for shift in 0..fields.len() {
+            let mut rotated = fields.to_vec();
+            rotated.rotate_left(shift);
+            for n in 0..=edits.len() {
+                for take in [fields.len(), fields.len() / 2, 1, 0] {
+                    let req = parsed(&rotated[..take]);
+                    assert_eq!(
+                        String::from_utf8(owned(&req, &edits[..n])).unwrap(),
+                        String::from_utf8(engine(&req, &edits[..n])).unwrap(),
+                        "fields {:?}, edits {:?}",
+                        &rotated[..take],
+                        &edits[..n]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_without_case_is_written_titled_as_pingora_writes_it() {
+        let mut req = RequestHeader::build_no_case("GET", b"/", None).unwrap();
+        req.append_header("x-a", "1").unwrap();
+        req.append_header(http::header::ACCEPT, "*/*").unwrap();
+        let edits = [HeaderEdit::Insert("x-request-id", EditValue::Text("1"))];
+        assert_eq!(owned(&req, &edits), engine(&req, &edits));
+    }
+
+    #[test]
+    fn refuses_what_the_engine_refuses() {
+        let req = parsed(&[("Host", "a")]);
+        let mut out = Vec::new();
+        assert!(write(&req, b"/a b", &[], &mut out).is_err());
+        let bad = [HeaderEdit::Insert(
+            "x-request-id",
+            EditValue::Text("a\r\nb"),
+        )];
+        assert!(write(&req, b"/", &bad, &mut out).is_err());
+        let mut copy = req.clone();
+        assert!(copy.insert_header("x-request-id", "a\r\nb").is_err());
+    }
+}
