@@ -14,10 +14,11 @@
 # proxy's user + system time from /proc over the run, divided by the
 # requests wrk completed; also split into user and system time, the
 # proxy's own code against the kernel's work for its syscalls), and with
-# ALLOCS=1 heap allocations per request, counted in a separate shorter run with uprobes on the allocator's entry
-# points (mimalloc's for the Rust proxies; glibc's malloc, calloc, realloc
-# and posix_memalign, which nginx's pools use, for nginx and HAProxy;
-# a uprobe costs microseconds, so that run's speed means nothing).
+# ALLOCS=1 heap allocations per request, counted in a separate shorter run
+# with uprobes on the allocator's entry points (mimalloc's for the Rust
+# proxies; glibc's malloc, calloc, realloc and posix_memalign, which
+# nginx's pools use, for nginx and HAProxy; a uprobe costs microseconds, so
+# that run's speed means nothing).
 # Everything shares the machine's cores: only ratios from one run mean much.
 #
 #   bench/ladder.sh [DURATION] [CONNECTIONS] [WORKERS]      defaults: 10s 64 2

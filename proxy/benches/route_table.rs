@@ -15,7 +15,7 @@ use strangler::routing::table::{RequestInfo, RouteTable};
 
 // The proxy's allocator (see `main.rs`), so that the bench measures what
 // the proxy runs. (The 10,000-route reload took about the same under
-// glibc's malloc, 59.4 against 58.6 ms in one run each, but spent a sixth
+// glibc's malloc, 59.4 against 58.6 ms in one run each, but spent a fifth
 // of its samples in malloc and free.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

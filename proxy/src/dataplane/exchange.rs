@@ -335,7 +335,8 @@ impl StranglerProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         Self::restart_if_retried(ctx);
-        let edits = Self::upstream_edits(session, &upstream_request.headers, ctx)?;
+        let edits =
+            Self::upstream_edits(session, &upstream_request.headers, ctx, DataPath::Engine)?;
         edits.apply(upstream_request)?;
         let config = ctx.table.config();
         let client_host = ctx.client_host.as_ref().and_then(|h| h.to_str().ok());
@@ -370,8 +371,9 @@ impl StranglerProxy {
     }
 
     /// What the upstream request changes from the client's, in order: the
-    /// target, when normalization or a rewrite changed the path, and the
-    /// forwarding headers, the request id and the Host. Decided here once;
+    /// target, when normalization or a rewrite changed the path, and (for
+    /// the fast path, first) `Connection` removed, the forwarding headers,
+    /// the request id and the Host. Decided here once;
     /// the engine applies it to its header copy ([`UpstreamEdits::apply`]),
     /// the fast path writes it straight into the upstream request's bytes
     /// (`upstream_head`). `present` is the header being edited, for the
@@ -380,8 +382,14 @@ impl StranglerProxy {
         session: &ServerSession,
         present: &http::HeaderMap,
         ctx: &'a RequestCtx,
+        path: DataPath,
     ) -> Result<UpstreamEdits<'a>> {
         let mut edits = UpstreamEdits::default();
+        if path == DataPath::Fast {
+            // Pingora's engine drops hop-by-hop headers itself; the fast path
+            // takes requests whose only one is `Connection` (`plain_exchange`).
+            edits.push(HeaderEdit::Remove("connection"));
+        }
         // Not taken: a retried attempt must send the same normalized path.
         if let Some(path) = ctx.upstream_path.as_deref() {
             let uri: http::Uri = path.parse().map_err(|_| {
@@ -513,8 +521,8 @@ impl StranglerProxy {
     }
 }
 
-/// The most edits [`StranglerProxy::upstream_edits`] makes.
-pub(super) const MAX_EDITS: usize = 8;
+/// The most edits [`StranglerProxy::upstream_edits`] makes (seven now).
+const MAX_EDITS: usize = 8;
 
 /// One change to the client's header on its way upstream, with the name
 /// as it is written (Pingora keeps the case it is given).

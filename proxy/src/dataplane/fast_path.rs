@@ -34,7 +34,7 @@ use pingora::{Error, ErrorType, OrErr, Result, RetryType};
 use tokio::io::AsyncWriteExt;
 
 use super::ctx::RequestCtx;
-use super::exchange::{DataPath, HeaderEdit, MAX_EDITS, Routing};
+use super::exchange::{DataPath, Routing, UpstreamEdits};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_pool::UpstreamPool;
 use crate::live::upstream::Upstream;
@@ -232,7 +232,8 @@ impl FastPath {
         let Attempt {
             stream, peer, addr, ..
         } = attempt;
-        let mut session = if down.req_header().method == http::Method::HEAD {
+        let head_request = down.req_header().method == http::Method::HEAD;
+        let mut session = if head_request {
             // Pingora's client session frames the answer by the request it
             // wrote itself (a HEAD answer has no body whatever its length
             // says), so a HEAD request is written through it.
@@ -242,24 +243,21 @@ impl FastPath {
                 .write_request_header(request)
                 .await
                 .map_err(|e| e.into_up())?;
-            let mut body = UpstreamBody::Session(&mut session);
-            self.send_body(down, &mut body, ctx).await?;
+            send_body(down, &mut UpstreamBody::Session(&mut session), ctx).await?;
             session
         } else {
             let mut stream = stream;
             let timeout = peer.options.write_timeout;
-            let head = self.upstream_head(down, ctx)?;
+            let head = upstream_head(down, ctx)?;
             write_all(&mut stream, &head, timeout, "while writing request headers").await?;
-            let length = content_length(down.req_header());
             let mut body = UpstreamBody::Raw {
                 stream: &mut stream,
-                left: length,
+                left: content_length(down.req_header()),
                 timeout,
             };
-            self.send_body(down, &mut body, ctx).await?;
+            send_body(down, &mut body, ctx).await?;
             upstream_session(stream, &peer)
         };
-        let head_request = down.req_header().method == http::Method::HEAD;
         loop {
             let task = tokio::select! {
                 biased;
@@ -336,48 +334,57 @@ impl FastPath {
     }
 }
 
-impl FastPath {
-    /// The upstream request's head, written from the client's header and
-    /// the exchange's edits (see `upstream_head`), without the hop-by-hop
-    /// `Connection` (the only one [`plain_exchange`] lets through).
-    fn upstream_head(&self, down: &ServerSession, ctx: &mut RequestCtx) -> Result<Vec<u8>> {
-        StranglerProxy::restart_if_retried(ctx);
-        let req = down.req_header();
-        let edits = StranglerProxy::upstream_edits(down, &req.headers, ctx)?;
-        let mut all = [HeaderEdit::Remove("connection"); 1 + MAX_EDITS];
-        let headers = edits.headers();
-        all[1..=headers.len()].copy_from_slice(headers);
-        let target = match &edits.target {
-            Some(uri) => uri
-                .path_and_query()
-                .map_or(&b""[..], |p| p.as_str().as_bytes()),
-            None => req.raw_path(),
-        };
-        let mut head = Vec::new();
-        super::upstream_head::write(req, target, &all[..=headers.len()], &mut head)?;
-        Ok(head)
-    }
+/// What the upstream request changes from the client's
+/// (`exchange::upstream_edits`); on another attempt, what was kept of the
+/// body starts again first, since the attempt sends it again.
+fn edits<'a>(down: &ServerSession, ctx: &'a mut RequestCtx) -> Result<UpstreamEdits<'a>> {
+    StranglerProxy::restart_if_retried(ctx);
+    StranglerProxy::upstream_edits(down, &down.req_header().headers, ctx, DataPath::Fast)
+}
 
-    /// The request body, after what an earlier attempt read of it.
-    async fn send_body(
-        &self,
-        down: &mut ServerSession,
-        up: &mut UpstreamBody<'_>,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if ctx.connect_attempts > 1 {
-            // Another attempt: what was read of the body before goes first.
-            if let Some(read) = down.get_retry_buffer() {
-                ctx.body_bytes += read.len() as u64;
-                up.write(&read).await?;
-            }
+/// The request the upstream gets, as Pingora's client session writes it
+/// (HEAD requests): the client's header copied and edited.
+fn upstream_request(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Box<RequestHeader>> {
+    let mut request = Box::new(down.req_header().clone());
+    edits(down, ctx)?.apply(&mut request)?;
+    Ok(request)
+}
+
+/// The same request's head as bytes, written from the client's header and
+/// the edits without copying the header (see `upstream_head`).
+fn upstream_head(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Vec<u8>> {
+    let req = down.req_header();
+    let edits = edits(down, ctx)?;
+    let target = match &edits.target {
+        // As Pingora writes a target set from a URI (`raw_path`).
+        Some(uri) => uri
+            .path_and_query()
+            .map_or(&b""[..], |p| p.as_str().as_bytes()),
+        None => req.raw_path(),
+    };
+    let mut head = Vec::new();
+    super::upstream_head::write(req, target, edits.headers(), &mut head)?;
+    Ok(head)
+}
+
+/// The request body, after what an earlier attempt read of it.
+async fn send_body(
+    down: &mut ServerSession,
+    up: &mut UpstreamBody<'_>,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    if ctx.connect_attempts > 1 {
+        // Another attempt: what was read of the body before goes first.
+        if let Some(read) = down.get_retry_buffer() {
+            ctx.body_bytes += read.len() as u64;
+            up.write(&read).await?;
         }
-        while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
-            ctx.body_bytes += chunk.len() as u64;
-            up.write(&chunk).await?;
-        }
-        up.finish().await
     }
+    while let Some(chunk) = down.read_request_body().await.map_err(|e| e.into_down())? {
+        ctx.body_bytes += chunk.len() as u64;
+        up.write(&chunk).await?;
+    }
+    up.finish().await
 }
 
 /// Where a request body goes: through Pingora's client session (HEAD), or
@@ -486,18 +493,6 @@ fn not_mine(session: ServerSession) -> Served {
         // The loop only makes HTTP/1 sessions.
         _ => Served::Gone,
     }
-}
-
-/// The request the upstream gets: the client's, without the hop-by-hop
-/// `Connection` (the only one [`plain_exchange`] lets through), with the
-/// path and headers every request gets (`exchange::forward_headers`).
-fn upstream_request(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Box<RequestHeader>> {
-    let mut request = Box::new(down.req_header().clone());
-    request.remove_header(&header::CONNECTION);
-    StranglerProxy::restart_if_retried(ctx);
-    let edits = StranglerProxy::upstream_edits(down, &request.headers, ctx)?;
-    edits.apply(&mut request)?;
-    Ok(request)
 }
 
 /// Headers that make an exchange anything but plain: hop-by-hop fields
