@@ -250,6 +250,21 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// The proxy turns transparent huge pages off for itself (main.rs): the
+/// allocator asks for them, and a reload's fresh memory then costs whole
+/// 2 MB pages, zeroed and resident (docs/performance.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_runs_without_transparent_huge_pages() {
+    let (proxy, _legacy, _new) = with_upload_route().await;
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).expect("proc status");
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "THP_enabled in /proc/PID/status");
+}
+
 /// Every kind of rejection, 10,000 times after a warm-up: the resident set
 /// stays flat (rejections keep nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

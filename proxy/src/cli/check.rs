@@ -127,7 +127,9 @@ fn check_file(file: &std::path::Path, resolve: bool) -> FileReport {
         for b in &config.backends {
             for (i, e) in b.endpoints.iter().enumerate() {
                 if let Err(msg) = crate::live::upstream::resolve_endpoint(e) {
-                    let place = Place::root().key("backends").key(b.name.as_str());
+                    let place = Place::root()
+                        .key("backends")
+                        .key(b.name.as_str().to_owned());
                     let place = if b.endpoints.len() == 1 {
                         place.key("url")
                     } else {

@@ -119,7 +119,7 @@ impl DocumentOrder {
                 serde_yaml::Value::Mapping(m) => {
                     for (k, v) in m {
                         if let Some(k) = k.as_str() {
-                            walk(v, place.key(k), out);
+                            walk(v, place.key(k.to_owned()), out);
                         }
                     }
                 }

@@ -691,7 +691,7 @@ impl Config {
                 super::ConfigError::new(
                     super::Place::root()
                         .key("backends")
-                        .key(b.name.as_str())
+                        .key(b.name.as_str().to_owned())
                         .key("tls_verify"),
                     format!(
                         "false: the certificate of backend {name} is NOT checked; anyone on the \

@@ -121,7 +121,7 @@ impl Walk<'_> {
                         return;
                     }
                     Some((Event::Scalar(key, ..), key_at)) => {
-                        let (child, key_at) = (place.key(key.as_ref()), *key_at);
+                        let (child, key_at) = (place.key(key.as_ref().to_owned()), *key_at);
                         self.next += 1;
                         self.node(child, Some(key_at), depth + 1);
                     }

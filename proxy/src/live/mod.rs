@@ -75,7 +75,9 @@ impl LiveTable {
             match Upstream::build(backend, before, fail_open) {
                 Ok(u) => upstreams.push(u),
                 Err(e) => errors.push(ConfigError::new(
-                    Place::root().key("backends").key(backend.name.as_str()),
+                    Place::root()
+                        .key("backends")
+                        .key(backend.name.as_str().to_owned()),
                     e,
                 )),
             }

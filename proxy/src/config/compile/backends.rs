@@ -123,7 +123,7 @@ fn compile_backend(
     for (url_place, url) in urls {
         endpoints.extend(sink.check(&url_place, parse_endpoint(url)));
     }
-    let mut timeout = |key: &str, raw: &Option<Scalar>, default: Duration| {
+    let mut timeout = |key: &'static str, raw: &Option<Scalar>, default: Duration| {
         sink.optional(place, key, raw.as_ref(), default, positive_duration)
     };
     let connect_timeout = timeout(

@@ -177,7 +177,7 @@ fn compile_route(
         .record
         .as_ref()
         .map(|r| compile_record(sink, &place.key("record"), r));
-    let replay = compile_replay(sink, &place.key("replay"), raw.replay.as_ref());
+    let replay = compile_replay(sink, &place.key("replay"), raw.replay.as_deref());
     let retries = sink.optional(
         place,
         "retries",

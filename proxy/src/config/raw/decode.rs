@@ -18,6 +18,7 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
 
+use super::events;
 use super::strict::TextOnly;
 use crate::config::error::{ConfigError, Place, Step};
 
@@ -156,11 +157,12 @@ thread_local! {
 
 /// Decodes YAML text straight into `T` in one pass, or gives `None` at the
 /// first problem of any kind. A file with no shape errors (every reload of a
-/// file that checks) then needs no YAML value and no copy of each element:
-/// about a tenth of a reload of 10,000 routes (docs/performance.md; most of
-/// the rest is serde_yaml collecting the parser's events). A file with errors is
-/// read again through [`decode_collecting`], which finds every one of them
-/// and accepts the same files (a test holds the two to the same result).
+/// file that checks) then needs no YAML value, no copy of each element and
+/// no vector of all the parser's events ([`events`]). A file with errors,
+/// or with YAML the one-pass reading leaves alone (anchors, tags), is read
+/// again through [`decode_collecting`], which finds every error and
+/// accepts the same files (a test and the `config` fuzz target hold the two
+/// to the same result).
 pub fn decode_strict<T: DeserializeOwned>(text: &str) -> Option<T> {
     struct Restore(bool);
     impl Drop for Restore {
@@ -169,7 +171,7 @@ pub fn decode_strict<T: DeserializeOwned>(text: &str) -> Option<T> {
         }
     }
     let _restore = Restore(STRICT.replace(true));
-    T::deserialize(TextOnly(serde_yaml::Deserializer::from_str(text))).ok()
+    events::read(text, |reader| T::deserialize(TextOnly(reader))).ok()
 }
 
 /// Decodes `value` as `T`, collecting every shape error it can find.
@@ -215,7 +217,7 @@ pub fn decode_collecting<T: DeserializeOwned>(value: &Value) -> Decoded<T> {
         let follow_on = raw_message
             .strip_prefix("missing field `")
             .and_then(|rest| rest.strip_suffix('`'))
-            .is_some_and(|field| removed.contains(&place.key(field)));
+            .is_some_and(|field| removed.contains(&place.key(field.to_owned())));
         if !follow_on {
             errors.push(ConfigError::new(place.clone(), message));
         }
@@ -331,7 +333,7 @@ fn remove_at(value: &mut Value, place: &Place) -> bool {
     let mut node = value;
     for step in parents {
         node = match (step, node) {
-            (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+            (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_ref()) {
                 Some(v) => v,
                 None => return false,
             },
@@ -340,7 +342,7 @@ fn remove_at(value: &mut Value, place: &Place) -> bool {
                 None => return false,
             },
             (step, Value::Tagged(t)) => match (step, &mut t.value) {
-                (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_ref()) {
                     Some(v) => v,
                     None => return false,
                 },
@@ -350,7 +352,7 @@ fn remove_at(value: &mut Value, place: &Place) -> bool {
         };
     }
     match (last, node) {
-        (Step::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        (Step::Key(k), Value::Mapping(m)) => m.remove(k.as_ref()).is_some(),
         _ => false,
     }
 }

@@ -13,6 +13,7 @@
 
 mod backend;
 mod decode;
+mod events;
 mod route;
 mod strict;
 

@@ -37,16 +37,16 @@ pub struct RawRoute {
     pub tenants: Option<OrderedMap<String>>,
     /// Copies of requests sent to the side that did not serve them, and the
     /// two answers compared. Default: no shadowing.
-    pub shadow: Option<RawShadow>,
+    pub shadow: Option<Box<RawShadow>>,
     /// Automatic rollback to legacy when the new side does worse. Default:
     /// no guard.
-    pub guard: Option<RawGuard>,
+    pub guard: Option<Box<RawGuard>>,
     /// Largest request body the route accepts (413 above), a size (`1MiB`,
     /// `512KiB`, `4096`). Default `100MiB`.
     pub max_request_body: Option<Scalar>,
     /// The path the new side receives instead of the request's. Default:
     /// the path as requested.
-    pub rewrite: Option<RawRewrite>,
+    pub rewrite: Option<Box<RawRewrite>>,
     /// Read timeout of this route's requests, a duration; replaces the
     /// backends' `read_timeout`. Default: the backend's.
     pub timeout: Option<Scalar>,
@@ -56,13 +56,13 @@ pub struct RawRoute {
     pub retries: Option<Scalar>,
     /// Canary steps the route takes by itself, each after a pause during
     /// which its gates held. Default: no rollout.
-    pub rollout: Option<RawRollout>,
+    pub rollout: Option<Box<RawRollout>>,
     /// Sampled requests kept, redacted, with the answer their client got,
     /// for `strangler replay`. Default: nothing recorded.
-    pub record: Option<RawRecord>,
+    pub record: Option<Box<RawRecord>>,
     /// How this route's recordings are replayed. Default: safe methods
     /// only, no extra headers.
-    pub replay: Option<RawReplay>,
+    pub replay: Option<Box<RawReplay>>,
 }
 
 /// `routes[].record`: sampled requests kept (redacted) with the answer their

@@ -1,11 +1,13 @@
 //! [`TextOnly`]: a deserializer wrapper for the one-pass reading
-//! ([`super::decode_strict`]) that takes text only from text. serde_yaml,
-//! reading straight from the parser, hands any scalar to a `String` (a route
-//! named `5`, a header named `true`), while decoding through a YAML value
-//! refuses those; the one-pass reading must never accept what the collecting
-//! one refuses, so here a text is read with `deserialize_any` and a number,
-//! boolean or null in its place is an error. Everything else is passed
-//! through, wrapped again at every level down.
+//! ([`super::decode_strict`]) that takes text only from text. A visitor
+//! asked for text may take a number too (serde's field identifiers read
+//! one as a field's index; serde_yaml's own deserializer, which the
+//! one-pass reading used before [`super::events`], handed any scalar to a
+//! `String`), while decoding through a YAML value refuses those; the
+//! one-pass reading must never accept what the collecting one refuses, so
+//! here a text is read with `deserialize_any` and a number, boolean or null
+//! in its place is an error. Everything else is passed through, wrapped
+//! again at every level down.
 
 use std::fmt;
 
