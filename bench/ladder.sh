@@ -6,6 +6,8 @@
 #   bare     Pingora's HttpProxy with a ProxyHttp that only names the upstream
 #   guarded  the same behind Strangler's connection loop (dataplane/connection.rs)
 #   owned    a spike of an owned HTTP/1 forward loop on pingora-core's sessions
+#   raw      a spike of the owned codec: the same loop without pingora-core's
+#            HTTP sessions, each head parsed in place from a reused buffer
 #   strangler  `strangler serve --fast-path=false` (Pingora's proxy engine),
 #            20 routes, the request on a canary route
 #   fast     the same with the fast path, serve's default (dataplane/fast_path.rs)
@@ -48,7 +50,7 @@ source bench/lib.sh
 bench_workdir ladder
 BACKEND_PORT=$(free_port)
 declare -A PORT
-for name in nginx haproxy bare guarded owned strangler fast; do PORT[$name]=$(free_port); done
+for name in nginx haproxy bare guarded owned raw strangler fast; do PORT[$name]=$(free_port); done
 ADMIN_PORT=$(free_port)
 FAST_ADMIN_PORT=$(free_port)
 
@@ -109,7 +111,7 @@ bench_routes "127.0.0.1:${PORT[fast]}" "127.0.0.1:$FAST_ADMIN_PORT" "sqlite://$W
 RUST_LOG=warn "$BIN/strangler" serve --config "$WORK/fast.yaml" --threads "$WORKERS" --fast-path \
     --pid-file "$WORK/fast.pid" --upgrade-sock "$WORK/fast.sock" >"$WORK/fast.log" 2>&1 & PIDS+=($!)
 PID[fast]=$!
-for rung in bare guarded owned; do
+for rung in bare guarded owned raw; do
     RUST_LOG=warn "$BIN/examples/ladder" "$rung" "127.0.0.1:${PORT[$rung]}" "$BACKEND" "$WORKERS" "$WORK/routes.yaml" \
         >"$WORK/$rung.log" 2>&1 & PIDS+=($!)
     PID[$rung]=$!
@@ -155,7 +157,7 @@ run() {
 
 echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s)/thread(s) per proxy, $(nproc) cores shared"
 run direct "$BACKEND_PORT"
-for name in nginx haproxy bare guarded owned strangler fast; do
+for name in nginx haproxy bare guarded owned raw strangler fast; do
     run "$name" "${PORT[$name]}" "${PID[$name]}"
 done
 # The fast rung must have been the fast path's, not the engine's.
@@ -168,7 +170,7 @@ rows = {r[0]: r[1:] for r in (l.split() for l in open(sys.argv[1]))}
 best = max(("nginx", "haproxy"), key=lambda n: float(rows[n][0]))
 b_rps, b_p99 = float(rows[best][0]), float(rows[best][1])
 print(f"relative to the better peer ({best}): throughput, p99, CPU per request")
-for name in ("bare", "guarded", "owned", "strangler", "fast"):
+for name in ("bare", "guarded", "owned", "raw", "strangler", "fast"):
     rps, p99, cpu = rows[name]
     cpu_ratio = float(cpu) / float(rows[best][2])
     print(f"  {name:10} {float(rps)/b_rps:5.2f}x  {float(p99)/b_p99:5.2f}x  {cpu_ratio:5.2f}x")
@@ -204,7 +206,7 @@ count_allocs() {
 echo "allocations (calls to malloc, calloc, realloc and posix_memalign, or mimalloc's aligned ones; uprobes):"
 count_allocs nginx "${PORT[nginx]}" libc:libc_malloc,libc:libc_calloc,libc:libc_realloc,libc:libc_posix_memalign "${PID[nginx]}"
 count_allocs haproxy "${PORT[haproxy]}" libc:libc_malloc,libc:libc_calloc,libc:libc_realloc,libc:libc_posix_memalign "${PID[haproxy]}"
-for rung in bare guarded owned; do
+for rung in bare guarded owned raw; do
     count_allocs "$rung" "${PORT[$rung]}" ladder:ladder_malloc,ladder:ladder_calloc,ladder:ladder_realloc "${PID[$rung]}"
 done
 count_allocs strangler "${PORT[strangler]}" strangler:strangler_malloc,strangler:strangler_calloc,strangler:strangler_realloc "${PID[strangler]}"

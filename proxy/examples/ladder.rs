@@ -13,6 +13,15 @@
 //!   an upstream connection kept for the client connection's life, stream
 //!   the answer back. No routing, hygiene, metrics or error answers: it
 //!   says what the sessions cost, not what a finished fast path would.
+//! - `raw`: a spike of the owned codec the fast path does not have yet:
+//!   the same loop with no pingora-core HTTP session on either side, each
+//!   head parsed in place from one reused buffer per side (`httparse`, as
+//!   Pingora's sessions use), the request head written from the client's
+//!   bytes plus one forwarding header, the answer's head from the
+//!   upstream's bytes plus one request id, bodies framed by Content-Length
+//!   only (anything else closes; CRLF line ends assumed). Pingora is only
+//!   the shell (server, listeners, `Stream`): the ceiling of owning the
+//!   exchange's codec, not a proxy.
 //!
 //! The full proxy (the last rung) is `strangler serve` itself.
 //!
@@ -22,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
 use pingora::apps::ServerApp;
 use pingora::prelude::*;
 use pingora::protocols::Stream;
@@ -33,6 +43,7 @@ use pingora::services::listening::Service;
 use strangler::dataplane::connection::{ConnectionLimits, ConnectionStats, GuardedApp};
 use strangler::live::{ListenerOverrides, Live};
 use strangler::metrics::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -117,10 +128,130 @@ impl ServerApp for Owned {
     }
 }
 
+/// The owned codec (spike).
+struct Raw {
+    upstream: SocketAddr,
+}
+
+/// Where a head ends and how long the body after it is, once `buf` holds a
+/// whole head; `Err` for anything the spike does not frame.
+fn framing(headers: &[httparse::Header<'_>]) -> Result<usize, ()> {
+    let mut length = 0;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(());
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or(())?;
+        }
+    }
+    Ok(length)
+}
+
+/// Reads from `stream` until `buf` holds a whole head (a request's when
+/// `request`, else an answer's): the head's length and its body's.
+async fn read_head(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    request: bool,
+) -> Option<(usize, usize)> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let parsed = if request {
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(buf).ok()? {
+                httparse::Status::Complete(n) => Some((n, framing(req.headers).ok()?)),
+                httparse::Status::Partial => None,
+            }
+        } else {
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(buf).ok()? {
+                httparse::Status::Complete(n) => Some((n, framing(resp.headers).ok()?)),
+                httparse::Status::Partial => None,
+            }
+        };
+        if parsed.is_some() {
+            return parsed;
+        }
+        if buf.len() >= 64 * 1024 || stream.read_buf(buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+/// Writes `head` (less its blank line) with `extra` appended, then `body`
+/// bytes of body: those in `buf` after the head first, the rest as read
+/// from `from`. `buf` keeps what followed the body.
+async fn forward(
+    from: &mut Stream,
+    to: &mut Stream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    (head, body): (usize, usize),
+    extra: &[u8],
+) -> Option<()> {
+    out.clear();
+    out.extend_from_slice(&buf[..head - 2]);
+    out.extend_from_slice(extra);
+    out.extend_from_slice(b"\r\n");
+    let held = body.min(buf.len() - head);
+    out.extend_from_slice(&buf[head..head + held]);
+    buf.advance(head + held);
+    to.write_all(out).await.ok()?;
+    let mut left = body - held;
+    while left > 0 {
+        if from.read_buf(buf).await.ok()? == 0 {
+            return None;
+        }
+        let n = left.min(buf.len());
+        to.write_all(&buf[..n]).await.ok()?;
+        buf.advance(n);
+        left -= n;
+    }
+    to.flush().await.ok()
+}
+
+#[async_trait]
+impl ServerApp for Raw {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut down: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let tcp = tokio::net::TcpStream::connect(self.upstream).await.ok()?;
+        tcp.set_nodelay(true).ok()?;
+        let mut up: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+        let mut down_buf = BytesMut::with_capacity(4096);
+        let mut up_buf = BytesMut::with_capacity(4096);
+        let mut out = Vec::with_capacity(4096);
+        let mut id = 0u64;
+        loop {
+            let request = read_head(&mut down, &mut down_buf, true).await?;
+            let xff = b"X-Forwarded-For: 127.0.0.1\r\n";
+            forward(&mut down, &mut up, &mut down_buf, &mut out, request, xff).await?;
+            let answer = read_head(&mut up, &mut up_buf, false).await?;
+            id += 1;
+            let request_id = format!("x-request-id: {id:016x}\r\n");
+            forward(
+                &mut up,
+                &mut down,
+                &mut up_buf,
+                &mut out,
+                answer,
+                request_id.as_bytes(),
+            )
+            .await?;
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: ladder bare|guarded|owned LISTEN UPSTREAM WORKERS [ROUTES_YAML]");
+        eprintln!("usage: ladder bare|guarded|owned|raw LISTEN UPSTREAM WORKERS [ROUTES_YAML]");
         std::process::exit(2);
     }
     let mode = args[1].as_str();
@@ -170,6 +301,7 @@ fn main() {
                 );
                 add_worker(&mut server, format!("guarded {n}"), app, &address);
             }
+            ("raw", _) => add_worker(&mut server, format!("raw {n}"), Raw { upstream }, &address),
             ("owned", _) => add_worker(
                 &mut server,
                 format!("owned {n}"),
