@@ -12,7 +12,8 @@
 #   STRANGLER_BIN=DIR   binaries built elsewhere (strangler,
 #                       strangler-bench-backend, examples/ladder)
 #   TOP=N               also print each proxy's N costliest functions
-#                       (inclusive instructions per request)
+#                       (inclusive instructions per request, so the
+#                       runtime's frames that hold everything come first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,14 +25,8 @@ PROXIES=("$@")
 for tool in wrk valgrind nginx haproxy; do
     command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
 done
-if [ -n "${STRANGLER_BIN:-}" ]; then
-    BIN=$STRANGLER_BIN
-else
-    cargo build --release -q --bin strangler --bin strangler-bench-backend --example ladder
-    BIN=target/release
-fi
-
 source bench/lib.sh
+bench_binaries
 bench_workdir instructions
 BACKEND_PORT=$(free_port)
 "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
@@ -48,47 +43,11 @@ start() {
     export RUNG=$rung
     case $rung in
         nginx)
-            cat > "$WORK/nginx.conf" <<NGINX
-master_process off;
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    upstream backend { server $BACKEND; keepalive 16; }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$remote_addr;
-        }
-    }
-}
-NGINX
+            # One process: the master would hand the work to a child.
+            { printf 'master_process off;\ndaemon off;\n'; nginx_conf "$port" "$BACKEND" 1; } > "$WORK/nginx.conf"
             exec "${CALLGRIND[@]}" nginx -c "$WORK/nginx.conf" -p "$WORK" ;;
         haproxy)
-            cat > "$WORK/haproxy.cfg" <<HAPROXY
-global
-    nbthread 1
-    log stderr format raw local0 err
-defaults
-    mode http
-    option http-keep-alive
-    option forwardfor
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-frontend in
-    bind 127.0.0.1:$port
-    default_backend app
-backend app
-    server b1 $BACKEND
-HAPROXY
+            haproxy_cfg "$port" "$BACKEND" 1 > "$WORK/haproxy.cfg"
             exec "${CALLGRIND[@]}" haproxy -f "$WORK/haproxy.cfg" -db ;;
         owned | raw)
             exec "${CALLGRIND[@]}" "$BIN/examples/ladder" "$rung" "127.0.0.1:$port" "$BACKEND" 1 ;;
@@ -119,9 +78,9 @@ for rung in "${PROXIES[@]}"; do
     done
     [ "$code" = 200 ] || { echo "$rung did not answer 200"; cat "$WORK/$rung.log"; exit 1; }
     load "$port" 3s > /dev/null
-    callgrind_control -z "$pid" > /dev/null
+    callgrind_control -z "$pid" > /dev/null 2>&1
     load "$port" "$DURATION" > "$WORK/$rung.wrk"
-    callgrind_control -d "$pid" > /dev/null
+    callgrind_control -d "$pid" > /dev/null 2>&1
     # The dump is written as the next part of the profile: OUT.1.
     for _ in $(seq 100); do [ -s "$WORK/$rung.out.1" ] && break; sleep 0.1; done
     kill "$pid" 2>/dev/null || true
@@ -132,7 +91,7 @@ for rung in "${PROXIES[@]}"; do
         'BEGIN {printf "%-10s %8.0f instructions per request (%d in %d requests)\n", r, t / n, t, n}'
     if [ -n "${TOP:-}" ]; then
         callgrind_annotate --inclusive=yes "$WORK/$rung.out.1" 2>/dev/null \
-            | awk -v n="$requests" -v top="$TOP" '/^ *[0-9,]+ \(/ && c++ < top + 12 {
+            | awk -v n="$requests" -v top="$TOP" '/^ *[0-9,]+ \(/ && c++ < top {
                 x = $1; gsub(",", "", x); sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, "");
                 printf "    %8.0f  %s\n", x / n, substr($0, 1, 150) }'
     fi

@@ -37,16 +37,8 @@ for tool in wrk nginx haproxy; do
     command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
 done
 
-# STRANGLER_BIN=DIR runs binaries built elsewhere (another profile, another
-# commit): DIR holds strangler, strangler-bench-backend and examples/ladder.
-if [ -n "${STRANGLER_BIN:-}" ]; then
-    BIN=$STRANGLER_BIN
-else
-    cargo build --release -q --bin strangler --bin strangler-bench-backend --example ladder
-    BIN=target/release
-fi
-
 source bench/lib.sh
+bench_binaries
 bench_workdir ladder
 BACKEND_PORT=$(free_port)
 declare -A PORT
@@ -57,46 +49,11 @@ FAST_ADMIN_PORT=$(free_port)
 "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
 BACKEND=127.0.0.1:$BACKEND_PORT
 
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes $WORKERS;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    upstream backend { server $BACKEND; keepalive 64; }
-    server {
-        listen 127.0.0.1:${PORT[nginx]} reuseport;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$remote_addr;
-        }
-    }
-}
-NGINX
+nginx_conf "${PORT[nginx]}" "$BACKEND" "$WORKERS" > "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & PIDS+=($!)
 NGINX_MASTER=$!
 
-cat > "$WORK/haproxy.cfg" <<HAPROXY
-global
-    nbthread $WORKERS
-    log stderr format raw local0 err
-defaults
-    mode http
-    option http-keep-alive
-    option forwardfor
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-frontend in
-    bind 127.0.0.1:${PORT[haproxy]}
-    default_backend app
-backend app
-    server b1 $BACKEND
-HAPROXY
+haproxy_cfg "${PORT[haproxy]}" "$BACKEND" "$WORKERS" > "$WORK/haproxy.cfg"
 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
 HAPROXY_PID=$!
 

@@ -70,3 +70,63 @@ wrk_p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} 
 # User and system clock ticks of the processes PID... (all their threads),
 # as "USER SYSTEM"; divide by `getconf CLK_TCK` for seconds.
 cpu_ticks() { local u=0 s=0 pu ps p; for p in "$@"; do read -r pu ps < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + pu)); s=$((s + ps)); done; echo "$u $s"; }
+
+# The Rust binaries a bench runs: STRANGLER_BIN=DIR runs ones built
+# elsewhere (another profile, another commit; DIR holds strangler,
+# strangler-bench-backend and examples/ladder), else a release build here.
+# Sets BIN.
+bench_binaries() {
+    if [ -n "${STRANGLER_BIN:-}" ]; then
+        BIN=$STRANGLER_BIN
+    else
+        cargo build --release -q --bin strangler --bin strangler-bench-backend --example ladder
+        BIN=target/release
+    fi
+}
+
+# The peers, configured the same wherever they are compared: nginx as a
+# reverse proxy with upstream keep-alive, HAProxy with keep-alive and
+# connection reuse, each adding X-Forwarded-For as Strangler does.
+#   nginx_conf LISTEN_PORT BACKEND WORKERS > nginx.conf   (needs $WORK)
+#   haproxy_cfg LISTEN_PORT BACKEND THREADS > haproxy.cfg
+nginx_conf() {
+    cat <<NGINX
+worker_processes $3;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream backend { server $2; keepalive 64; }
+    server {
+        listen 127.0.0.1:$1 reuseport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+    }
+}
+NGINX
+}
+haproxy_cfg() {
+    cat <<HAPROXY
+global
+    nbthread $3
+    log stderr format raw local0 err
+defaults
+    mode http
+    option http-keep-alive
+    option forwardfor
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend in
+    bind 127.0.0.1:$1
+    default_backend app
+backend app
+    server b1 $2
+HAPROXY
+}
