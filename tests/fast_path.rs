@@ -40,6 +40,11 @@ fn answer_for(path: &str) -> Option<&'static [u8]> {
         "cookies" => b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
         "garbage" => b"HTTP/1.1 abc\r\n\r\n",
         "short" => b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        "long" => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef",
+        "old" => b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nX-Kind: old\r\n\r\nok",
+        "reason" => b"HTTP/1.1 299 Fine Thanks\r\nContent-Length: 2\r\n\r\nok",
+        "twolengths" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+        "gzipped" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         "nothing" => return None,
         _ => b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Kind: length\r\n\r\nhello",
     })
@@ -266,6 +271,11 @@ fn plain_requests() -> Vec<String> {
         "/a/../b/./c",
         "/garbage",
         "/short",
+        "/long",
+        "/old",
+        "/reason",
+        "/twolengths",
+        "/gzipped",
         "/nothing",
     ] {
         out.push(format!(

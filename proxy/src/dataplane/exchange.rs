@@ -1,9 +1,11 @@
 //! The steps of one exchange that both ways of proxying take: Pingora's
 //! proxy engine (`service`, through its `ProxyHttp` hooks) and the owned
-//! HTTP/1 fast path (`fast_path`). Each step works on the downstream
-//! session both have (`ServerSession`), so who the client is, the routing
-//! decision and the refusals, the headers the upstream gets, and what is
-//! counted, logged and queued when a request ends are written once.
+//! HTTP/1 fast path (`fast_path`). The steps before the answer work on the
+//! downstream session both have (`ServerSession`); what is counted, logged
+//! and queued when a request ends works on [`Answered`], which the fast
+//! path also makes once it writes the answer itself. So who the client is,
+//! the routing decision and the refusals, the headers the upstream gets,
+//! and the end of a request are written once.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -23,6 +25,29 @@ use crate::routing::forwarded::forwarded;
 use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
 use crate::shadow::{EngineJob, ShadowCapture};
+
+/// What a finished exchange is counted and logged by: the client's request
+/// and what the client was sent. Borrowed from Pingora's session on the
+/// engine's path and on the fast path until it owns the answer; from the
+/// fast path's own answer writer after.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answered<'a> {
+    pub(super) request: &'a RequestHeader,
+    /// The status of the last answer head written (0 for none).
+    pub(super) status: u16,
+    pub(super) body_bytes_sent: usize,
+}
+
+impl<'a> Answered<'a> {
+    /// What Pingora's session wrote.
+    pub(super) fn by_session(session: &'a ServerSession) -> Answered<'a> {
+        Answered {
+            request: session.req_header(),
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            body_bytes_sent: session.body_bytes_sent(),
+        }
+    }
+}
 
 /// What routing a request decided.
 #[derive(Debug)]
@@ -56,7 +81,7 @@ impl StranglerProxy {
     }
 
     /// Queues the shadow job of a finished request, or counts why not.
-    fn queue_shadow(&self, session: &ServerSession, failed: bool, ctx: &mut RequestCtx) {
+    fn queue_shadow(&self, req: &RequestHeader, failed: bool, ctx: &mut RequestCtx) {
         let Some(capture) = ctx.shadow.take() else {
             return;
         };
@@ -80,7 +105,7 @@ impl StranglerProxy {
             *table.upstreams[legacy_backend.0].pick()
         });
         let job = capture.into_job(
-            session.req_header().method.clone(),
+            req.method.clone(),
             ctx.request_id.as_str().to_string(),
             table.version,
             ctx.side,
@@ -98,7 +123,7 @@ impl StranglerProxy {
 
     /// Queues the recording of a finished request, or counts why not (once
     /// queued, the store writer counts it stored or dropped).
-    fn queue_record(&self, session: &ServerSession, failed: bool, ctx: &mut RequestCtx) {
+    fn queue_record(&self, req: &RequestHeader, failed: bool, ctx: &mut RequestCtx) {
         let Some(capture) = ctx.record.take() else {
             return;
         };
@@ -117,7 +142,7 @@ impl StranglerProxy {
         let facts = RequestFacts {
             request_id: ctx.request_id.as_str().to_string(),
             config_version: ctx.table.version,
-            method: session.req_header().method.clone(),
+            method: req.method.clone(),
             served_by: ctx.side,
             received_at: std::time::SystemTime::now() - latency,
             latency,
@@ -166,15 +191,14 @@ impl StranglerProxy {
     /// operator looks for when a client reports an error.
     pub(super) fn write_access_log(
         &self,
-        session: &ServerSession,
+        answered: &Answered<'_>,
         ctx: &RequestCtx,
-        status: u16,
         elapsed: Duration,
     ) {
         let Some(settings) = &ctx.table.config().access_log else {
             return;
         };
-        let req = session.req_header();
+        let req = answered.request;
         let header =
             |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         // Refused mid-body (413 on a chunked body) was already on its way
@@ -194,9 +218,9 @@ impl StranglerProxy {
             route: ctx.route_name(),
             side: sent.then(|| ctx.side.as_str()),
             backend: sent.then(|| ctx.backend_name()),
-            status,
+            status: answered.status,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
-            bytes_out: session.body_bytes_sent(),
+            bytes_out: answered.body_bytes_sent,
             upstream_error: ctx.upstream_error.map(|k| k.as_str()),
             shadowed: ctx.shadowed,
             referer: header(http::header::REFERER),
@@ -443,21 +467,18 @@ impl StranglerProxy {
     /// now that the client has its answer.
     pub(super) fn request_done(
         &self,
-        session: &ServerSession,
+        answered: &Answered<'_>,
         e: Option<&Error>,
         ctx: &mut RequestCtx,
     ) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        let status = answered.status;
         let elapsed = ctx.started.elapsed();
         if !ctx.rejected {
             ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
-            self.queue_shadow(session, e.is_some(), ctx);
-            self.queue_record(session, e.is_some(), ctx);
+            self.queue_shadow(answered.request, e.is_some(), ctx);
+            self.queue_record(answered.request, e.is_some(), ctx);
         }
-        self.write_access_log(session, ctx, status, elapsed);
+        self.write_access_log(answered, ctx, elapsed);
         if ctx.rejected {
             return;
         }
@@ -497,6 +518,17 @@ impl StranglerProxy {
         Ok(())
     }
 
+    /// How a failure is answered (status, 0 for none, and the sentence
+    /// for the body), with the upstream's part in it counted. Alone, for a
+    /// failure after the client has the head of an answer.
+    pub(super) fn classify_failure(e: &Error, ctx: &mut RequestCtx) -> (u16, String) {
+        let (status, kind, what) = super::respond::classify(e, ctx);
+        if kind.is_some() {
+            ctx.upstream_error = kind;
+        }
+        (status, what)
+    }
+
     /// Answers a request whose proxying failed: a short plain answer saying
     /// which backend failed and how (nothing when the client already has the
     /// head of an answer). Returns the status, 0 for none.
@@ -505,10 +537,7 @@ impl StranglerProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> u16 {
-        let (status, kind, what) = super::respond::classify(e, ctx);
-        if kind.is_some() {
-            ctx.upstream_error = kind;
-        }
+        let (status, what) = Self::classify_failure(e, ctx);
         if status > 0 {
             let body = format!(
                 "strangler: {what} (route {}, request id {})\n",

@@ -8,13 +8,14 @@
 pub mod connection;
 pub mod ctx;
 mod exchange;
+mod fast_answer;
 pub mod fast_path;
 pub mod hygiene;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
-mod upstream_head;
 pub mod upstream_pool;
+mod wire_head;
 pub mod workers;
 
 pub use service::StranglerProxy;

@@ -33,7 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::ctx::{RequestCtx, fast_random};
-use super::exchange::{DataPath, Routing};
+use super::exchange::{Answered, DataPath, Routing};
 use super::hygiene::Rejection;
 use super::respond;
 use crate::access_log::AccessLog;
@@ -308,6 +308,6 @@ impl ProxyHttp for StranglerProxy {
     /// Counts the request under its route, backend, side and status class,
     /// and queues its shadow job now that the client has its answer.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        self.request_done(session.as_downstream(), e, ctx);
+        self.request_done(&Answered::by_session(session.as_downstream()), e, ctx);
     }
 }

@@ -1,21 +1,22 @@
-//! The upstream request's head, written by the fast path straight from the
-//! client's parsed header and the exchange's edits
-//! ([`UpstreamEdits`](super::exchange::UpstreamEdits)), into one buffer.
-//! The engine's way to the same bytes is a copy of the client's header
-//! edited through Pingora's header API and then serialised, which costs
-//! about four allocations for every header it sets (each name is parsed and
-//! copied, then recorded again in the map that keeps its case) and copies
-//! the whole header once more.
+//! The heads the fast path writes itself, into one buffer: the upstream
+//! request's, from the client's parsed header and the exchange's edits
+//! ([`UpstreamEdits`](super::exchange::UpstreamEdits)), and the client's
+//! answer's, from the upstream's parsed answer and the proxy's own fields
+//! (the request id, `Date`, `Connection`). The engine's way to the same
+//! bytes is a copy of the parsed header edited through Pingora's header API
+//! and then serialised, which costs about four allocations for every header
+//! it sets (each name is parsed and copied, then recorded again in the map
+//! that keeps its case) and copies the whole header once more.
 //!
 //! The bytes are the engine's, exactly: fields come out in the order of
 //! Pingora's header map, which groups repeated names at the place of their
 //! first appearance, puts a set field in the place of the one it replaces
 //! (or last), and fills the place of a removed name with the map's last
-//! entry. Unit tests below hold this to Pingora's own serialiser.
+//! entry. Unit tests below hold both heads to Pingora's own serialisers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use pingora::http::{HeaderNameVariant, RequestHeader};
+use pingora::http::{HeaderNameVariant, RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
 
 use super::exchange::{EditValue, HeaderEdit};
@@ -23,9 +24,10 @@ use super::exchange::{EditValue, HeaderEdit};
 /// One name's place in the head being written.
 #[derive(Debug, Clone, Copy)]
 enum Place {
-    /// The client's fields of one name: their lines in `Scratch::lines`
-    /// (`from..to`), the name being the first `name_len` bytes.
-    Client { from: u32, to: u32, name_len: u32 },
+    /// The parsed head's fields of one name: their lines in
+    /// `Scratch::lines` (`from..to`), the name being the first `name_len`
+    /// bytes.
+    Parsed { from: u32, to: u32, name_len: u32 },
     /// Set by the edit of this index.
     Edited(u32),
 }
@@ -39,12 +41,46 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
+    static OUTPUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// An empty buffer to write a head into, this thread's own when it is free
+/// (it is held across the write, so another exchange on the thread may find
+/// it taken and get a new one). Give it back with [`give_back`].
+pub(super) fn buffer() -> Vec<u8> {
+    OUTPUT.take()
+}
+
+/// Returns a buffer from [`buffer`] for the thread's next head.
+pub(super) fn give_back(mut buffer: Vec<u8>) {
+    if buffer.capacity() <= 64 * 1024 {
+        buffer.clear();
+        OUTPUT.set(buffer);
+    }
+}
+
+/// A parsed head whose fields can be visited in the order of Pingora's
+/// header map (request or answer).
+pub(super) trait Fields {
+    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>);
+}
+
+impl Fields for RequestHeader {
+    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>) {
+        let _ = self.map(f);
+    }
+}
+
+impl Fields for ResponseHeader {
+    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>) {
+        let _ = self.map(f);
+    }
 }
 
 /// Appends to `out` the request head the upstream gets: `req`'s method,
 /// `target` and version, its fields with `edits` applied in order, and the
 /// blank line.
-pub(super) fn write(
+pub(super) fn write_request(
     req: &RequestHeader,
     target: &[u8],
     edits: &[HeaderEdit<'_>],
@@ -60,10 +96,63 @@ pub(super) fn write(
             "request-line contains forbidden delimiter bytes or unsupported HTTP version",
         );
     }
+    check_edits(edits)?;
+    let version: &[u8] = match req.version {
+        http::Version::HTTP_10 => b"HTTP/1.0",
+        http::Version::HTTP_11 => b"HTTP/1.1",
+        _ => {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "the fast path writes HTTP/1 requests only",
+            );
+        }
+    };
+    out.reserve(req.method.as_str().len() + target.len() + 256);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.push(b' ');
+    out.extend_from_slice(version);
+    out.extend_from_slice(b"\r\n");
+    write_fields(req, edits, out);
+    Ok(())
+}
+
+/// Appends to `out` the answer head the client gets: the status line as
+/// Pingora writes it (`version`, the status, its reason phrase), `answer`'s
+/// fields with `edits` applied in order, and the blank line. The edits'
+/// values are the proxy's own (a request id, which is visible ASCII
+/// whether made here or kept from a trusted peer, a date, fixed words), so
+/// they are not checked again as the request's are.
+pub(super) fn write_answer(
+    answer: &ResponseHeader,
+    version: http::Version,
+    edits: &[HeaderEdit<'_>],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let version: &[u8] = match version {
+        http::Version::HTTP_09 => b"HTTP/0.9 ",
+        http::Version::HTTP_10 => b"HTTP/1.0 ",
+        http::Version::HTTP_11 => b"HTTP/1.1 ",
+        _ => return Error::e_explain(ErrorType::WriteError, "serializing response header"),
+    };
+    out.reserve(256);
+    out.extend_from_slice(version);
+    out.extend_from_slice(answer.status.as_str().as_bytes());
+    out.push(b' ');
+    if let Some(reason) = answer.get_reason_phrase() {
+        out.extend_from_slice(reason.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    write_fields(answer, edits, out);
+    Ok(())
+}
+
+/// As `HeaderValue::from_str`'s check, which the engine's insert of a text
+/// makes (visible ASCII and tab).
+fn check_edits(edits: &[HeaderEdit<'_>]) -> Result<()> {
     for edit in edits {
         if let HeaderEdit::Insert(_, EditValue::Text(value)) = edit {
-            // As `HeaderValue::from_str`'s check, which the engine's insert
-            // of a text makes (visible ASCII and tab).
             if !value
                 .bytes()
                 .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
@@ -75,21 +164,16 @@ pub(super) fn write(
             }
         }
     }
-    let version: &[u8] = match req.version {
-        http::Version::HTTP_10 => b"HTTP/1.0",
-        http::Version::HTTP_11 => b"HTTP/1.1",
-        _ => {
-            return Error::e_explain(
-                ErrorType::InvalidHTTPHeader,
-                "the fast path writes HTTP/1 requests only",
-            );
-        }
-    };
+    Ok(())
+}
+
+/// `head`'s fields with `edits` applied, then the blank line.
+fn write_fields(head: &impl Fields, edits: &[HeaderEdit<'_>], out: &mut Vec<u8>) {
     SCRATCH.with_borrow_mut(|scratch| {
         let Scratch { lines, places } = scratch;
         lines.clear();
         places.clear();
-        collect_client_fields(req, lines, places);
+        collect_fields(head, lines, places);
         for (i, edit) in edits.iter().enumerate() {
             let name = edit.name();
             let found = places
@@ -105,16 +189,10 @@ pub(super) fn write(
                 (HeaderEdit::Insert(..), None) => places.push(Place::Edited(i as u32)),
             }
         }
-        out.reserve(req.method.as_str().len() + target.len() + lines.len() + 128);
-        out.extend_from_slice(req.method.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(target);
-        out.push(b' ');
-        out.extend_from_slice(version);
-        out.extend_from_slice(b"\r\n");
+        out.reserve(lines.len() + 128);
         for place in places.iter() {
             match *place {
-                Place::Client { from, to, .. } => {
+                Place::Parsed { from, to, .. } => {
                     out.extend_from_slice(&lines[from as usize..to as usize])
                 }
                 Place::Edited(i) => {
@@ -129,13 +207,12 @@ pub(super) fn write(
         }
         out.extend_from_slice(b"\r\n");
     });
-    Ok(())
 }
 
-/// The client's fields as lines, one place per name in the map's order
-/// (the fields of one name are visited one after another).
-fn collect_client_fields(req: &RequestHeader, lines: &mut Vec<u8>, places: &mut Vec<Place>) {
-    let _ = req.map(|name, value| {
+/// The parsed head's fields as lines, one place per name in the map's
+/// order (the fields of one name are visited one after another).
+fn collect_fields(head: &impl Fields, lines: &mut Vec<u8>, places: &mut Vec<Place>) {
+    head.visit(|name, value| {
         let name = match name {
             HeaderNameVariant::Case(case) => case.as_slice(),
             HeaderNameVariant::Titled(titled) => titled.as_bytes(),
@@ -147,14 +224,14 @@ fn collect_client_fields(req: &RequestHeader, lines: &mut Vec<u8>, places: &mut 
         lines.extend_from_slice(b"\r\n");
         let to = lines.len() as u32;
         let same_name = match places.last() {
-            Some(&Place::Client { from, name_len, .. }) => {
+            Some(&Place::Parsed { from, name_len, .. }) => {
                 lines[from as usize..(from + name_len) as usize].eq_ignore_ascii_case(name)
             }
             _ => false,
         };
         match places.last_mut() {
-            Some(Place::Client { to: last_to, .. }) if same_name => *last_to = to,
-            _ => places.push(Place::Client {
+            Some(Place::Parsed { to: last_to, .. }) if same_name => *last_to = to,
+            _ => places.push(Place::Parsed {
                 from,
                 to,
                 name_len: name.len() as u32,
@@ -166,7 +243,7 @@ fn collect_client_fields(req: &RequestHeader, lines: &mut Vec<u8>, places: &mut 
 
 fn name_of<'a>(place: Place, lines: &'a [u8], edits: &[HeaderEdit<'_>]) -> &'a [u8] {
     match place {
-        Place::Client { from, name_len, .. } => &lines[from as usize..(from + name_len) as usize],
+        Place::Parsed { from, name_len, .. } => &lines[from as usize..(from + name_len) as usize],
         Place::Edited(i) => edits[i as usize].name().as_bytes(),
     }
 }
@@ -207,7 +284,7 @@ mod tests {
 
     fn owned(req: &RequestHeader, edits: &[HeaderEdit<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
-        write(req, req.raw_path(), edits, &mut out).unwrap();
+        write_request(req, req.raw_path(), edits, &mut out).unwrap();
         out
     }
 
@@ -266,16 +343,78 @@ mod tests {
         assert_eq!(owned(&req, &edits), engine(&req, &edits));
     }
 
+    /// An answer as Pingora's client session gives it, and the bytes its
+    /// server session writes for it after the same edits.
+    fn answer_both_ways(fields: &[(&str, &str)], edits: &[HeaderEdit<'_>]) -> (String, String) {
+        let mut answer = ResponseHeader::build(200, Some(fields.len())).unwrap();
+        for (name, value) in fields {
+            answer.append_header(name.to_string(), *value).unwrap();
+        }
+        let mut owned = Vec::new();
+        write_answer(&answer, http::Version::HTTP_11, edits, &mut owned).unwrap();
+        let mut copy = answer.clone();
+        for edit in edits {
+            match *edit {
+                HeaderEdit::Remove(name) => {
+                    copy.remove_header(name);
+                }
+                HeaderEdit::Insert(name, EditValue::Text(v)) => {
+                    copy.insert_header(name, v).unwrap()
+                }
+                HeaderEdit::Insert(name, EditValue::Header(v)) => {
+                    copy.insert_header(name, v.clone()).unwrap()
+                }
+            }
+        }
+        let mut engine = bytes::BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        copy.header_to_h1_wire(&mut engine);
+        engine.extend_from_slice(b"\r\n");
+        (
+            String::from_utf8(owned).unwrap(),
+            String::from_utf8(engine.to_vec()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn writes_the_engines_answer_head() {
+        let date = http::HeaderValue::from_static("Sat, 05 Dec 2026 03:00:00 GMT");
+        let edits = [
+            HeaderEdit::Insert("Transfer-Encoding", EditValue::Text("chunked")),
+            HeaderEdit::Insert("x-request-id", EditValue::Text("0123abcd")),
+            HeaderEdit::Insert("Date", EditValue::Header(&date)),
+            HeaderEdit::Insert("Connection", EditValue::Text("keep-alive")),
+        ];
+        let fields: &[(&str, &str)] = &[
+            ("content-type", "application/json"),
+            ("date", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("X-Request-Id", "upstream's"),
+            ("connection", "close"),
+            ("Content-Length", "3"),
+        ];
+        for shift in 0..fields.len() {
+            let mut rotated = fields.to_vec();
+            rotated.rotate_left(shift);
+            for n in 0..=edits.len() {
+                for take in [fields.len(), 2, 0] {
+                    let (owned, engine) = answer_both_ways(&rotated[..take], &edits[n..]);
+                    assert_eq!(owned, engine, "fields {:?}", &rotated[..take]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_the_engine_refuses() {
         let req = parsed(&[("Host", "a")]);
         let mut out = Vec::new();
-        assert!(write(&req, b"/a b", &[], &mut out).is_err());
+        assert!(write_request(&req, b"/a b", &[], &mut out).is_err());
         let bad = [HeaderEdit::Insert(
             "x-request-id",
             EditValue::Text("a\r\nb"),
         )];
-        assert!(write(&req, b"/", &bad, &mut out).is_err());
+        assert!(write_request(&req, b"/", &bad, &mut out).is_err());
         let mut copy = req.clone();
         assert!(copy.insert_header("x-request-id", "a\r\nb").is_err());
     }
