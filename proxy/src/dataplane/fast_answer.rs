@@ -395,7 +395,15 @@ mod tests {
     #[test]
     fn framing_of_the_common_answers_and_none_for_odd_ones() {
         use Framing::*;
-        let cases: &[(u16, &[(&str, &str)], bool, bool, Option<Framing>)] = &[
+        /// Status, fields, answer to HEAD, body done at the head, framing.
+        type Case = (
+            u16,
+            &'static [(&'static str, &'static str)],
+            bool,
+            bool,
+            Option<Framing>,
+        );
+        let cases: &[Case] = &[
             (
                 200,
                 &[("Content-Length", "12")],
