@@ -254,6 +254,26 @@ fn name_of<'a>(place: Place, lines: &'a [u8], edits: &[HeaderEdit<'_>]) -> &'a [
 mod tests {
     use super::*;
 
+    /// The engine's way to apply edits to a head (request or answer):
+    /// Pingora's header API.
+    macro_rules! edit_like_the_engine {
+        ($head:expr, $edits:expr) => {
+            for edit in $edits {
+                match *edit {
+                    HeaderEdit::Remove(name) => {
+                        $head.remove_header(name);
+                    }
+                    HeaderEdit::Insert(name, EditValue::Text(v)) => {
+                        $head.insert_header(name, v).unwrap()
+                    }
+                    HeaderEdit::Insert(name, EditValue::Header(v)) => {
+                        $head.insert_header(name, v.clone()).unwrap()
+                    }
+                }
+            }
+        };
+    }
+
     /// A request header as Pingora's HTTP/1 parser gives it (case kept).
     fn parsed(fields: &[(&str, &str)]) -> RequestHeader {
         let mut h = RequestHeader::build("POST", b"/a?b=1", Some(fields.len())).unwrap();
@@ -266,19 +286,7 @@ mod tests {
     /// The engine's bytes for the same request and edits.
     fn engine(req: &RequestHeader, edits: &[HeaderEdit<'_>]) -> Vec<u8> {
         let mut copy = req.clone();
-        for edit in edits {
-            match *edit {
-                HeaderEdit::Remove(name) => {
-                    copy.remove_header(name);
-                }
-                HeaderEdit::Insert(name, EditValue::Text(v)) => {
-                    copy.insert_header(name, v).unwrap()
-                }
-                HeaderEdit::Insert(name, EditValue::Header(v)) => {
-                    copy.insert_header(name, v.clone()).unwrap()
-                }
-            }
-        }
+        edit_like_the_engine!(copy, edits);
         pingora::protocols::http::v1::client::http_req_header_to_wire(&copy)
             .unwrap()
             .to_vec()
@@ -355,19 +363,7 @@ mod tests {
         let mut owned = Vec::new();
         write_answer(&answer, http::Version::HTTP_11, edits, &mut owned).unwrap();
         let mut copy = answer.clone();
-        for edit in edits {
-            match *edit {
-                HeaderEdit::Remove(name) => {
-                    copy.remove_header(name);
-                }
-                HeaderEdit::Insert(name, EditValue::Text(v)) => {
-                    copy.insert_header(name, v).unwrap()
-                }
-                HeaderEdit::Insert(name, EditValue::Header(v)) => {
-                    copy.insert_header(name, v.clone()).unwrap()
-                }
-            }
-        }
+        edit_like_the_engine!(copy, edits);
         let mut engine = bytes::BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
         copy.header_to_h1_wire(&mut engine);
         engine.extend_from_slice(b"\r\n");
