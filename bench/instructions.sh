@@ -14,6 +14,8 @@
 #   TOP=N               also print each proxy's N costliest functions
 #                       (inclusive instructions per request, so the
 #                       runtime's frames that hold everything come first)
+#   KEEP=DIR            keep each proxy's profile as DIR/PROXY.callgrind, for
+#                       callgrind_annotate (--tree=caller: who allocates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +87,7 @@ for rung in "${PROXIES[@]}"; do
     for _ in $(seq 100); do [ -s "$WORK/$rung.out.1" ] && break; sleep 0.1; done
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp "$WORK/$rung.out.1" "$KEEP/$rung.callgrind"; }
     requests=$(awk '/requests in/ {print $1}' "$WORK/$rung.wrk")
     total=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/$rung.out.1")
     awk -v r="$rung" -v t="$total" -v n="$requests" \
