@@ -258,12 +258,14 @@ impl FastPath {
             };
             end = task.is_end();
             match task {
-                HttpTask::Body(data, end) => {
-                    down.write_response_body(data.unwrap_or_default(), end)
+                HttpTask::Body(data, last) => {
+                    down.write_response_body(data.unwrap_or_default(), last)
                         .await
                         .map_err(|e| e.into_down())?;
                 }
                 HttpTask::Failed(e) => return Err(e.into_up()),
+                // The head was read before; an upgraded body cannot follow
+                // the 101 refused then.
                 _ => {}
             }
         }
@@ -310,6 +312,7 @@ impl FastPath {
             }
         }
     }
+
     /// A connection to the chosen backend: a pooled one unless the last
     /// attempt's broke, else a new one, trying the backend's next address
     /// after a failed connect (nothing was sent, so any method may).
