@@ -131,6 +131,8 @@ impl OwnedAnswer {
         session: ServerSession,
         framing: Framing,
     ) -> std::result::Result<OwnedAnswer, (Box<Error>, Option<RequestHeader>)> {
+        // Read before pipelining is switched on below for `reuse`: the
+        // connection's next session must not inherit it.
         let settings = HttpPersistentSettings::for_session(&session);
         let ServerSession::H1(mut h1) = session else {
             let e = Error::explain(ErrorType::InternalError, "the fast path serves HTTP/1 only");
