@@ -3,10 +3,11 @@
 //! the client's connection is Pingora's HTTP/1 session, which read the
 //! request and its body and forwarded any 1xx answer; from then on the
 //! connection is taken from it ([`OwnedAnswer::take`]) and the answer's
-//! head is written from the upstream's parsed head and the proxy's own
-//! fields (`wire_head`), its body copied from the upstream session's read
-//! buffer onto the connection, with no copy of the head, no task and no
-//! allocation per chunk.
+//! head is written from the upstream's parsed head (read in place by
+//! `upstream_answer`, or by Pingora's client session) and the proxy's own
+//! fields (`wire_head`), its body copied from the reader's buffer onto the
+//! connection, with no copy of the head, no task and no allocation per
+//! chunk.
 //!
 //! The bytes are those Pingora's session writes: the request id, `Date` and
 //! `Connection` fields set in its order, an answer framed by the close of
@@ -32,6 +33,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ctx::RequestCtx;
 use super::exchange::{Answered, EditValue, HeaderEdit};
+use super::upstream_answer::InPlaceAnswer;
+use super::wire_head::AnswerHead;
 
 thread_local! {
     /// What the session is left holding when its request is taken: an
@@ -192,20 +195,42 @@ impl OwnedAnswer {
         }
     }
 
-    /// Writes the final answer `up` has read, its body as it arrives, and
-    /// the end of the body. The client closing its side or sending more
-    /// meanwhile ends the exchange (as the engine's `abort_on_close`).
-    pub(super) async fn relay(&mut self, up: &mut UpstreamSession, ctx: &RequestCtx) -> Result<()> {
+    /// Writes the final answer Pingora's client session `up` has read, its
+    /// body as it arrives, and the end of the body.
+    pub(super) async fn relay_session(
+        &mut self,
+        up: &mut UpstreamSession,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let answer = up
             .resp_header()
             .or_err(ErrorType::InternalError, "no answer read")?;
         self.write_head(answer, ctx)
             .await
             .map_err(|e| e.into_down())?;
-        while !up.is_body_done() {
+        self.relay_body(up).await
+    }
+
+    /// Writes the final answer read in place (`upstream_answer`), its body
+    /// as it arrives, and the end of the body.
+    pub(super) async fn relay_in_place(
+        &mut self,
+        up: &mut InPlaceAnswer,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        self.write_head(&up.head(), ctx)
+            .await
+            .map_err(|e| e.into_down())?;
+        self.relay_body(up).await
+    }
+
+    /// The body and its end. The client closing its side or sending more
+    /// meanwhile ends the exchange (as the engine's `abort_on_close`).
+    async fn relay_body(&mut self, up: &mut impl BodySource) -> Result<()> {
+        while !up.body_done() {
             let read = tokio::select! {
                 biased;
-                read = up.read_body_ref() => read.map_err(|e| e.into_up())?,
+                read = up.next_body() => read.map_err(|e| e.into_up())?,
                 gone = probe_idle(&mut self.stream) => return Err(gone.into_down()),
             };
             if let Some(data) = read {
@@ -218,11 +243,11 @@ impl OwnedAnswer {
     /// The answer's head: as the upstream sent it, with the request id, the
     /// date and the connection's fate set, and `Transfer-Encoding: chunked`
     /// (and HTTP/1.1) for an answer framed by the close of the connection.
-    async fn write_head(&mut self, answer: &ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    async fn write_head(&mut self, answer: &impl AnswerHead, ctx: &RequestCtx) -> Result<()> {
         let date = get_cached_date();
         let mut edits = [HeaderEdit::Remove(""); 4];
         let mut n = 0;
-        let mut version = answer.version;
+        let mut version = answer.version();
         if self.framing == Framing::CloseToChunked {
             version = http::Version::HTTP_11;
             edits[n] = HeaderEdit::Insert("Transfer-Encoding", EditValue::Text("chunked"));
@@ -247,7 +272,7 @@ impl OwnedAnswer {
         if flush {
             self.flush().await?;
         }
-        self.status = answer.status.as_u16();
+        self.status = answer.status();
         Ok(())
     }
 
@@ -334,6 +359,33 @@ impl OwnedAnswer {
     /// Closes the connection (after a failure, or when it is not kept).
     pub(super) async fn close(&mut self) {
         let _ = self.stream.shutdown().await;
+    }
+}
+
+/// Where the body of an answer being relayed is read from.
+pub(super) trait BodySource {
+    fn body_done(&mut self) -> bool;
+    /// The next bytes of the body, `None` at its end.
+    async fn next_body(&mut self) -> Result<Option<&[u8]>>;
+}
+
+impl BodySource for UpstreamSession {
+    fn body_done(&mut self) -> bool {
+        self.is_body_done()
+    }
+
+    async fn next_body(&mut self) -> Result<Option<&[u8]>> {
+        self.read_body_ref().await
+    }
+}
+
+impl BodySource for InPlaceAnswer {
+    fn body_done(&mut self) -> bool {
+        self.is_body_done()
+    }
+
+    async fn next_body(&mut self) -> Result<Option<&[u8]>> {
+        self.read_body().await
     }
 }
 

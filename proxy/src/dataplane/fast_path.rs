@@ -4,13 +4,14 @@
 //! upstream, the connection loop hands the request here instead of to
 //! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
 //! and header copies per request. The request is read by pingora-core's
-//! HTTP/1 session and the answer by its client session, the same ones the
-//! engine uses, so both parsers and the upstream body reader are Pingora's.
-//! The upstream request's head is written from the client's header bytes
-//! and the exchange's edits (`wire_head`) and its Content-Length body
-//! straight onto the connection; the common answer is written by
-//! [`fast_answer`](super::fast_answer) on the connection taken from the
-//! session once the final answer head is read. Every step of Strangler's
+//! HTTP/1 session, the one the engine uses. The upstream request's head is
+//! written from the client's header bytes and the exchange's edits
+//! (`wire_head`) and its Content-Length body straight onto the connection.
+//! The common answer is read in place
+//! ([`upstream_answer`](super::upstream_answer)); any other is given back
+//! unread to pingora-core's client session, as the engine's. The answer is
+//! written by [`fast_answer`](super::fast_answer) on the connection taken
+//! from the session once the final answer head is read. Every step of Strangler's
 //! own (who the client is, hygiene, the route decision, rewrites,
 //! forwarding headers, error answers, metrics and the access log) is the
 //! one in [`exchange`](super::exchange).
@@ -39,6 +40,7 @@ use super::ctx::RequestCtx;
 use super::exchange::{Answered, DataPath, Routing, UpstreamEdits};
 use super::fast_answer::{Framing, OwnedAnswer};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
+use super::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 use super::upstream_pool::UpstreamPool;
 use crate::live::upstream::Upstream;
 
@@ -82,11 +84,37 @@ impl std::fmt::Debug for FastPath {
     }
 }
 
-/// An upstream session whose final answer head has been read, and the
+/// An upstream connection whose final answer head has been read, and the
 /// address it is pooled under.
 struct Answering {
-    session: UpstreamSession,
+    from: AnswerFrom,
     addr: Option<SocketAddr>,
+}
+
+/// What read the final answer's head.
+enum AnswerFrom {
+    /// Read in place (`upstream_answer`): the common answer.
+    InPlace(InPlaceAnswer),
+    /// Pingora's client session: HEAD requests, 1xx answers and odd heads
+    /// (boxed: the session is three times the size, and the rarer).
+    Session(Box<UpstreamSession>),
+}
+
+impl Answering {
+    /// How the fast path frames the client's copy when it writes the
+    /// answer itself; `None` for an answer framed in a way it leaves to
+    /// Pingora's session writer (see [`Framing::of`]).
+    fn owned_framing(&mut self, head_request: bool) -> Option<Framing> {
+        match &mut self.from {
+            AnswerFrom::InPlace(answer) => Some(answer.framing()),
+            AnswerFrom::Session(session) => {
+                let done = session.is_body_done();
+                session
+                    .resp_header()
+                    .and_then(|a| Framing::of(a, head_request, done))
+            }
+        }
+    }
 }
 
 /// An upstream connection for one attempt.
@@ -133,19 +161,13 @@ impl FastPath {
         self.served.inc();
         let head_request = session.req_header().method == http::Method::HEAD;
         let failure = match self.forward(&mut session, &mut ctx).await {
-            Ok(mut up) => {
-                let done = up.session.is_body_done();
-                let framing = up
-                    .session
-                    .resp_header()
-                    .and_then(|a| Framing::of(a, head_request, done));
-                if let Some(framing) = framing {
-                    return self.answer_owned(session, up, framing, ctx).await;
-                }
-                self.answer_through_session(&mut session, up, &mut ctx)
+            Ok(mut up) => match up.owned_framing(head_request) {
+                Some(framing) => return self.answer_owned(session, up, framing, ctx).await,
+                None => self
+                    .answer_through_session(&mut session, up, &mut ctx)
                     .await
-                    .err()
-            }
+                    .err(),
+            },
             Err(e) => Some(e),
         };
         if let Some(e) = &failure {
@@ -202,7 +224,11 @@ impl FastPath {
                 return Served::Answered(None);
             }
         };
-        let failure = client.relay(&mut up.session, &ctx).await.err();
+        let relayed = match &mut up.from {
+            AnswerFrom::InPlace(answer) => client.relay_in_place(answer, &ctx).await,
+            AnswerFrom::Session(session) => client.relay_session(session, &ctx).await,
+        };
+        let failure = relayed.err();
         match &failure {
             // The client has the head of the answer, or could not take it:
             // nothing more is written, the failure is counted.
@@ -231,16 +257,19 @@ impl FastPath {
     async fn answer_through_session(
         &self,
         down: &mut ServerSession,
-        mut up: Answering,
+        up: Answering,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let AnswerFrom::Session(mut session) = up.from else {
+            return Error::e_explain(ErrorType::InternalError, "an answer read in place");
+        };
         let mut answer = Box::new(
-            up.session
+            session
                 .resp_header()
                 .or_err(ErrorType::InternalError, "no answer read")?
                 .clone(),
         );
-        let mut end = up.session.is_body_done();
+        let mut end = session.is_body_done();
         StranglerProxy::answer_headers(&mut answer, ctx)?;
         down.write_response_header(answer)
             .await
@@ -253,7 +282,7 @@ impl FastPath {
         while !end {
             let task = tokio::select! {
                 biased;
-                task = up.session.read_response_task() => task.map_err(|e| e.into_up())?,
+                task = session.read_response_task() => task.map_err(|e| e.into_up())?,
                 gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
             };
             end = task.is_end();
@@ -269,16 +298,25 @@ impl FastPath {
                 _ => {}
             }
         }
-        self.pool_if_reusable(up).await;
+        self.pool_if_reusable(Answering {
+            from: AnswerFrom::Session(session),
+            addr: up.addr,
+        })
+        .await;
         Ok(())
     }
 
     /// The upstream connection back to the pool after a whole, well-framed
     /// answer (Pingora's `reuse` decides).
     async fn pool_if_reusable(&self, up: Answering) {
-        let Answering { mut session, addr } = up;
-        session.respect_keepalive();
-        if let (Some(addr), Some(stream)) = (addr, session.reuse().await) {
+        let stream = match up.from {
+            AnswerFrom::InPlace(answer) => answer.reuse().await,
+            AnswerFrom::Session(mut session) => {
+                session.respect_keepalive();
+                session.reuse().await
+            }
+        };
+        if let (Some(addr), Some(stream)) = (up.addr, stream) {
             self.pool.put(addr, stream);
         }
     }
@@ -392,7 +430,22 @@ impl FastPath {
                 timeout,
             };
             send_body(down, &mut body, ctx).await?;
-            upstream_session(stream, &peer)
+            // The common answer is read in place; anything else is given
+            // back to Pingora's client session unread.
+            let read = tokio::select! {
+                biased;
+                read = read_head(stream, peer.options.read_timeout) => read.map_err(|e| e.into_up())?,
+                gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
+            };
+            match read {
+                HeadRead::InPlace(answer) => {
+                    return Ok(Answering {
+                        from: AnswerFrom::InPlace(answer),
+                        addr,
+                    });
+                }
+                HeadRead::Elsewhere(stream) => upstream_session(stream, &peer),
+            }
         };
         // The final answer's head; a 1xx answer before it goes to the
         // client through the session (rare enough to copy its head).
@@ -417,7 +470,10 @@ impl FastPath {
                 .map_err(|e| e.into_up());
             }
             if !answer.status.is_informational() {
-                return Ok(Answering { session, addr });
+                return Ok(Answering {
+                    from: AnswerFrom::Session(Box::new(session)),
+                    addr,
+                });
             }
             let mut informational = Box::new(answer.clone());
             // On 1xx answers too, as the engine's `response_filter`.

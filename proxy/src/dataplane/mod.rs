@@ -14,6 +14,7 @@ pub mod hygiene;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
+mod upstream_answer;
 pub mod upstream_pool;
 mod wire_head;
 pub mod workers;

@@ -59,21 +59,57 @@ pub(super) fn give_back(mut buffer: Vec<u8>) {
     }
 }
 
-/// A parsed head whose fields can be visited in the order of Pingora's
-/// header map (request or answer).
+/// A parsed head whose fields (name and value) can be visited in the order
+/// of Pingora's header map (request or answer).
 pub(super) trait Fields {
-    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>);
+    fn visit(&self, f: impl FnMut(&[u8], &[u8]));
+}
+
+/// A name of a Pingora header, in the case it was read.
+fn name_bytes<'a>(name: HeaderNameVariant<'a>) -> &'a [u8] {
+    match name {
+        HeaderNameVariant::Case(case) => case.as_slice(),
+        HeaderNameVariant::Titled(titled) => titled.as_bytes(),
+    }
 }
 
 impl Fields for RequestHeader {
-    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>) {
-        let _ = self.map(f);
+    fn visit(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let _ = self.map(|name, value| {
+            f(name_bytes(name), value.as_bytes());
+            Ok(())
+        });
     }
 }
 
 impl Fields for ResponseHeader {
-    fn visit(&self, f: impl FnMut(HeaderNameVariant, &http::HeaderValue) -> Result<()>) {
-        let _ = self.map(f);
+    fn visit(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let _ = self.map(|name, value| {
+            f(name_bytes(name), value.as_bytes());
+            Ok(())
+        });
+    }
+}
+
+/// A parsed answer's head: its fields, status and reason phrase as
+/// Pingora's session writes them, and its version.
+pub(super) trait AnswerHead: Fields {
+    fn status(&self) -> u16;
+    fn reason(&self) -> &[u8];
+    fn version(&self) -> http::Version;
+}
+
+impl AnswerHead for ResponseHeader {
+    fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    fn reason(&self) -> &[u8] {
+        self.get_reason_phrase().unwrap_or("").as_bytes()
+    }
+
+    fn version(&self) -> http::Version {
+        self.version
     }
 }
 
@@ -125,7 +161,7 @@ pub(super) fn write_request(
 /// whether made here or kept from a trusted peer, a date, fixed words), so
 /// they are not checked again as the request's are.
 pub(super) fn write_answer(
-    answer: &ResponseHeader,
+    answer: &impl AnswerHead,
     version: http::Version,
     edits: &[HeaderEdit<'_>],
     out: &mut Vec<u8>,
@@ -136,13 +172,20 @@ pub(super) fn write_answer(
         http::Version::HTTP_11 => b"HTTP/1.1 ",
         _ => return Error::e_explain(ErrorType::WriteError, "serializing response header"),
     };
+    let status = answer.status();
+    if !(100..=999).contains(&status) {
+        return Error::e_explain(ErrorType::WriteError, "serializing response header");
+    }
     out.reserve(256);
     out.extend_from_slice(version);
-    out.extend_from_slice(answer.status.as_str().as_bytes());
+    // Three digits, as `StatusCode::as_str`.
+    out.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]);
     out.push(b' ');
-    if let Some(reason) = answer.get_reason_phrase() {
-        out.extend_from_slice(reason.as_bytes());
-    }
+    out.extend_from_slice(answer.reason());
     out.extend_from_slice(b"\r\n");
     write_fields(answer, edits, out);
     Ok(())
@@ -215,14 +258,10 @@ fn write_fields(head: &impl Fields, edits: &[HeaderEdit<'_>], out: &mut Vec<u8>)
 /// order (the fields of one name are visited one after another).
 fn collect_fields(head: &impl Fields, lines: &mut Vec<u8>, places: &mut Vec<Place>) {
     head.visit(|name, value| {
-        let name = match name {
-            HeaderNameVariant::Case(case) => case.as_slice(),
-            HeaderNameVariant::Titled(titled) => titled.as_bytes(),
-        };
         let from = lines.len() as u32;
         lines.extend_from_slice(name);
         lines.extend_from_slice(b": ");
-        lines.extend_from_slice(value.as_bytes());
+        lines.extend_from_slice(value);
         lines.extend_from_slice(b"\r\n");
         let to = lines.len() as u32;
         let same_name = match places.last() {
@@ -239,7 +278,6 @@ fn collect_fields(head: &impl Fields, lines: &mut Vec<u8>, places: &mut Vec<Plac
                 name_len: name.len() as u32,
             }),
         }
-        Ok(())
     });
 }
 
