@@ -45,6 +45,11 @@ fn answer_for(path: &str) -> Option<&'static [u8]> {
         "reason" => b"HTTP/1.1 299 Fine Thanks\r\nContent-Length: 2\r\n\r\nok",
         "twolengths" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
         "gzipped" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // Read in place: a name again later, in another case; a value of
+        // bytes above 0x7f; spaces after a name.
+        "interleaved" => b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-A: 1\r\ncontent-type: b\r\nX-a: 2\r\nX-Obs: \xe9t\xe9\r\nX-Spaced : s\r\nContent-Length: 2\r\n\r\nok",
+        // Given back to Pingora's session: a folded line.
+        "folded" => b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
         "nothing" => return None,
         _ => b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Kind: length\r\n\r\nhello",
     })
@@ -276,6 +281,8 @@ fn plain_requests() -> Vec<String> {
         "/reason",
         "/twolengths",
         "/gzipped",
+        "/interleaved",
+        "/folded",
         "/nothing",
     ] {
         out.push(format!(

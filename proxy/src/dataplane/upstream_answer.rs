@@ -260,13 +260,16 @@ fn parse(scratch: &mut Scratch) -> Parsed {
         _ => return Parsed::Odd,
     };
     let base = bytes.as_ptr() as usize;
-    let at = |s: &[u8]| {
-        let from = s.as_ptr() as usize - base;
-        from..from + s.len()
+    // An empty slice need not point into the buffer.
+    let at = |s: &[u8]| match s.len() {
+        0 => 0..0,
+        n => {
+            let from = s.as_ptr() as usize - base;
+            from..from + n
+        }
     };
     let reason = match answer.reason {
-        Some(r) if !r.is_empty() => at(r.as_bytes()),
-        Some(_) => 0..0,
+        Some(r) => at(r.as_bytes()),
         // A complete head always has one; were it missing, Pingora would
         // write the status's own, which the writer cannot tell from "".
         None => return Parsed::Odd,
@@ -668,6 +671,11 @@ mod tests {
                 true,
             ),
             (&[b"HTTP/1.1 200 OK\r\nName : v\r\nContent-Length: 2\r\n\r\nok"], false, true),
+            (
+                &[b"HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Blank:   \r\nContent-Length: 2\r\n\r\nok"],
+                false,
+                true,
+            ),
             (&[b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], false, true),
             // Arriving in parts.
             (
