@@ -8,6 +8,8 @@
 # Used for the PGO figures in docs/performance.md:
 #   bench/ab.sh 10s 5 target/release/strangler target/pgo/use/release/strangler
 #   BACKEND_BIN=path  the strangler-bench-backend to answer (default: next to the first build)
+#   BACKEND_URL=http://host:port  answer from a backend already running instead
+#                     (e.g. nginx serving a large file, for large bodies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:?duration}; ROUNDS=${2:?rounds}; shift 2
@@ -16,9 +18,12 @@ BACKEND_BIN=${BACKEND_BIN:-$(dirname "$1")/strangler-bench-backend}
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 source bench/lib.sh
 bench_workdir ab
-BACKEND_PORT=$(free_port)
-"$BACKEND_BIN" "$BACKEND_PORT" 1 > /dev/null 2>&1 & PIDS+=($!)
-wait_port "$BACKEND_PORT"
+if [ -z "${BACKEND_URL:-}" ]; then
+    BACKEND_PORT=$(free_port)
+    "$BACKEND_BIN" "$BACKEND_PORT" 1 > /dev/null 2>&1 & PIDS+=($!)
+    wait_port "$BACKEND_PORT"
+    BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+fi
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
 # User + system ticks of one process (bench/lib.sh's cpu_ticks, summed).
 ticks() { local u s; read -r u s < <(cpu_ticks "$1"); echo $((u + s)); }
@@ -27,7 +32,7 @@ for round in $(seq "$ROUNDS"); do
     for bin in "$@"; do
         port=$(free_port); admin=$(free_port)
         rm -f "$WORK"/s.db*
-        bench_routes "127.0.0.1:$port" "127.0.0.1:$admin" "sqlite://$WORK/s.db" "http://127.0.0.1:$BACKEND_PORT" > "$WORK/r.yaml"
+        bench_routes "127.0.0.1:$port" "127.0.0.1:$admin" "sqlite://$WORK/s.db" "$BACKEND_URL" > "$WORK/r.yaml"
         RUST_LOG=warn "$bin" serve --config "$WORK/r.yaml" --threads 2 \
             --pid-file "$WORK/p.pid" --upgrade-sock "$WORK/u.sock" > "$WORK/s.log" 2>&1 &
         server=$!

@@ -11,8 +11,8 @@
 //! ([`upstream_answer`](super::upstream_answer)); any other is given back
 //! unread to pingora-core's client session, as the engine's. The answer is
 //! written by [`fast_answer`](super::fast_answer) on the connection taken
-//! from the session once the final answer head is read. Every step of Strangler's
-//! own (who the client is, hygiene, the route decision, rewrites,
+//! from the session once the final answer head is read. Every step of
+//! Strangler's own (who the client is, hygiene, the route decision, rewrites,
 //! forwarding headers, error answers, metrics and the access log) is the
 //! one in [`exchange`](super::exchange).
 //!
@@ -307,7 +307,8 @@ impl FastPath {
     }
 
     /// The upstream connection back to the pool after a whole, well-framed
-    /// answer (Pingora's `reuse` decides).
+    /// answer (Pingora's `reuse` decides, or the in-place reader on its
+    /// terms).
     async fn pool_if_reusable(&self, up: Answering) {
         let stream = match up.from {
             AnswerFrom::InPlace(answer) => answer.reuse().await,
