@@ -78,20 +78,28 @@ impl Framing {
         }
         let mut lengths = h.get_all(header::CONTENT_LENGTH).iter();
         match lengths.next() {
-            Some(length) => {
-                let digits = length.as_bytes();
-                let plain = (1..=18).contains(&digits.len())
-                    && digits.iter().all(u8::is_ascii_digit)
-                    && lengths.next().is_none();
-                plain
-                    .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
-                    .flatten()
-                    .map(Framing::Length)
+            Some(length) if lengths.next().is_none() => {
+                plain_length(length.as_bytes()).map(Framing::Length)
             }
+            Some(_) => None,
             None if !done => Some(Framing::CloseToChunked),
             None => None,
         }
     }
+}
+
+/// An answer's Content-Length the fast path frames itself: 1 to 18 digits
+/// (any other is left to Pingora, which reconciles lists and judges the
+/// rest). Shared by [`Framing::of`] and the answer read in place.
+pub(super) fn plain_length(digits: &[u8]) -> Option<usize> {
+    if !(1..=18).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
+    )
 }
 
 /// The client's connection, taken from Pingora's session after the request

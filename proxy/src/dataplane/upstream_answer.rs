@@ -32,7 +32,7 @@ use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::{Error, ErrorType, Result, RetryType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::fast_answer::Framing;
+use super::fast_answer::{Framing, plain_length};
 use super::wire_head::{AnswerHead, Fields};
 
 /// The buffer an answer is read into: its head, then each read of its
@@ -53,7 +53,6 @@ struct FieldAt {
 }
 
 /// A buffer and the places of a head's fields in it.
-#[derive(Default)]
 struct Scratch {
     bytes: Vec<u8>,
     fields: Vec<FieldAt>,
@@ -99,27 +98,21 @@ pub(super) enum HeadRead {
 pub(super) struct InPlaceAnswer {
     stream: Stream,
     scratch: Scratch,
-    /// The head's length in the buffer; body bytes read with it follow.
-    head_len: usize,
-    status: u16,
-    version: http::Version,
-    reason: Range<usize>,
-    framing: Framing,
+    head: Head,
     /// Body bytes read with the head and not yet handed out.
     preread: Range<usize>,
     /// Body bytes still to read.
     left: usize,
     /// Whether more bytes than the body came (the connection is not kept).
     overread: bool,
-    keepalive: bool,
     read_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for InPlaceAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InPlaceAnswer")
-            .field("status", &self.status)
-            .field("framing", &self.framing)
+            .field("status", &self.head.status)
+            .field("framing", &self.head.framing)
             .field("left", &self.left)
             .finish_non_exhaustive()
     }
@@ -229,6 +222,7 @@ enum Parsed {
 
 /// A parsed common head, its fields' places left in the scratch.
 struct Head {
+    /// Its length in the buffer; body bytes read with it follow.
     len: usize,
     status: u16,
     version: http::Version,
@@ -291,7 +285,7 @@ fn parse(scratch: &mut Scratch) -> Parsed {
             return Parsed::Odd;
         } else if name.eq_ignore_ascii_case(b"content-length") {
             lengths += 1;
-            length = content_length(field.value);
+            length = plain_length(field.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             connections += 1;
             let value = field.value.trim_ascii();
@@ -327,18 +321,6 @@ fn parse(scratch: &mut Scratch) -> Parsed {
     })
 }
 
-/// A Content-Length of 1 to 18 digits (the bounds `Framing::of` takes).
-fn content_length(value: &[u8]) -> Option<usize> {
-    if !(1..=18).contains(&value.len()) || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(
-        value
-            .iter()
-            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
-    )
-}
-
 impl InPlaceAnswer {
     fn new(
         stream: Stream,
@@ -356,32 +338,25 @@ impl InPlaceAnswer {
         InPlaceAnswer {
             stream,
             scratch,
-            head_len: head.len,
-            status: head.status,
-            version: head.version,
-            reason: head.reason,
-            framing: head.framing,
+            head,
             preread,
             left,
             overread,
-            keepalive: head.keepalive,
             read_timeout,
         }
     }
 
     /// How the client's copy is framed.
     pub(super) fn framing(&self) -> Framing {
-        self.framing
+        self.head.framing
     }
 
     /// The head, to be written to the client.
     pub(super) fn head(&self) -> InPlaceHead<'_> {
         InPlaceHead {
-            bytes: &self.scratch.bytes[..self.head_len],
+            bytes: &self.scratch.bytes[..self.head.len],
             fields: &self.scratch.fields,
-            status: self.status,
-            version: self.version,
-            reason: self.reason.clone(),
+            head: &self.head,
         }
     }
 
@@ -436,7 +411,7 @@ impl InPlaceAnswer {
     /// past it, and the answer keeps it alive (Pingora's `reuse`); else it
     /// is closed.
     pub(super) async fn reuse(mut self) -> Option<Stream> {
-        if self.keepalive && self.left == 0 && !self.overread {
+        if self.head.keepalive && self.left == 0 && !self.overread {
             let InPlaceAnswer {
                 stream, scratch, ..
             } = self;
@@ -453,9 +428,7 @@ impl InPlaceAnswer {
 pub(super) struct InPlaceHead<'a> {
     bytes: &'a [u8],
     fields: &'a [FieldAt],
-    status: u16,
-    version: http::Version,
-    reason: Range<usize>,
+    head: &'a Head,
 }
 
 impl Fields for InPlaceHead<'_> {
@@ -487,15 +460,15 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
 
 impl AnswerHead for InPlaceHead<'_> {
     fn status(&self) -> u16 {
-        self.status
+        self.head.status
     }
 
     fn reason(&self) -> &[u8] {
-        &self.bytes[self.reason.clone()]
+        &self.bytes[self.head.reason.clone()]
     }
 
     fn version(&self) -> http::Version {
-        self.version
+        self.head.version
     }
 }
 
