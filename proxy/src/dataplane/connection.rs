@@ -51,6 +51,10 @@ pub struct ConnectionStats {
 pub struct GuardedApp<A> {
     app: Arc<A>,
     fast: Option<FastPath>,
+    /// Whether the fast path reads requests in place: only while no
+    /// connection has a request limit (`keepalive_request_limit`), as it
+    /// keeps no per-connection count (see `fast_path::in_place`).
+    read_in_place: bool,
     limits: ConnectionLimits,
     h2c: bool,
     stats: ConnectionStats,
@@ -67,7 +71,7 @@ impl<A> std::fmt::Debug for GuardedApp<A> {
     }
 }
 
-impl<A> GuardedApp<A> {
+impl<A: HttpServerApp> GuardedApp<A> {
     pub fn new(
         app: A,
         limits: ConnectionLimits,
@@ -76,9 +80,13 @@ impl<A> GuardedApp<A> {
         live: Arc<Live>,
         fast: Option<FastPath>,
     ) -> GuardedApp<A> {
+        let read_in_place = app
+            .server_options()
+            .is_none_or(|o| o.keepalive_request_limit.is_none());
         GuardedApp {
             app: Arc::new(app),
             fast,
+            read_in_place,
             limits,
             h2c,
             stats,
@@ -307,23 +315,49 @@ where
             };
             let mut prefix = prefix;
             if let Some(fast) = &self.fast {
-                // Kept for the engine, should the fast path not serve it.
-                let header = prefix.clone();
-                let mut session = ServerSession::new_http1(stream);
-                self.configure(&mut session, settings.take(), shutdown);
-                session.set_pipelined_prefix(prefix);
-                match fast.serve(session, shutdown).await {
-                    Served::Answered(Some((s, persistent, rest))) => {
-                        stream = s;
-                        settings = Some(persistent);
-                        carried = rest;
-                        continue;
+                // The common request is read where it lies; the rest by
+                // Pingora's session, which the fast path may still serve.
+                let mut session_path = true;
+                if self.read_in_place {
+                    match fast.serve_in_place(stream, prefix, shutdown).await {
+                        Served::Answered(Some((s, persistent, rest))) => {
+                            stream = s;
+                            settings = persistent;
+                            carried = rest;
+                            continue;
+                        }
+                        Served::NotInPlace(s, bytes) => (stream, prefix) = (s, bytes),
+                        Served::ToEngine(s, bytes) => {
+                            (stream, prefix) = (s, bytes);
+                            session_path = false;
+                        }
+                        Served::Answered(None) | Served::Gone | Served::NotMine(..) => {
+                            return None;
+                        }
                     }
-                    Served::Answered(None) | Served::Gone => return None,
-                    Served::NotMine(s, persistent) => {
-                        stream = s;
-                        settings = Some(persistent);
-                        prefix = header;
+                }
+                if session_path {
+                    // Kept for the engine, should the fast path not serve it.
+                    let header = prefix.clone();
+                    let mut session = ServerSession::new_http1(stream);
+                    self.configure(&mut session, settings.take(), shutdown);
+                    session.set_pipelined_prefix(prefix);
+                    match fast.serve(session, shutdown).await {
+                        Served::Answered(Some((s, persistent, rest))) => {
+                            stream = s;
+                            settings = persistent;
+                            carried = rest;
+                            continue;
+                        }
+                        Served::NotMine(s, persistent) => {
+                            stream = s;
+                            settings = Some(persistent);
+                            prefix = header;
+                        }
+                        Served::Answered(None)
+                        | Served::Gone
+                        | Served::NotInPlace(..)
+                        | Served::ToEngine(..) => return None,
                     }
                 }
             }

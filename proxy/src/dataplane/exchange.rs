@@ -1,15 +1,18 @@
 //! The steps of one exchange that both ways of proxying take: Pingora's
 //! proxy engine (`service`, through its `ProxyHttp` hooks) and the owned
-//! HTTP/1 fast path (`fast_path`). The steps before the answer work on the
-//! downstream session both have (`ServerSession`); what is counted, logged
-//! and queued when a request ends works on [`Answered`], which the fast
-//! path also makes once it writes the answer itself. So who the client is,
-//! the routing decision and the refusals, the headers the upstream gets,
-//! and the end of a request are written once.
+//! HTTP/1 fast path (`fast_path`, and `client_request` for a request read
+//! in place). The steps before the answer work on a view of the client's
+//! request both can make ([`ClientRequest`]: from Pingora's session, or
+//! from the bytes the fast path read); what is counted, logged and queued
+//! when a request ends works on [`Answered`]. So who the client is, the
+//! routing decision and the refusals, the headers the upstream gets, and
+//! the end of a request are written once.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use http::{HeaderMap, Method, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorType, Result};
@@ -22,9 +25,90 @@ use crate::metrics::{DropReason, RecordOutcome, ShadowOutcome};
 use crate::record::{RecordCapture, RequestFacts};
 use crate::routing::canary::selected;
 use crate::routing::forwarded::forwarded;
+use crate::routing::headers::{RequestHeaders, visible_text};
 use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
 use crate::shadow::{EngineJob, ShadowCapture};
+
+/// The client's request as the steps before the answer read it. `H` holds
+/// its header fields: Pingora's header map, or the fields where the fast
+/// path read them.
+#[derive(Debug)]
+pub(super) struct ClientRequest<'a, H: ?Sized> {
+    pub(super) method: &'a Method,
+    pub(super) version: Version,
+    /// The target's path and query, as `http::Uri` splits them.
+    pub(super) path: &'a str,
+    pub(super) query: Option<&'a str>,
+    /// The host of an absolute-form target.
+    pub(super) target_host: Option<&'a str>,
+    pub(super) headers: &'a H,
+    /// The connection's peer (the PROXY header's source, if one was taken).
+    pub(super) peer: Option<IpAddr>,
+    /// An upgrade (WebSocket): not a request to copy or record.
+    pub(super) upgrade: bool,
+    /// What the checks made before routing found (see `hygiene`).
+    pub(super) hygiene: std::result::Result<(), Rejection>,
+}
+
+impl<'a> ClientRequest<'a, HeaderMap> {
+    /// The request Pingora's session read.
+    pub(super) fn of_session(session: &'a ServerSession) -> Self {
+        let req = session.req_header();
+        ClientRequest {
+            method: &req.method,
+            version: req.version,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            target_host: req.uri.host(),
+            headers: &req.headers,
+            peer: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            upgrade: session.is_upgrade_req(),
+            hygiene: hygiene::check(session),
+        }
+    }
+}
+
+impl<'a, H: RequestHeaders + ?Sized> ClientRequest<'a, H> {
+    /// What the access log and the queues read of it.
+    pub(super) fn logged(&self) -> LoggedRequest<'a> {
+        LoggedRequest {
+            method: self.method,
+            path: self.path,
+            version: self.version,
+            referer: self.headers.first("referer").and_then(visible_text),
+            user_agent: self.headers.first("user-agent").and_then(visible_text),
+        }
+    }
+}
+
+/// What is logged and queued of a finished request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LoggedRequest<'a> {
+    pub(super) method: &'a Method,
+    /// The target's path as the client sent it.
+    pub(super) path: &'a str,
+    pub(super) version: Version,
+    pub(super) referer: Option<&'a str>,
+    pub(super) user_agent: Option<&'a str>,
+}
+
+impl<'a> From<&'a RequestHeader> for LoggedRequest<'a> {
+    fn from(req: &'a RequestHeader) -> Self {
+        let header =
+            |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        LoggedRequest {
+            method: &req.method,
+            path: req.uri.path(),
+            version: req.version,
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+        }
+    }
+}
 
 /// What a finished exchange is counted and logged by: the client's request
 /// and what the client was sent. Borrowed from Pingora's session on the
@@ -32,7 +116,7 @@ use crate::shadow::{EngineJob, ShadowCapture};
 /// fast path's own answer writer after.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Answered<'a> {
-    pub(super) request: &'a RequestHeader,
+    pub(super) request: LoggedRequest<'a>,
     /// The status of the last answer head written (0 for none).
     pub(super) status: u16,
     pub(super) body_bytes_sent: usize,
@@ -42,7 +126,7 @@ impl<'a> Answered<'a> {
     /// What Pingora's session wrote.
     pub(super) fn by_session(session: &'a ServerSession) -> Answered<'a> {
         Answered {
-            request: session.req_header(),
+            request: session.req_header().into(),
             status: session.response_written().map_or(0, |r| r.status.as_u16()),
             body_bytes_sent: session.body_bytes_sent(),
         }
@@ -81,7 +165,7 @@ impl StranglerProxy {
     }
 
     /// Queues the shadow job of a finished request, or counts why not.
-    fn queue_shadow(&self, req: &RequestHeader, failed: bool, ctx: &mut RequestCtx) {
+    fn queue_shadow(&self, req: &LoggedRequest<'_>, failed: bool, ctx: &mut RequestCtx) {
         let Some(capture) = ctx.shadow.take() else {
             return;
         };
@@ -123,7 +207,7 @@ impl StranglerProxy {
 
     /// Queues the recording of a finished request, or counts why not (once
     /// queued, the store writer counts it stored or dropped).
-    fn queue_record(&self, req: &RequestHeader, failed: bool, ctx: &mut RequestCtx) {
+    fn queue_record(&self, req: &LoggedRequest<'_>, failed: bool, ctx: &mut RequestCtx) {
         let Some(capture) = ctx.record.take() else {
             return;
         };
@@ -163,26 +247,24 @@ impl StranglerProxy {
 
     /// Who sent the request (see `routing::forwarded`), the id a trusted
     /// proxy gave it, and the Host the client asked for.
-    pub(super) fn identify_client(session: &ServerSession, ctx: &mut RequestCtx) {
-        let req = session.req_header();
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        if let Some(peer) = peer {
-            let who = forwarded(peer, &req.headers, &ctx.table.config().trusted_proxies);
+    pub(super) fn identify_client<H: RequestHeaders + ?Sized>(
+        req: &ClientRequest<'_, H>,
+        ctx: &mut RequestCtx,
+    ) {
+        if let Some(peer) = req.peer {
+            let who = forwarded(peer, req.headers, &ctx.table.config().trusted_proxies);
             if who.trusted_peer {
-                if let Some(id) = req
-                    .headers
-                    .get("x-request-id")
-                    .and_then(|v| RequestId::kept(v.as_bytes()))
-                {
+                if let Some(id) = req.headers.first("x-request-id").and_then(RequestId::kept) {
                     ctx.request_id = id;
                 }
             }
             ctx.forwarded = Some(who);
         }
-        ctx.client_host = req.headers.get(http::header::HOST).cloned();
+        // Already a valid value: both readers accept only those.
+        ctx.client_host = req
+            .headers
+            .first("host")
+            .and_then(|v| http::HeaderValue::from_bytes(v).ok());
     }
 
     /// One access-log line for the request, if the table asks for a log.
@@ -198,9 +280,7 @@ impl StranglerProxy {
         let Some(settings) = &ctx.table.config().access_log else {
             return;
         };
-        let req = answered.request;
-        let header =
-            |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let req = &answered.request;
         // Refused mid-body (413 on a chunked body) was already on its way
         // to the backend; every other refusal was answered before one.
         let sent = !ctx.rejected || ctx.refused.is_some();
@@ -209,7 +289,7 @@ impl StranglerProxy {
             request_id: ctx.request_id.as_str(),
             client: ctx.forwarded.as_ref().map(|f| f.client),
             method: req.method.as_str(),
-            path: req.uri.path(),
+            path: req.path,
             version: match req.version {
                 http::Version::HTTP_10 => "HTTP/1.0",
                 http::Version::HTTP_2 => "HTTP/2.0",
@@ -223,8 +303,8 @@ impl StranglerProxy {
             bytes_out: answered.body_bytes_sent,
             upstream_error: ctx.upstream_error.map(|k| k.as_str()),
             shadowed: ctx.shadowed,
-            referer: header(http::header::REFERER),
-            user_agent: header(http::header::USER_AGENT),
+            referer: req.referer,
+            user_agent: req.user_agent,
         };
         self.access_log.submit(settings, &entry);
     }
@@ -234,41 +314,36 @@ impl StranglerProxy {
     /// path the chosen side receives. For [`DataPath::Fast`], a request the
     /// fast path does not serve comes back as [`Routing::NotFast`] before
     /// anything is counted, so Pingora's engine can take it from the start.
-    pub(super) fn route(
+    pub(super) fn route<H: RequestHeaders + ?Sized>(
         &self,
-        session: &ServerSession,
+        req: &ClientRequest<'_, H>,
         ctx: &mut RequestCtx,
         asking: DataPath,
     ) -> Routing {
         // First, so that even a refused request is logged with its client
         // and the id the balancer gave it.
-        Self::identify_client(session, ctx);
+        Self::identify_client(req, ctx);
         // A fast 503 above the cap keeps an overload from becoming a pile-up.
         let before = self.inflight.fetch_add(1, Ordering::AcqRel);
         ctx.inflight = Some(super::ctx::InflightSlot(self.inflight.clone()));
         if before >= self.max_inflight {
             return Routing::Refuse(Rejection::Overloaded, String::new());
         }
-        if let Err(r) = hygiene::check(session) {
+        if let Err(r) = req.hygiene {
             return Routing::Refuse(r, String::new());
         }
-        let req = session.req_header();
-        let path = match normalize_path(req.uri.path()) {
+        let path = match normalize_path(req.path) {
             Ok(p) => p,
             Err(e) => return Routing::Refuse(Rejection::BadPath, e.to_string()),
         };
-        let host = req.uri.host().or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
+        let host = req.target_host.or_else(|| req.headers.first_text("host"));
         let client_ip = ctx.forwarded.as_ref().map(|f| f.client);
         let route_on = routing_path(&path);
         let info = RequestInfo {
-            method: &req.method,
+            method: req.method,
             host,
             path: &route_on,
-            headers: &req.headers,
+            headers: req.headers,
             client_ip,
             entropy: fast_random(),
         };
@@ -282,15 +357,14 @@ impl StranglerProxy {
         let limit = ctx.body_limit();
         let declared = req
             .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
+            .first_text("content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Routing::Refuse(Rejection::BodyTooLarge, String::new());
         }
         match decision.shadow {
             // An upgraded connection (WebSocket) is not a request to copy.
-            ShadowDecision::Copy { side, backend } if !session.is_upgrade_req() => {
+            ShadowDecision::Copy { side, backend } if !req.upgrade => {
                 if let Some(runtime) = decision.route.and_then(|i| ctx.table.shadow[i].clone()) {
                     let safe = matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE");
                     let noise_probe = safe && selected(fast_random(), runtime.noise_sample);
@@ -310,7 +384,7 @@ impl StranglerProxy {
             }
             _ => {}
         }
-        if decision.record && !session.is_upgrade_req() {
+        if decision.record && !req.upgrade {
             if let Some(runtime) = decision.route.and_then(|i| ctx.table.record[i].clone()) {
                 let tenant = decision.tenant.as_ref().map(|t| t.id.to_string());
                 ctx.record = Some(Box::new(RecordCapture::new(runtime, tenant)));
@@ -324,23 +398,22 @@ impl StranglerProxy {
             let detail = "(the route's rewrite made it invalid)";
             return Routing::Refuse(Rejection::BadPath, detail.to_string());
         };
-        let req = session.req_header();
-        if sent.as_ref() != req.uri.path() {
-            ctx.upstream_path = Some(with_query(&sent, req.uri.query()));
+        if sent.as_ref() != req.path {
+            ctx.upstream_path = Some(with_query(&sent, req.query));
         }
         if let Some(capture) = ctx.record.as_mut() {
-            capture.path = with_query(&path, req.uri.query());
+            capture.path = with_query(&path, req.query);
         }
         if let Some(capture) = ctx.shadow.as_mut() {
             let route =
                 &ctx.table.config().routes[ctx.route.expect("shadowed requests have a route")];
-            capture.path = with_query(&path, req.uri.query());
+            capture.path = with_query(&path, req.query);
             let target_path = upstream_path(route, capture.target_side, &path);
             let legacy_path = upstream_path(route, crate::config::Side::Legacy, &path);
             match (target_path, legacy_path) {
                 (Some(t), Some(l)) => {
-                    capture.copy.path = with_query(&t, req.uri.query());
-                    capture.probe.path = with_query(&l, req.uri.query());
+                    capture.copy.path = with_query(&t, req.query);
+                    capture.probe.path = with_query(&l, req.query);
                 }
                 // The copy's path cannot be made: nothing to compare.
                 _ => ctx.shadow = None,
@@ -354,13 +427,12 @@ impl StranglerProxy {
     /// The engine's way: `upstream_request` is its copy of the client's
     /// header, edited through Pingora's header API.
     pub(super) fn forward_headers(
-        session: &ServerSession,
+        tls: bool,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         Self::restart_if_retried(ctx);
-        let edits =
-            Self::upstream_edits(session, &upstream_request.headers, ctx, DataPath::Engine)?;
+        let edits = Self::upstream_edits(tls, &upstream_request.headers, ctx, DataPath::Engine)?;
         edits.apply(upstream_request)?;
         let config = ctx.table.config();
         let client_host = ctx.client_host.as_ref().and_then(|h| h.to_str().ok());
@@ -401,10 +473,11 @@ impl StranglerProxy {
     /// the engine applies it to its header copy ([`UpstreamEdits::apply`]),
     /// the fast path writes it straight into the upstream request's bytes
     /// (`upstream_head`). `present` is the header being edited, for the
-    /// forwarding headers a trusted peer may have set.
-    pub(super) fn upstream_edits<'a>(
-        session: &ServerSession,
-        present: &http::HeaderMap,
+    /// forwarding headers a trusted peer may have set; `tls`, whether the
+    /// client's connection is.
+    pub(super) fn upstream_edits<'a, H: RequestHeaders + ?Sized>(
+        tls: bool,
+        present: &H,
         ctx: &'a RequestCtx,
         path: DataPath,
     ) -> Result<UpstreamEdits<'a>> {
@@ -430,15 +503,14 @@ impl StranglerProxy {
             )),
             None => edits.push(HeaderEdit::Remove("x-forwarded-for")),
         }
-        if !(trusted && present.contains_key("x-forwarded-proto")) {
-            let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if !(trusted && present.contains("x-forwarded-proto")) {
             let proto = if tls { "https" } else { "http" };
             edits.push(HeaderEdit::Insert(
                 "x-forwarded-proto",
                 EditValue::Text(proto),
             ));
         }
-        if !(trusted && present.contains_key("x-forwarded-host")) {
+        if !(trusted && present.contains("x-forwarded-host")) {
             match &ctx.client_host {
                 Some(h) => edits.push(HeaderEdit::Insert("x-forwarded-host", EditValue::Header(h))),
                 None => edits.push(HeaderEdit::Remove("x-forwarded-host")),
@@ -475,8 +547,8 @@ impl StranglerProxy {
         let elapsed = ctx.started.elapsed();
         if !ctx.rejected {
             ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
-            self.queue_shadow(answered.request, e.is_some(), ctx);
-            self.queue_record(answered.request, e.is_some(), ctx);
+            self.queue_shadow(&answered.request, e.is_some(), ctx);
+            self.queue_record(&answered.request, e.is_some(), ctx);
         }
         self.write_access_log(answered, ctx, elapsed);
         if ctx.rejected {

@@ -32,7 +32,7 @@ use pingora::{Error, ErrorType, OkOrErr, OrErr, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ctx::RequestCtx;
-use super::exchange::{Answered, EditValue, HeaderEdit};
+use super::exchange::{Answered, EditValue, HeaderEdit, LoggedRequest};
 use super::upstream_answer::InPlaceAnswer;
 use super::wire_head::AnswerHead;
 
@@ -106,9 +106,9 @@ pub(super) fn plain_length(digits: &[u8]) -> Option<usize> {
 /// was read, and the state of the answer being written on it.
 pub(super) struct OwnedAnswer {
     stream: Stream,
-    request: RequestHeader,
-    /// The keep-alive settings the connection's next session gets.
-    settings: HttpPersistentSettings,
+    /// The keep-alive settings the connection's next session gets (`None`:
+    /// a request read in place, whose next session starts afresh).
+    settings: Option<HttpPersistentSettings>,
     /// What the answer's `Connection` says: the request and the
     /// connection's keep-alive settings allow another request.
     keepalive: bool,
@@ -137,11 +137,12 @@ impl OwnedAnswer {
     /// Takes the client's connection from `session`, whose request and
     /// body have been read and which has written no final answer. On
     /// failure (which a session whose body is read cannot give) the
-    /// connection is gone; the request comes back, to be logged.
+    /// connection is gone. The request comes back with it, to be logged.
     pub(super) async fn take(
         session: ServerSession,
         framing: Framing,
-    ) -> std::result::Result<OwnedAnswer, (Box<Error>, Option<RequestHeader>)> {
+    ) -> std::result::Result<(OwnedAnswer, RequestHeader), (Box<Error>, Option<RequestHeader>)>
+    {
         // Read before pipelining is switched on below for `reuse`: the
         // connection's next session must not inherit it.
         let settings = HttpPersistentSettings::for_session(&session);
@@ -178,10 +179,24 @@ impl OwnedAnswer {
         } else {
             (h1.into_inner(), false)
         };
-        Ok(OwnedAnswer {
+        let mut answer = OwnedAnswer::on(stream, framing, keepalive, reusable);
+        answer.settings = Some(settings);
+        Ok((answer, request))
+    }
+
+    /// The answer on a client's connection the fast path read the request
+    /// of itself (`client_request`): `keepalive` is what the answer's
+    /// `Connection` says, `reusable` whether the connection then carries
+    /// another request.
+    pub(super) fn on(
+        stream: Stream,
+        framing: Framing,
+        keepalive: bool,
+        reusable: bool,
+    ) -> OwnedAnswer {
+        OwnedAnswer {
             stream,
-            request,
-            settings,
+            settings: None,
             keepalive,
             reusable,
             framing,
@@ -191,13 +206,13 @@ impl OwnedAnswer {
             },
             status: 0,
             body_bytes_sent: 0,
-        })
+        }
     }
 
-    /// What the shared end-of-request steps count and log.
-    pub(super) fn answered(&self) -> Answered<'_> {
+    /// What the shared end-of-request steps count and log, for `request`.
+    pub(super) fn answered<'a>(&self, request: LoggedRequest<'a>) -> Answered<'a> {
         Answered {
-            request: &self.request,
+            request,
             status: self.status,
             body_bytes_sent: self.body_bytes_sent,
         }
@@ -355,7 +370,7 @@ impl OwnedAnswer {
 
     /// The connection, if it can carry another request, with its keep-alive
     /// settings; else it is closed.
-    pub(super) async fn into_next(mut self) -> Option<(Stream, HttpPersistentSettings)> {
+    pub(super) async fn into_next(mut self) -> Option<(Stream, Option<HttpPersistentSettings>)> {
         if self.reusable {
             Some((self.stream, self.settings))
         } else {
@@ -401,7 +416,7 @@ impl BodySource for InPlaceAnswer {
 /// Pingora's `read_body_or_idle` after the body: a close is the client
 /// gone, and bytes are more than this proxy reads before answering (it
 /// does not pipeline).
-async fn probe_idle(stream: &mut Stream) -> Box<Error> {
+pub(super) async fn probe_idle(stream: &mut Stream) -> Box<Error> {
     let mut probe = [0u8; 1];
     match stream.read(&mut probe).await {
         Ok(0) => Error::explain(

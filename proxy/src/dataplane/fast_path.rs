@@ -36,22 +36,35 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, OkOrErr, OrErr, Result, RetryType};
 use tokio::io::AsyncWriteExt;
 
+use super::client_request::plain_exchange;
 use super::ctx::RequestCtx;
-use super::exchange::{Answered, DataPath, Routing, UpstreamEdits};
+use super::exchange::{Answered, ClientRequest, DataPath, Routing, UpstreamEdits};
 use super::fast_answer::{Framing, OwnedAnswer};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 use super::upstream_pool::UpstreamPool;
+use super::wire_head::RequestHead;
 use crate::live::upstream::Upstream;
+use crate::routing::headers::RequestHeaders;
+
+mod in_place;
 
 /// What the fast path did with a request.
 pub enum Served {
     /// Answered. The connection, if it can carry another request: its
-    /// keep-alive settings and any bytes read past this request.
-    Answered(Option<(Stream, HttpPersistentSettings, Option<BytesMut>)>),
+    /// keep-alive settings (`None` after a request read in place: the next
+    /// session starts as on a new connection) and any bytes read past this
+    /// request.
+    Answered(Option<(Stream, Option<HttpPersistentSettings>, Option<BytesMut>)>),
     /// Not a request for the fast path: the connection and its keep-alive
     /// settings, with nothing written and nothing counted.
     NotMine(Stream, HttpPersistentSettings),
+    /// Not a request read in place: the connection and the bytes read, as
+    /// they were, for Pingora's session to read.
+    NotInPlace(Stream, BytesMut),
+    /// Read in place, but routed where the fast path does not serve: as
+    /// `NotInPlace`, for Pingora's engine, with nothing counted.
+    ToEngine(Stream, BytesMut),
     /// The client closed, or sent no request, before a request was read.
     Gone,
 }
@@ -62,6 +75,8 @@ impl std::fmt::Debug for Served {
             Served::Answered(Some(_)) => "Answered(kept alive)",
             Served::Answered(None) => "Answered(closed)",
             Served::NotMine(..) => "NotMine",
+            Served::NotInPlace(..) => "NotInPlace",
+            Served::ToEngine(..) => "ToEngine",
             Served::Gone => "Gone",
         })
     }
@@ -154,13 +169,31 @@ impl FastPath {
             return not_mine(session);
         }
         let mut ctx = RequestCtx::new(self.proxy.live.current());
-        match self.proxy.route(&session, &mut ctx, DataPath::Fast) {
+        let routing = self.proxy.route(
+            &ClientRequest::of_session(&session),
+            &mut ctx,
+            DataPath::Fast,
+        );
+        match routing {
             Routing::Forward => {}
             Routing::Refuse(..) | Routing::NotFast => return not_mine(session),
         }
         self.served.inc();
+        let forwarded = self.forward(&mut session, &mut ctx).await;
+        self.conclude(session, forwarded, ctx).await
+    }
+
+    /// The rest of an exchange whose request `session` read, once the
+    /// final answer's head is read (or the exchange failed): the answer,
+    /// or the failure's, and the end of the request.
+    async fn conclude(
+        &self,
+        mut session: ServerSession,
+        forwarded: Result<Answering>,
+        mut ctx: RequestCtx,
+    ) -> Served {
         let head_request = session.req_header().method == http::Method::HEAD;
-        let failure = match self.forward(&mut session, &mut ctx).await {
+        let failure = match forwarded {
             Ok(mut up) => match up.owned_framing(head_request) {
                 Some(framing) => return self.answer_owned(session, up, framing, ctx).await,
                 None => self
@@ -193,7 +226,7 @@ impl FastPath {
         match session.finish().await {
             Ok(Some(reusable)) => {
                 let (stream, prefix) = reusable.into_parts();
-                Served::Answered(Some((stream, settings, prefix)))
+                Served::Answered(Some((stream, Some(settings), prefix)))
             }
             _ => Served::Answered(None),
         }
@@ -208,14 +241,14 @@ impl FastPath {
         framing: Framing,
         mut ctx: RequestCtx,
     ) -> Served {
-        let mut client = match OwnedAnswer::take(session, framing).await {
-            Ok(client) => client,
+        let (mut client, request) = match OwnedAnswer::take(session, framing).await {
+            Ok(taken) => taken,
             // Nothing was written; the connection is gone with the session.
             Err((e, request)) => {
                 StranglerProxy::classify_failure(&e, &mut ctx);
                 if let Some(request) = &request {
                     let answered = Answered {
-                        request,
+                        request: request.into(),
                         status: 0,
                         body_bytes_sent: 0,
                     };
@@ -237,8 +270,9 @@ impl FastPath {
             }
             None => self.pool_if_reusable(up).await,
         }
+        let answered = client.answered((&request).into());
         self.proxy
-            .request_done(&client.answered(), failure.as_deref(), &mut ctx);
+            .request_done(&answered, failure.as_deref(), &mut ctx);
         drop(ctx);
         if failure.is_some() {
             client.close().await;
@@ -405,7 +439,7 @@ impl FastPath {
             stream, peer, addr, ..
         } = attempt;
         let head_request = down.req_header().method == http::Method::HEAD;
-        let mut session = if head_request {
+        let session = if head_request {
             // Pingora's client session frames the answer by the request it
             // wrote itself (a HEAD answer has no body whatever its length
             // says), so a HEAD request is written through it.
@@ -420,7 +454,8 @@ impl FastPath {
         } else {
             let mut stream = stream;
             let timeout = peer.options.write_timeout;
-            let head = upstream_head(down, ctx)?;
+            let req = down.req_header();
+            let head = upstream_head(req, &req.headers, req.raw_path(), tls(down), ctx)?;
             let written =
                 write_all(&mut stream, &head, timeout, "while writing request headers").await;
             super::wire_head::give_back(head);
@@ -448,71 +483,96 @@ impl FastPath {
                 HeadRead::Elsewhere(stream) => upstream_session(stream, &peer),
             }
         };
-        // The final answer's head; a 1xx answer before it goes to the
-        // client through the session (rare enough to copy its head).
-        loop {
-            tokio::select! {
-                biased;
-                read = session.read_response() => read.map_err(|e| e.into_up())?,
-                // As the engine (Pingora's `abort_on_close`): a client that
-                // closes its side, or sends more than its request, while
-                // the answer is awaited ends the exchange, and the upstream
-                // connection is dropped, not pooled.
-                gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
-            };
-            let answer = session
-                .resp_header()
-                .or_err(ErrorType::InternalError, "no answer read")?;
-            if answer.status.as_u16() == 101 {
-                return Error::e_explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "101 to a request that asked for no upgrade",
-                )
-                .map_err(|e| e.into_up());
-            }
-            if !answer.status.is_informational() {
-                return Ok(Answering {
-                    from: AnswerFrom::Session(Box::new(session)),
-                    addr,
-                });
-            }
-            let mut informational = Box::new(answer.clone());
-            // On 1xx answers too, as the engine's `response_filter`.
-            StranglerProxy::answer_headers(&mut informational, ctx)?;
-            down.write_response_header(informational)
-                .await
-                .map_err(|e| e.into_down())?;
+        final_answer(down, session, addr, ctx).await
+    }
+}
+
+/// The final answer's head, read by Pingora's client session `session`; a
+/// 1xx answer before it goes to the client through the client's session
+/// `down` (rare enough to copy its head).
+async fn final_answer(
+    down: &mut ServerSession,
+    mut session: UpstreamSession,
+    addr: Option<SocketAddr>,
+    ctx: &mut RequestCtx,
+) -> Result<Answering> {
+    loop {
+        tokio::select! {
+            biased;
+            read = session.read_response() => read.map_err(|e| e.into_up())?,
+            // As the engine (Pingora's `abort_on_close`): a client that
+            // closes its side, or sends more than its request, while
+            // the answer is awaited ends the exchange, and the upstream
+            // connection is dropped, not pooled.
+            gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
+        };
+        let answer = session
+            .resp_header()
+            .or_err(ErrorType::InternalError, "no answer read")?;
+        if answer.status.as_u16() == 101 {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "101 to a request that asked for no upgrade",
+            )
+            .map_err(|e| e.into_up());
         }
+        if !answer.status.is_informational() {
+            return Ok(Answering {
+                from: AnswerFrom::Session(Box::new(session)),
+                addr,
+            });
+        }
+        let mut informational = Box::new(answer.clone());
+        // On 1xx answers too, as the engine's `response_filter`.
+        StranglerProxy::answer_headers(&mut informational, ctx)?;
+        down.write_response_header(informational)
+            .await
+            .map_err(|e| e.into_down())?;
     }
 }
 
 /// What the upstream request changes from the client's
 /// (`exchange::upstream_edits`); on another attempt, what was kept of the
 /// body starts again first, since the attempt sends it again.
-fn edits<'a>(down: &ServerSession, ctx: &'a mut RequestCtx) -> Result<UpstreamEdits<'a>> {
+fn edits<'a>(
+    present: &impl RequestHeaders,
+    tls: bool,
+    ctx: &'a mut RequestCtx,
+) -> Result<UpstreamEdits<'a>> {
     StranglerProxy::restart_if_retried(ctx);
-    StranglerProxy::upstream_edits(down, &down.req_header().headers, ctx, DataPath::Fast)
+    StranglerProxy::upstream_edits(tls, present, ctx, DataPath::Fast)
+}
+
+/// Whether the client's connection is TLS.
+fn tls(down: &ServerSession) -> bool {
+    down.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 /// The request the upstream gets, as Pingora's client session writes it
 /// (HEAD requests): the client's header copied and edited.
 fn upstream_request(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Box<RequestHeader>> {
     let mut request = Box::new(down.req_header().clone());
-    edits(down, ctx)?.apply(&mut request)?;
+    edits(&down.req_header().headers, tls(down), ctx)?.apply(&mut request)?;
     Ok(request)
 }
 
-/// The same request's head as bytes, written from the client's header and
-/// the edits without copying the header (see `wire_head`).
-fn upstream_head(down: &ServerSession, ctx: &mut RequestCtx) -> Result<Vec<u8>> {
-    let req = down.req_header();
-    let edits = edits(down, ctx)?;
+/// The same request's head as bytes, written from the client's head
+/// (`req`, with its fields `present` and its `target`) and the edits
+/// without copying the head (see `wire_head`).
+fn upstream_head(
+    req: &impl RequestHead,
+    present: &impl RequestHeaders,
+    target: &[u8],
+    tls: bool,
+    ctx: &mut RequestCtx,
+) -> Result<Vec<u8>> {
+    let edits = edits(present, tls, ctx)?;
     let target = match &edits.target {
         // As Pingora writes a target set from a URI (`raw_path`).
         Some(uri) => uri
             .path_and_query()
             .map_or(&b""[..], |p| p.as_str().as_bytes()),
-        None => req.raw_path(),
+        None => target,
     };
     let mut head = super::wire_head::buffer();
     super::wire_head::write_request(req, target, edits.headers(), &mut head)?;
@@ -654,108 +714,5 @@ fn not_mine(session: ServerSession) -> Served {
         ServerSession::H1(s) => Served::NotMine(s.into_inner(), settings),
         // The loop only makes HTTP/1 sessions.
         _ => Served::Gone,
-    }
-}
-
-/// Whether a request is the common exchange the fast path owns: HTTP/1.1,
-/// origin-form target, one Host, at most one Content-Length of digits, no
-/// `Connection` but `keep-alive` or `close`, and none of the hop-by-hop
-/// fields Pingora's engine strips or treats specially or the ways of
-/// framing or waiting for a body other than Content-Length. One pass over
-/// the fields (ten lookups by name cost 2,800 instructions a request).
-pub fn plain_exchange(req: &RequestHeader) -> bool {
-    if req.version != http::Version::HTTP_11
-        || req.method == http::Method::CONNECT
-        || !req.raw_path().starts_with(b"/")
-    {
-        return false;
-    }
-    let (mut hosts, mut lengths, mut connections) = (0, 0, 0);
-    for (name, value) in &req.headers {
-        match name.as_str() {
-            "transfer-encoding"
-            | "expect"
-            | "upgrade"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "http2-settings"
-            | "proxy-authenticate"
-            | "proxy-authorization" => return false,
-            "host" => hosts += 1,
-            "content-length" => {
-                let digits = value.as_bytes();
-                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                    return false;
-                }
-                lengths += 1;
-            }
-            "connection" => {
-                let v = value.as_bytes().trim_ascii();
-                if !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")) {
-                    return false;
-                }
-                connections += 1;
-            }
-            _ => {}
-        }
-    }
-    hosts == 1 && lengths <= 1 && connections <= 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A request header as a parser would give it, from its text.
-    fn head(raw: &str) -> RequestHeader {
-        let mut lines = raw.split("\r\n");
-        let mut first = lines.next().unwrap().split(' ');
-        let (method, path, version) = (
-            first.next().unwrap(),
-            first.next().unwrap(),
-            first.next().unwrap(),
-        );
-        let mut h = RequestHeader::build(method, path.as_bytes(), None).unwrap();
-        h.set_version(if version == "HTTP/1.1" {
-            http::Version::HTTP_11
-        } else {
-            http::Version::HTTP_10
-        });
-        for line in lines.take_while(|l| !l.is_empty()) {
-            let (name, value) = line.split_once(": ").unwrap();
-            h.append_header(name.to_string(), value).unwrap();
-        }
-        h
-    }
-
-    #[test]
-    fn only_the_common_exchange_is_plain() {
-        let plain = [
-            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /x?y HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
-            "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: Close\r\n\r\n",
-        ];
-        for raw in plain {
-            assert!(plain_exchange(&head(raw)), "{raw}");
-        }
-        let not_plain = [
-            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
-            "GET / HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-secret\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: x\r\n\r\n",
-        ];
-        for raw in not_plain {
-            assert!(!plain_exchange(&head(raw)), "{raw}");
-        }
     }
 }

@@ -5,6 +5,7 @@
 //! HTTP/1 fast path ([`fast_path`]) that [`connection`]'s loop hands plain
 //! requests to when `--fast-path` is on.
 
+mod client_request;
 pub mod connection;
 pub mod ctx;
 mod exchange;

@@ -33,7 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::ctx::{RequestCtx, fast_random};
-use super::exchange::{Answered, DataPath, Routing};
+use super::exchange::{Answered, ClientRequest, DataPath, Routing};
 use super::hygiene::Rejection;
 use super::respond;
 use crate::access_log::AccessLog;
@@ -136,7 +136,8 @@ impl ProxyHttp for StranglerProxy {
     /// Refuses ambiguous or oversized requests, normalizes the path and makes
     /// the routing decision. Everything after this uses the decision.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.route(session.as_downstream(), ctx, DataPath::Engine) {
+        let request = ClientRequest::of_session(session.as_downstream());
+        match self.route(&request, ctx, DataPath::Engine) {
             Routing::Forward => Ok(false),
             Routing::Refuse(r, detail) => {
                 self.reject(session, ctx, r, &detail).await;
@@ -252,7 +253,9 @@ impl ProxyHttp for StranglerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        Self::forward_headers(session.as_downstream(), upstream_request, ctx)
+        let down = session.as_downstream();
+        let tls = down.digest().is_some_and(|d| d.ssl_digest.is_some());
+        Self::forward_headers(tls, upstream_request, ctx)
     }
 
     /// Keeps the primary answer's head of a shadowed or recorded request.

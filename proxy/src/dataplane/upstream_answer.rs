@@ -33,7 +33,7 @@ use pingora::{Error, ErrorType, Result, RetryType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::fast_answer::{Framing, plain_length};
-use super::wire_head::{AnswerHead, Fields};
+use super::wire_head::{AnswerHead, FieldAt, Fields, visit_in_map_order};
 
 /// The buffer an answer is read into: its head, then each read of its
 /// body. A head that does not fit is Pingora's to read. Pingora's body
@@ -44,13 +44,6 @@ const BUFFER: usize = 64 * 1024;
 const FIELDS: usize = 64;
 /// Buffers kept per thread for the next answers.
 const KEPT: usize = 64;
-
-/// Where one field of the head lies in the buffer.
-#[derive(Debug, Clone)]
-struct FieldAt {
-    name: Range<usize>,
-    value: Range<usize>,
-}
 
 /// A buffer and the places of a head's fields in it.
 struct Scratch {
@@ -434,28 +427,9 @@ pub(super) struct InPlaceHead<'a> {
 impl Fields for InPlaceHead<'_> {
     /// The fields in the order of Pingora's header map: each name at the
     /// place of its first field, its later fields right after it.
-    fn visit(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        let name = |field: &FieldAt| &self.bytes[field.name.clone()];
-        for (i, field) in self.fields.iter().enumerate() {
-            let this = name(field);
-            let seen = self.fields[..i]
-                .iter()
-                .any(|earlier| same_name(name(earlier), this));
-            if seen {
-                continue;
-            }
-            f(this, &self.bytes[field.value.clone()]);
-            for later in &self.fields[i + 1..] {
-                if same_name(name(later), this) {
-                    f(name(later), &self.bytes[later.value.clone()]);
-                }
-            }
-        }
+    fn visit(&self, f: impl FnMut(&[u8], &[u8])) {
+        visit_in_map_order(self.bytes, self.fields, f);
     }
-}
-
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.eq_ignore_ascii_case(b)
 }
 
 impl AnswerHead for InPlaceHead<'_> {

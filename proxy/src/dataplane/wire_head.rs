@@ -65,6 +65,43 @@ pub(super) trait Fields {
     fn visit(&self, f: impl FnMut(&[u8], &[u8]));
 }
 
+/// Where one field of a head read in place lies in its buffer.
+#[derive(Debug, Clone)]
+pub(super) struct FieldAt {
+    pub(super) name: std::ops::Range<usize>,
+    pub(super) value: std::ops::Range<usize>,
+}
+
+/// Visits the fields of a head read in place (`fields` into `bytes`) in
+/// the order of Pingora's header map: each name at the place of its first
+/// field, its later fields right after it.
+pub(super) fn visit_in_map_order(
+    bytes: &[u8],
+    fields: &[FieldAt],
+    mut f: impl FnMut(&[u8], &[u8]),
+) {
+    let name = |field: &FieldAt| &bytes[field.name.clone()];
+    for (i, field) in fields.iter().enumerate() {
+        let this = name(field);
+        let seen = fields[..i]
+            .iter()
+            .any(|earlier| same_name(name(earlier), this));
+        if seen {
+            continue;
+        }
+        f(this, &bytes[field.value.clone()]);
+        for later in &fields[i + 1..] {
+            if same_name(name(later), this) {
+                f(name(later), &bytes[later.value.clone()]);
+            }
+        }
+    }
+}
+
+pub(super) fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.eq_ignore_ascii_case(b)
+}
+
 /// A name of a Pingora header, in the case it was read.
 fn name_bytes<'a>(name: HeaderNameVariant<'a>) -> &'a [u8] {
     match name {
@@ -88,6 +125,22 @@ impl Fields for ResponseHeader {
             f(name_bytes(name), value.as_bytes());
             Ok(())
         });
+    }
+}
+
+/// A parsed request's head: its fields, method and version.
+pub(super) trait RequestHead: Fields {
+    fn method(&self) -> &[u8];
+    fn version(&self) -> http::Version;
+}
+
+impl RequestHead for RequestHeader {
+    fn method(&self) -> &[u8] {
+        self.method.as_str().as_bytes()
+    }
+
+    fn version(&self) -> http::Version {
+        self.version
     }
 }
 
@@ -117,7 +170,7 @@ impl AnswerHead for ResponseHeader {
 /// `target` and version, its fields with `edits` applied in order, and the
 /// blank line.
 pub(super) fn write_request(
-    req: &RequestHeader,
+    req: &impl RequestHead,
     target: &[u8],
     edits: &[HeaderEdit<'_>],
     out: &mut Vec<u8>,
@@ -133,7 +186,7 @@ pub(super) fn write_request(
         );
     }
     check_edits(edits)?;
-    let version: &[u8] = match req.version {
+    let version: &[u8] = match req.version() {
         http::Version::HTTP_10 => b"HTTP/1.0",
         http::Version::HTTP_11 => b"HTTP/1.1",
         _ => {
@@ -143,8 +196,9 @@ pub(super) fn write_request(
             );
         }
     };
-    out.reserve(req.method.as_str().len() + target.len() + 256);
-    out.extend_from_slice(req.method.as_str().as_bytes());
+    let method = req.method();
+    out.reserve(method.len() + target.len() + 256);
+    out.extend_from_slice(method);
     out.push(b' ');
     out.extend_from_slice(target);
     out.push(b' ');

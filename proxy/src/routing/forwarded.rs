@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use super::headers::{RequestHeaders, visible_text};
 
 use crate::config::model::{TrustedProxies, canonical};
 
@@ -31,11 +31,10 @@ pub struct Forwarded {
 /// Addresses in `X-Forwarded-For` values, left to right, across repeated
 /// headers. Entries that are not addresses (`unknown`, obfuscated ids) stop
 /// the walk where they stand, as they cannot be judged trusted.
-fn forwarded_for_entries(headers: &HeaderMap) -> Vec<&str> {
+fn forwarded_for_entries<H: RequestHeaders + ?Sized>(headers: &H) -> Vec<&str> {
     headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .values_of("x-forwarded-for")
+        .filter_map(visible_text)
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|e| !e.is_empty())
@@ -67,7 +66,11 @@ pub fn entry_address(entry: &str) -> Option<IpAddr> {
     host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-pub fn forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Forwarded {
+pub fn forwarded<H: RequestHeaders + ?Sized>(
+    peer: IpAddr,
+    headers: &H,
+    trusted: &TrustedProxies,
+) -> Forwarded {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return Forwarded {
@@ -141,6 +144,7 @@ pub fn acceptable_request_id(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     #[test]
     fn an_address_reads_as_its_display_text() {

@@ -6,10 +6,12 @@
 
 pub mod canary;
 pub mod forwarded;
+pub mod headers;
 pub mod rewrite;
 pub mod table;
 pub mod tenant;
 
 pub use crate::request_path::{PathError, normalize_path, routing_path};
+pub use headers::RequestHeaders;
 pub use table::{Decision, KeyKind, Reason, RequestInfo, RouteTable, ShadowDecision};
 pub use tenant::Tenant;

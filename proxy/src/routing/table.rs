@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, Method};
 
+use super::headers::RequestHeaders;
+
 use super::canary::{selected, stable_hash};
 use super::tenant::{Tenant, cookie, find_tenant, host_without_port};
 use crate::config::model::{
@@ -16,20 +18,29 @@ use crate::config::model::{
 use crate::config::path_index::PathIndex;
 use crate::config::precedence::priority_order;
 
-/// What the routing decision needs to know about a request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestInfo<'a> {
+/// What the routing decision needs to know about a request. `H` is where
+/// its header fields are read from (see [`RequestHeaders`]).
+#[derive(Debug)]
+pub struct RequestInfo<'a, H: ?Sized = HeaderMap> {
     pub method: &'a Method,
     /// `Host` header or `:authority`, port included or not.
     pub host: Option<&'a str>,
     /// The normalized path (see [`crate::request_path::normalize_path`]).
     pub path: &'a str,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a H,
     pub client_ip: Option<IpAddr>,
     /// Any number that differs between requests; used only by `sticky: none`
     /// and when a request has no sticky key at all.
     pub entropy: u64,
 }
+
+impl<H: ?Sized> Clone for RequestInfo<'_, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H: ?Sized> Copy for RequestInfo<'_, H> {}
 
 /// The sticky key that decided a canary draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +168,10 @@ impl RouteTable {
     /// The first route, in priority order, whose conditions all hold. Only
     /// routes whose path condition holds are looked at, found through the
     /// path index, so the cost does not grow with the table.
-    pub fn match_route(&self, req: &RequestInfo<'_>) -> Option<usize> {
+    pub fn match_route<H: RequestHeaders + ?Sized>(
+        &self,
+        req: &RequestInfo<'_, H>,
+    ) -> Option<usize> {
         let host = req.host.map(host_without_port);
         let routes = &self.config.routes;
         self.paths.find(routes, req.path, |i| {
@@ -165,7 +179,7 @@ impl RouteTable {
         })
     }
 
-    pub fn decide<'r>(&self, req: &RequestInfo<'r>) -> Decision<'r> {
+    pub fn decide<'r, H: RequestHeaders + ?Sized>(&self, req: &RequestInfo<'r, H>) -> Decision<'r> {
         let Some(index) = self.match_route(req) else {
             return Decision {
                 route: None,
@@ -255,11 +269,11 @@ impl RouteTable {
         }
     }
 
-    fn sticky_hash(
+    fn sticky_hash<H: RequestHeaders + ?Sized>(
         &self,
         index: usize,
         route: &Route,
-        req: &RequestInfo<'_>,
+        req: &RequestInfo<'_, H>,
         tenant: Option<&Tenant<'_>>,
     ) -> (KeyKind, bool, u64) {
         let salt = &self.canary_salt[index];
@@ -267,9 +281,9 @@ impl RouteTable {
             Sticky::Tenant => tenant.map(|t| (KeyKind::Tenant, Cow::Borrowed(t.id.as_bytes()))),
             Sticky::Header(name) => req
                 .headers
-                .get(name)
+                .first(name.as_str())
                 .filter(|v| !v.is_empty())
-                .map(|v| (KeyKind::Header, Cow::Borrowed(v.as_bytes()))),
+                .map(|v| (KeyKind::Header, Cow::Borrowed(v))),
             Sticky::Cookie(name) => cookie(req.headers, name)
                 .filter(|v| !v.is_empty())
                 .map(|v| (KeyKind::Cookie, Cow::Borrowed(v.as_bytes()))),
@@ -308,7 +322,11 @@ fn ip_bytes(ip: IpAddr) -> Cow<'static, [u8]> {
 }
 
 /// Every condition of a route but its path (which the index has checked).
-fn other_conditions_hold(m: &RouteMatch, req: &RequestInfo<'_>, host: Option<&str>) -> bool {
+fn other_conditions_hold<H: RequestHeaders + ?Sized>(
+    m: &RouteMatch,
+    req: &RequestInfo<'_, H>,
+    host: Option<&str>,
+) -> bool {
     if let Some(methods) = &m.methods {
         if !methods.contains(req.method) {
             return false;
@@ -330,9 +348,8 @@ fn other_conditions_hold(m: &RouteMatch, req: &RequestInfo<'_>, host: Option<&st
     }
     m.headers.iter().all(|(name, value)| {
         req.headers
-            .get_all(name)
-            .iter()
-            .any(|v| v.as_bytes() == value.as_bytes())
+            .values_of(name.as_str())
+            .any(|v| v == value.as_bytes())
     })
 }
 

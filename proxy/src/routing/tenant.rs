@@ -6,9 +6,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use super::headers::{RequestHeaders, visible_text};
 use base64::Engine;
-use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::config::model::TenantSource;
 
@@ -25,16 +24,15 @@ pub struct Tenant<'a> {
     pub source: usize,
 }
 
-pub fn find_tenant<'a>(
+pub fn find_tenant<'a, H: RequestHeaders + ?Sized>(
     sources: &[TenantSource],
     host: Option<&'a str>,
-    headers: &'a HeaderMap,
+    headers: &'a H,
 ) -> Option<Tenant<'a>> {
     sources.iter().enumerate().find_map(|(i, source)| {
         let id = match source {
             TenantSource::Header(name) => headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
+                .first_text(name.as_str())
                 .map(|v| Cow::Borrowed(v.trim())),
             TenantSource::HostLabel(n) => host.and_then(|h| host_label(h, *n)).map(Cow::Borrowed),
             TenantSource::Cookie(name) => cookie(headers, name).map(Cow::Borrowed),
@@ -68,11 +66,10 @@ fn host_label(host: &str, n: usize) -> Option<&str> {
 }
 
 /// The value of cookie `name` from all `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie<'a, H: RequestHeaders + ?Sized>(headers: &'a H, name: &str) -> Option<&'a str> {
     headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .values_of("cookie")
+        .filter_map(visible_text)
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (k, v) = pair.trim().split_once('=')?;
@@ -80,8 +77,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
-fn jwt_claim(headers: &HeaderMap, claim: &str) -> Option<String> {
-    let auth = headers.get(AUTHORIZATION)?.to_str().ok()?;
+fn jwt_claim<H: RequestHeaders + ?Sized>(headers: &H, claim: &str) -> Option<String> {
+    let auth = headers.first_text("authorization")?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.len() > MAX_JWT_LEN {
         return None;
@@ -102,7 +99,8 @@ fn jwt_claim(headers: &HeaderMap, claim: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::header::{AUTHORIZATION, COOKIE};
+    use http::{HeaderMap, HeaderValue};
 
     fn sources() -> Vec<TenantSource> {
         vec![

@@ -1,0 +1,248 @@
+//! The fast path for a request read in place (`client_request`): the
+//! common exchange with no Pingora session on the client's side. The
+//! request is routed on the bytes the connection loop read, its head
+//! written upstream from them, the common answer read in place
+//! (`upstream_answer`) and written by `fast_answer`, and the connection
+//! handed back for its next request.
+//!
+//! Anything less common falls back to the session path at the point it is
+//! met, with the same bytes: a request that is not read in place, or is
+//! routed where the fast path does not serve, goes back to the connection
+//! loop unread; an upstream failure, or an answer given back to Pingora's
+//! client session, gets a client session made from the request's bytes
+//! (Pingora reads them again, with no read from the connection: the head
+//! is whole and there is no body), and the exchange ends as on the session
+//! path ([`FastPath::conclude`]), with the same error answers.
+//!
+//! The connection's next session is made as on a new connection. That is
+//! the same as carrying this one's keep-alive settings because Pingora
+//! sets a session's keep-alive from its request, and no request limit is
+//! set for a connection (`keepalive_request_limit`, which the connection
+//! loop checks before it reads in place).
+
+use std::net::IpAddr;
+
+use bytes::BytesMut;
+use pingora::protocols::Stream;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::{Result, RetryType};
+
+use super::{
+    AnswerFrom, Answering, Attempt, FastPath, Served, upstream_head, upstream_session, write_all,
+};
+use crate::dataplane::client_request::InPlaceRequest;
+use crate::dataplane::ctx::RequestCtx;
+use crate::dataplane::exchange::{DataPath, Routing};
+use crate::dataplane::fast_answer::{OwnedAnswer, probe_idle};
+use crate::dataplane::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
+use crate::dataplane::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+
+/// What sending a request read in place upstream gave.
+enum Sent {
+    /// The common answer, read in place.
+    Answer(InPlaceAnswer, Option<std::net::SocketAddr>),
+    /// An answer given back to Pingora's client session.
+    Elsewhere(Box<UpstreamSession>, Option<std::net::SocketAddr>),
+}
+
+impl FastPath {
+    /// Serves the request whose head `bytes` holds (read by the connection
+    /// loop) if it is read in place and routed to the fast path; gives the
+    /// connection and the bytes back otherwise.
+    pub async fn serve_in_place(
+        &self,
+        mut stream: Stream,
+        bytes: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Served {
+        let request = match InPlaceRequest::read(bytes) {
+            Ok(request) => request,
+            Err(bytes) => return Served::NotInPlace(stream, bytes),
+        };
+        let peer = peer_ip(&stream);
+        let tls = stream.get_ssl_digest().is_some();
+        let mut ctx = RequestCtx::new(self.proxy.live.current());
+        match self
+            .proxy
+            .route(&request.view(peer), &mut ctx, DataPath::Fast)
+        {
+            Routing::Forward => {}
+            Routing::Refuse(..) | Routing::NotFast => {
+                return Served::ToEngine(stream, request.into_bytes());
+            }
+        }
+        self.served.inc();
+        let sent = self.send(&mut stream, &request, tls, &mut ctx).await;
+        let forwarded = match sent {
+            Ok(Sent::Answer(answer, addr)) => {
+                return self
+                    .answer_in_place(stream, &request, answer, addr, ctx, shutdown)
+                    .await;
+            }
+            Ok(Sent::Elsewhere(upstream, addr)) => Ok((upstream, addr)),
+            Err(e) => Err(e),
+        };
+        // The less common ends, on a client session over the same bytes.
+        let Some(mut session) = session_for(stream, request, shutdown).await else {
+            return Served::Answered(None);
+        };
+        let forwarded = match forwarded {
+            Ok((upstream, addr)) => {
+                super::final_answer(&mut session, *upstream, addr, &mut ctx).await
+            }
+            Err(e) => Err(e),
+        };
+        self.conclude(session, forwarded, ctx).await
+    }
+
+    /// Sends the request upstream and reads the answer's head. An attempt
+    /// that failed on a pooled connection before any answer is tried again
+    /// on a fresh one if the request is idempotent (it has no body).
+    async fn send(
+        &self,
+        client: &mut Stream,
+        request: &InPlaceRequest,
+        tls: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Sent> {
+        let idempotent = request.method().is_idempotent();
+        loop {
+            let attempt = self.connect(ctx).await?;
+            let reused = attempt.reused;
+            match self.send_once(client, request, attempt, tls, ctx).await {
+                Ok(sent) => return Ok(sent),
+                Err(e)
+                    if reused
+                        && idempotent
+                        && matches!(e.retry, RetryType::ReusedOnly)
+                        && ctx.connect_attempts < MAX_CONNECT_ATTEMPTS =>
+                {
+                    ctx.fresh_connection = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt: the request's head, and the answer's.
+    async fn send_once(
+        &self,
+        client: &mut Stream,
+        request: &InPlaceRequest,
+        attempt: Attempt,
+        tls: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Sent> {
+        let Attempt {
+            mut stream,
+            peer,
+            addr,
+            ..
+        } = attempt;
+        let head = upstream_head(request, request, request.target(), tls, ctx)?;
+        let written = write_all(
+            &mut stream,
+            &head,
+            peer.options.write_timeout,
+            "while writing request headers",
+        )
+        .await;
+        crate::dataplane::wire_head::give_back(head);
+        written?;
+        // As the session path: a client that closes its side, or sends
+        // more than its request, while the answer is awaited ends the
+        // exchange, and the upstream connection is dropped.
+        let read = tokio::select! {
+            biased;
+            read = read_head(stream, peer.options.read_timeout) => read.map_err(|e| e.into_up())?,
+            gone = probe_idle(client) => return Err(gone.into_down()),
+        };
+        Ok(match read {
+            HeadRead::InPlace(answer) => Sent::Answer(answer, addr),
+            HeadRead::Elsewhere(stream) => {
+                Sent::Elsewhere(Box::new(upstream_session(stream, &peer)), addr)
+            }
+        })
+    }
+
+    /// The common answer, written on the client's connection by the fast
+    /// path itself, and the end of the request.
+    async fn answer_in_place(
+        &self,
+        stream: Stream,
+        request: &InPlaceRequest,
+        mut answer: InPlaceAnswer,
+        addr: Option<std::net::SocketAddr>,
+        mut ctx: RequestCtx,
+        shutdown: &ShutdownWatch,
+    ) -> Served {
+        // A draining process answers with `Connection: close`.
+        let keepalive = request.keepalive() && !*shutdown.borrow();
+        let reusable = keepalive && !request.read_past();
+        let mut client = OwnedAnswer::on(stream, answer.framing(), keepalive, reusable);
+        let failure = client.relay_in_place(&mut answer, &ctx).await.err();
+        match &failure {
+            // The client has the head of the answer, or could not take it:
+            // nothing more is written, the failure is counted.
+            Some(e) => {
+                StranglerProxy::classify_failure(e, &mut ctx);
+            }
+            None => {
+                self.pool_if_reusable(Answering {
+                    from: AnswerFrom::InPlace(answer),
+                    addr,
+                })
+                .await;
+            }
+        }
+        let logged = request.view(None).logged();
+        self.proxy
+            .request_done(&client.answered(logged), failure.as_deref(), &mut ctx);
+        drop(ctx);
+        if failure.is_some() {
+            client.close().await;
+            return Served::Answered(None);
+        }
+        Served::Answered(
+            client
+                .into_next()
+                .await
+                .map(|(stream, settings)| (stream, settings, None)),
+        )
+    }
+}
+
+/// The client's address, as Pingora's session gives it (the PROXY header's
+/// source when one was taken).
+fn peer_ip(stream: &Stream) -> Option<IpAddr> {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+}
+
+/// A client session over the request's bytes, as the connection loop
+/// makes one: Pingora reads the request again from them.
+async fn session_for(
+    stream: Stream,
+    request: InPlaceRequest,
+    shutdown: &ShutdownWatch,
+) -> Option<ServerSession> {
+    let mut session = ServerSession::new_http1(stream);
+    session.set_pipelined_prefix(request.into_bytes());
+    match session.read_request().await {
+        Ok(true) => {}
+        // Read in place means Pingora reads it too; were it not so, the
+        // connection is closed rather than answered from a guess.
+        _ => {
+            log::warn!("a request read in place was refused by Pingora's reader");
+            session.shutdown().await;
+            return None;
+        }
+    }
+    if *shutdown.borrow() {
+        session.set_keepalive(None);
+    }
+    Some(session)
+}
