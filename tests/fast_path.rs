@@ -305,6 +305,14 @@ fn plain_requests() -> Vec<String> {
         "GET /a HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\nConnection: close\r\n\r\n"
             .into(),
     );
+    // A second request sent before the first's answer: this proxy does not
+    // pipeline, so the first is answered and the connection closed.
+    out.push("GET /p HTTP/1.1\r\nHost: h\r\n\r\nGET /q HTTP/1.1\r\nHost: h\r\n\r\n".into());
+    // Read in place: an empty length, a tenant and a query with a bare `?`.
+    out.push(
+        "OPTIONS /a? HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nX-Tenant-Id: acme\r\nConnection: close\r\n\r\n"
+            .into(),
+    );
     out
 }
 
