@@ -8,7 +8,8 @@
 //!
 //! Only the common request is read here: HTTP/1.1; GET, POST, PUT,
 //! DELETE, PATCH or OPTIONS; an origin-form target of plain URI bytes;
-//! names of letters, digits, `-`, `_` and `.`; exactly one `Host`; no
+//! names of letters, digits, `-`, `_` and `.`; exactly one `Host`, with
+//! no userinfo (`@`, which Pingora's reader refuses); no
 //! body (no `Content-Length`, or one of zeros); at most one `Connection`,
 //! saying `keep-alive` or `close`; none of the fields `plain_exchange`
 //! turns away; at most 64 fields in at most `MAX_HEADER_BYTES`. So none of
@@ -24,7 +25,7 @@ use pingora::http::RequestHeader;
 
 use super::exchange::ClientRequest;
 use super::hygiene::MAX_HEADER_BYTES;
-use super::wire_head::{FieldAt, Fields, RequestHead, same_name, visit_in_map_order};
+use super::wire_head::{FieldAt, Fields, RequestHead, place_of, same_name, visit_in_map_order};
 use crate::routing::headers::RequestHeaders;
 
 /// Fields read in place; a head with more is Pingora's.
@@ -184,15 +185,7 @@ fn parse(bytes: &[u8]) -> Option<InPlaceRequest> {
         "OPTIONS" => Method::OPTIONS,
         _ => return None,
     };
-    let base = bytes.as_ptr() as usize;
-    // An empty slice need not point into the buffer.
-    let at = |s: &[u8]| match s.len() {
-        0 => 0..0,
-        n => {
-            let from = s.as_ptr() as usize - base;
-            from..from + n
-        }
-    };
+    let at = |part: &[u8]| place_of(bytes, part);
     let target_bytes = request.path?.as_bytes();
     if !target_bytes.starts_with(b"/") || !target_bytes.iter().all(|&b| plain_target_byte(b)) {
         return None;
@@ -214,6 +207,10 @@ fn parse(bytes: &[u8]) -> Option<InPlaceRequest> {
         if TURNED_AWAY.iter().any(|known| is(known)) {
             return None;
         } else if is(b"host") {
+            // Pingora's reader refuses userinfo in the authority.
+            if value.contains(&b'@') {
+                return None;
+            }
             hosts += 1;
         } else if is(b"content-length") {
             // A body is the session's to read.
@@ -405,6 +402,7 @@ mod tests {
             b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
             b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -38,7 +38,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::client_request::plain_exchange;
 use super::ctx::RequestCtx;
-use super::exchange::{Answered, ClientRequest, DataPath, Routing, UpstreamEdits};
+use super::exchange::{Answered, ClientRequest, DataPath, LoggedRequest, Routing, UpstreamEdits};
 use super::fast_answer::{Framing, OwnedAnswer};
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
@@ -237,11 +237,11 @@ impl FastPath {
     async fn answer_owned(
         &self,
         session: ServerSession,
-        mut up: Answering,
+        up: Answering,
         framing: Framing,
         mut ctx: RequestCtx,
     ) -> Served {
-        let (mut client, request) = match OwnedAnswer::take(session, framing).await {
+        let (client, request) = match OwnedAnswer::take(session, framing).await {
             Ok(taken) => taken,
             // Nothing was written; the connection is gone with the session.
             Err((e, request)) => {
@@ -257,6 +257,20 @@ impl FastPath {
                 return Served::Answered(None);
             }
         };
+        self.relay(client, up, (&request).into(), ctx).await
+    }
+
+    /// Writes the common answer on `client` (the fast path's own writer),
+    /// pools the upstream connection after a whole answer, and ends the
+    /// request: counted, logged, and the connection kept for the next one
+    /// or closed.
+    async fn relay(
+        &self,
+        mut client: OwnedAnswer,
+        mut up: Answering,
+        request: LoggedRequest<'_>,
+        mut ctx: RequestCtx,
+    ) -> Served {
         let relayed = match &mut up.from {
             AnswerFrom::InPlace(answer) => client.relay_in_place(answer, &ctx).await,
             AnswerFrom::Session(session) => client.relay_session(session, &ctx).await,
@@ -270,9 +284,8 @@ impl FastPath {
             }
             None => self.pool_if_reusable(up).await,
         }
-        let answered = client.answered((&request).into());
         self.proxy
-            .request_done(&answered, failure.as_deref(), &mut ctx);
+            .request_done(&client.answered(request), failure.as_deref(), &mut ctx);
         drop(ctx);
         if failure.is_some() {
             client.close().await;

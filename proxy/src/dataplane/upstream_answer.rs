@@ -33,7 +33,7 @@ use pingora::{Error, ErrorType, Result, RetryType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::fast_answer::{Framing, plain_length};
-use super::wire_head::{AnswerHead, FieldAt, Fields, visit_in_map_order};
+use super::wire_head::{AnswerHead, FieldAt, Fields, place_of, visit_in_map_order};
 
 /// The buffer an answer is read into: its head, then each read of its
 /// body. A head that does not fit is Pingora's to read. Pingora's body
@@ -248,15 +248,7 @@ fn parse(scratch: &mut Scratch) -> Parsed {
         Some(code @ 200..=599) => code,
         _ => return Parsed::Odd,
     };
-    let base = bytes.as_ptr() as usize;
-    // An empty slice need not point into the buffer.
-    let at = |s: &[u8]| match s.len() {
-        0 => 0..0,
-        n => {
-            let from = s.as_ptr() as usize - base;
-            from..from + n
-        }
-    };
+    let at = |part: &[u8]| place_of(bytes, part);
     let reason = match answer.reason {
         Some(r) => at(r.as_bytes()),
         // A complete head always has one; were it missing, Pingora would

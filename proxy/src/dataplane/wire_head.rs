@@ -72,6 +72,18 @@ pub(super) struct FieldAt {
     pub(super) value: std::ops::Range<usize>,
 }
 
+/// Where `part`, a slice of `buffer` (or empty), lies in it. An empty
+/// slice need not point into the buffer, so it is placed at `0..0`.
+pub(super) fn place_of(buffer: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    match part.len() {
+        0 => 0..0,
+        n => {
+            let from = part.as_ptr() as usize - buffer.as_ptr() as usize;
+            from..from + n
+        }
+    }
+}
+
 /// Visits the fields of a head read in place (`fields` into `bytes`) in
 /// the order of Pingora's header map: each name at the place of its first
 /// field, its later fields right after it.

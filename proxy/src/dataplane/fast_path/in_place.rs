@@ -20,11 +20,12 @@
 //! set for a connection (`keepalive_request_limit`, which the connection
 //! loop checks before it reads in place).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::BytesMut;
 use pingora::protocols::Stream;
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::server::ShutdownWatch;
 use pingora::{Result, RetryType};
 
@@ -35,16 +36,15 @@ use crate::dataplane::client_request::InPlaceRequest;
 use crate::dataplane::ctx::RequestCtx;
 use crate::dataplane::exchange::{DataPath, Routing};
 use crate::dataplane::fast_answer::{OwnedAnswer, probe_idle};
-use crate::dataplane::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
+use crate::dataplane::service::MAX_CONNECT_ATTEMPTS;
 use crate::dataplane::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 
 /// What sending a request read in place upstream gave.
 enum Sent {
     /// The common answer, read in place.
-    Answer(InPlaceAnswer, Option<std::net::SocketAddr>),
+    Answer(InPlaceAnswer, Option<SocketAddr>),
     /// An answer given back to Pingora's client session.
-    Elsewhere(Box<UpstreamSession>, Option<std::net::SocketAddr>),
+    Elsewhere(Box<UpstreamSession>, Option<SocketAddr>),
 }
 
 impl FastPath {
@@ -173,44 +173,21 @@ impl FastPath {
         &self,
         stream: Stream,
         request: &InPlaceRequest,
-        mut answer: InPlaceAnswer,
-        addr: Option<std::net::SocketAddr>,
-        mut ctx: RequestCtx,
+        answer: InPlaceAnswer,
+        addr: Option<SocketAddr>,
+        ctx: RequestCtx,
         shutdown: &ShutdownWatch,
     ) -> Served {
         // A draining process answers with `Connection: close`.
         let keepalive = request.keepalive() && !*shutdown.borrow();
         let reusable = keepalive && !request.read_past();
-        let mut client = OwnedAnswer::on(stream, answer.framing(), keepalive, reusable);
-        let failure = client.relay_in_place(&mut answer, &ctx).await.err();
-        match &failure {
-            // The client has the head of the answer, or could not take it:
-            // nothing more is written, the failure is counted.
-            Some(e) => {
-                StranglerProxy::classify_failure(e, &mut ctx);
-            }
-            None => {
-                self.pool_if_reusable(Answering {
-                    from: AnswerFrom::InPlace(answer),
-                    addr,
-                })
-                .await;
-            }
-        }
-        let logged = request.view(None).logged();
-        self.proxy
-            .request_done(&client.answered(logged), failure.as_deref(), &mut ctx);
-        drop(ctx);
-        if failure.is_some() {
-            client.close().await;
-            return Served::Answered(None);
-        }
-        Served::Answered(
-            client
-                .into_next()
-                .await
-                .map(|(stream, settings)| (stream, settings, None)),
-        )
+        let client = OwnedAnswer::on(stream, answer.framing(), keepalive, reusable);
+        let up = Answering {
+            from: AnswerFrom::InPlace(answer),
+            addr,
+        };
+        self.relay(client, up, request.view(None).logged(), ctx)
+            .await
     }
 }
 
