@@ -3,8 +3,10 @@
 //! Content-Length body, to a route with no shadow, recording, retries or TLS
 //! upstream, the connection loop hands the request here instead of to
 //! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
-//! and header copies per request. The request is read by pingora-core's
-//! HTTP/1 session, the one the engine uses. The upstream request's head is
+//! and header copies per request. The common body-less request is read
+//! in place ([`client_request`](super::client_request)) and served by
+//! [`in_place`]; any other by pingora-core's HTTP/1 session, the one the
+//! engine uses, here. The upstream request's head is
 //! written from the client's header bytes and the exchange's edits
 //! (`wire_head`) and its Content-Length body straight onto the connection.
 //! The common answer is read in place
