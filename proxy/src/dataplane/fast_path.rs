@@ -4,7 +4,7 @@
 //! upstream, the connection loop hands the request here instead of to
 //! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
 //! and header copies per request. The common body-less request is read
-//! in place ([`client_request`](super::client_request)) and served by
+//! in place (`client_request`) and served by
 //! [`in_place`]; any other by pingora-core's HTTP/1 session, the one the
 //! engine uses, here. The upstream request's head is
 //! written from the client's header bytes and the exchange's edits
