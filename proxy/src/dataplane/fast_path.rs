@@ -5,7 +5,7 @@
 //! Pingora's proxy engine (`HttpProxy`), which costs a task pair, channels
 //! and header copies per request. The common body-less request is read
 //! in place (`client_request`) and served by
-//! [`in_place`]; any other by pingora-core's HTTP/1 session, the one the
+//! `in_place`; any other by pingora-core's HTTP/1 session, the one the
 //! engine uses, here. The upstream request's head is
 //! written from the client's header bytes and the exchange's edits
 //! (`wire_head`) and its Content-Length body straight onto the connection.
