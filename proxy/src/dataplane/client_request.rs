@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use http::{Method, Version};
 use pingora::http::RequestHeader;
 
-use super::exchange::ClientRequest;
+use super::exchange::{ClientRequest, LoggedFields, LoggedRequest};
 use super::hygiene::MAX_HEADER_BYTES;
 use super::wire_head::{FieldAt, Fields, RequestHead, place_of, same_name, visit_in_map_order};
 use crate::routing::headers::RequestHeaders;
@@ -80,6 +80,17 @@ impl InPlaceRequest {
     /// after the answer, as Pingora's session does).
     pub(super) fn read_past(&self) -> bool {
         self.bytes.len() > self.len
+    }
+
+    /// What the access log and the queues read of it.
+    pub(super) fn logged(&self) -> LoggedRequest<'_> {
+        let view = self.view(None);
+        LoggedRequest {
+            method: view.method,
+            path: view.path,
+            version: view.version,
+            fields: LoggedFields::InPlace(self),
+        }
     }
 
     /// The request as the steps before the answer read it.

@@ -17,6 +17,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorType, Result};
 
+use super::client_request::InPlaceRequest;
 use super::ctx::{RequestCtx, RequestId, fast_random};
 use super::hygiene::{self, Rejection};
 use super::service::StranglerProxy;
@@ -25,7 +26,7 @@ use crate::metrics::{DropReason, RecordOutcome, ShadowOutcome};
 use crate::record::{RecordCapture, RequestFacts};
 use crate::routing::canary::selected;
 use crate::routing::forwarded::forwarded;
-use crate::routing::headers::{RequestHeaders, visible_text};
+use crate::routing::headers::RequestHeaders;
 use crate::routing::rewrite::{upstream_host, upstream_path, with_query};
 use crate::routing::{RequestInfo, ShadowDecision, normalize_path, routing_path};
 use crate::shadow::{EngineJob, ShadowCapture};
@@ -72,40 +73,43 @@ impl<'a> ClientRequest<'a, HeaderMap> {
     }
 }
 
-impl<'a, H: RequestHeaders + ?Sized> ClientRequest<'a, H> {
-    /// What the access log and the queues read of it.
-    pub(super) fn logged(&self) -> LoggedRequest<'a> {
-        LoggedRequest {
-            method: self.method,
-            path: self.path,
-            version: self.version,
-            referer: self.headers.first("referer").and_then(visible_text),
-            user_agent: self.headers.first("user-agent").and_then(visible_text),
-        }
-    }
-}
-
-/// What is logged and queued of a finished request.
+/// What is logged and queued of a finished request. Its fields are read
+/// only when the access log asks (a log off costs no lookup).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LoggedRequest<'a> {
     pub(super) method: &'a Method,
     /// The target's path as the client sent it.
     pub(super) path: &'a str,
     pub(super) version: Version,
-    pub(super) referer: Option<&'a str>,
-    pub(super) user_agent: Option<&'a str>,
+    pub(super) fields: LoggedFields<'a>,
+}
+
+/// Where a logged request's header fields are read from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LoggedFields<'a> {
+    /// Pingora's header map (the engine, the session fast path).
+    Map(&'a HeaderMap),
+    /// The fields read in place.
+    InPlace(&'a InPlaceRequest),
+}
+
+impl<'a> LoggedFields<'a> {
+    /// The first value of `name` (lowercase) as text, if visible ASCII.
+    pub(super) fn first_text(self, name: &str) -> Option<&'a str> {
+        match self {
+            LoggedFields::Map(map) => map.first_text(name),
+            LoggedFields::InPlace(request) => request.first_text(name),
+        }
+    }
 }
 
 impl<'a> From<&'a RequestHeader> for LoggedRequest<'a> {
     fn from(req: &'a RequestHeader) -> Self {
-        let header =
-            |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         LoggedRequest {
             method: &req.method,
             path: req.uri.path(),
             version: req.version,
-            referer: header(http::header::REFERER),
-            user_agent: header(http::header::USER_AGENT),
+            fields: LoggedFields::Map(&req.headers),
         }
     }
 }
@@ -303,8 +307,8 @@ impl StranglerProxy {
             bytes_out: answered.body_bytes_sent,
             upstream_error: ctx.upstream_error.map(|k| k.as_str()),
             shadowed: ctx.shadowed,
-            referer: req.referer,
-            user_agent: req.user_agent,
+            referer: req.fields.first_text("referer"),
+            user_agent: req.fields.first_text("user-agent"),
         };
         self.access_log.submit(settings, &entry);
     }

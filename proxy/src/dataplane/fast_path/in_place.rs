@@ -186,8 +186,7 @@ impl FastPath {
             from: AnswerFrom::InPlace(answer),
             addr,
         };
-        self.relay(client, up, request.view(None).logged(), ctx)
-            .await
+        self.relay(client, up, request.logged(), ctx).await
     }
 }
 
