@@ -20,8 +20,9 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::fast_path::{FastPath, Served};
+use super::fast_path::{FastPath, Served, ServedInPlace};
 use super::hygiene::{MAX_HEADER_BYTES, request_line_ok};
+use super::kept_timer::KeptTimer;
 use super::proxy_protocol::{Admission, admit, peer_ip};
 use crate::live::Live;
 
@@ -175,20 +176,25 @@ fn header_complete(buf: &[u8]) -> bool {
 }
 
 /// Reads one request header, starting with `carried`: bytes a client sent
-/// past the end of its previous request (pipelined).
+/// past the end of its previous request (pipelined), or an empty buffer
+/// to read into. The idle wait is on the connection's kept timer, `idle`.
 async fn read_head(
     stream: &mut Stream,
     limits: ConnectionLimits,
     carried: Option<BytesMut>,
+    idle: &mut KeptTimer,
 ) -> Head {
     let mut buf = match carried {
         Some(b) if !b.is_empty() => b,
-        _ => {
-            let mut buf = BytesMut::with_capacity(4096);
+        spare => {
+            let mut buf = spare.unwrap_or_else(|| BytesMut::with_capacity(4096));
             // Idle between requests: the keep-alive timeout; nothing is lost.
-            match tokio::time::timeout(limits.keepalive, stream.read_buf(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Gone,
-                Ok(Ok(_)) => {}
+            match idle
+                .within(Some(limits.keepalive), stream.read_buf(&mut buf))
+                .await
+            {
+                Some(Ok(0)) | Some(Err(_)) | None => return Head::Gone,
+                Some(Ok(_)) => {}
             }
             buf
         }
@@ -291,8 +297,12 @@ where
 
         let mut settings = None;
         let mut carried = None;
+        // The waits every request makes, on timers kept for the
+        // connection's life (see `kept_timer`).
+        let mut idle = KeptTimer::new();
+        let mut answer = KeptTimer::new();
         loop {
-            let head = read_head(&mut stream, self.limits, carried.take()).await;
+            let head = read_head(&mut stream, self.limits, carried.take(), &mut idle).await;
             let prefix = match head {
                 Head::Complete(b) if request_line_ok(&b) => b,
                 Head::Complete(_) => {
@@ -319,20 +329,20 @@ where
                 // Pingora's session, which the fast path may still serve.
                 let mut session_path = true;
                 if self.read_in_place {
-                    match fast.serve_in_place(stream, prefix, shutdown).await {
-                        Served::Answered(Some((s, persistent, rest))) => {
-                            stream = s;
-                            settings = persistent;
-                            carried = rest;
+                    match fast
+                        .serve_in_place(stream, prefix, shutdown, &mut answer)
+                        .await
+                    {
+                        ServedInPlace::Answered(Some(next)) => {
+                            (stream, settings, carried) =
+                                (next.stream, next.settings, next.carried);
                             continue;
                         }
-                        Served::NotInPlace(s, bytes) => (stream, prefix) = (s, bytes),
-                        Served::ToEngine(s, bytes) => {
+                        ServedInPlace::Answered(None) => return None,
+                        ServedInPlace::NotInPlace(s, bytes) => (stream, prefix) = (s, bytes),
+                        ServedInPlace::ToEngine(s, bytes) => {
                             (stream, prefix) = (s, bytes);
                             session_path = false;
-                        }
-                        Served::Answered(None) | Served::Gone | Served::NotMine(..) => {
-                            return None;
                         }
                     }
                 }
@@ -342,11 +352,10 @@ where
                     let mut session = ServerSession::new_http1(stream);
                     self.configure(&mut session, settings.take(), shutdown);
                     session.set_pipelined_prefix(prefix);
-                    match fast.serve(session, shutdown).await {
-                        Served::Answered(Some((s, persistent, rest))) => {
-                            stream = s;
-                            settings = persistent;
-                            carried = rest;
+                    match fast.serve(session, shutdown, &mut answer).await {
+                        Served::Answered(Some(next)) => {
+                            (stream, settings, carried) =
+                                (next.stream, next.settings, next.carried);
                             continue;
                         }
                         Served::NotMine(s, persistent) => {
@@ -354,10 +363,7 @@ where
                             settings = Some(persistent);
                             prefix = header;
                         }
-                        Served::Answered(None)
-                        | Served::Gone
-                        | Served::NotInPlace(..)
-                        | Served::ToEngine(..) => return None,
+                        Served::Answered(None) | Served::Gone => return None,
                     }
                 }
             }

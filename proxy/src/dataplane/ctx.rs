@@ -208,6 +208,15 @@ impl RequestId {
             RequestId::Kept(id) => id,
         }
     }
+
+    /// The id's bytes, as written in a header: without `as_str`'s UTF-8
+    /// pass, which the fast path would make twice per request.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            RequestId::Generated(hex) => hex,
+            RequestId::Kept(id) => id.as_bytes(),
+        }
+    }
 }
 
 thread_local! {

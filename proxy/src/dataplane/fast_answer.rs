@@ -276,7 +276,7 @@ impl OwnedAnswer {
             edits[n] = HeaderEdit::Insert("Transfer-Encoding", EditValue::Text("chunked"));
             n += 1;
         }
-        edits[n] = HeaderEdit::Insert("x-request-id", EditValue::Text(ctx.request_id.as_str()));
+        edits[n] = HeaderEdit::Insert("x-request-id", EditValue::Id(&ctx.request_id));
         edits[n + 1] = HeaderEdit::Insert("Date", EditValue::Header(&date));
         let connection = if self.keepalive {
             "keep-alive"

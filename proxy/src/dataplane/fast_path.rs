@@ -42,6 +42,7 @@ use super::client_request::plain_exchange;
 use super::ctx::RequestCtx;
 use super::exchange::{Answered, ClientRequest, DataPath, LoggedRequest, Routing, UpstreamEdits};
 use super::fast_answer::{Framing, OwnedAnswer};
+use super::kept_timer::KeptTimer;
 use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 use super::upstream_pool::UpstreamPool;
@@ -51,24 +52,51 @@ use crate::routing::headers::RequestHeaders;
 
 mod in_place;
 
-/// What the fast path did with a request.
+/// A connection after an answer that keeps it, ready for its next
+/// request.
+pub struct NextRequest {
+    pub stream: Stream,
+    /// Its keep-alive settings (`None` after a request read in place: the
+    /// next session starts as on a new connection).
+    pub settings: Option<HttpPersistentSettings>,
+    /// Bytes read past the request just answered; or, after a request
+    /// read in place, its buffer emptied, for the next head to be read
+    /// into (a connection holds one head at a time, so it need not
+    /// allocate a buffer per request).
+    pub carried: Option<BytesMut>,
+}
+
+/// What the fast path did with a request read by Pingora's session
+/// ([`FastPath::serve`]).
 pub enum Served {
-    /// Answered. The connection, if it can carry another request: its
-    /// keep-alive settings (`None` after a request read in place: the next
-    /// session starts as on a new connection) and any bytes read past this
-    /// request.
-    Answered(Option<(Stream, Option<HttpPersistentSettings>, Option<BytesMut>)>),
+    /// Answered; the connection, if it can carry another request.
+    Answered(Option<NextRequest>),
     /// Not a request for the fast path: the connection and its keep-alive
     /// settings, with nothing written and nothing counted.
     NotMine(Stream, HttpPersistentSettings),
+    /// The client closed, or sent no request, before a request was read.
+    Gone,
+}
+
+/// What the fast path did with a request whose head the connection loop
+/// read ([`FastPath::serve_in_place`]).
+pub enum ServedInPlace {
+    /// Answered; the connection, if it can carry another request.
+    Answered(Option<NextRequest>),
     /// Not a request read in place: the connection and the bytes read, as
     /// they were, for Pingora's session to read.
     NotInPlace(Stream, BytesMut),
     /// Read in place, but routed where the fast path does not serve: as
     /// `NotInPlace`, for Pingora's engine, with nothing counted.
     ToEngine(Stream, BytesMut),
-    /// The client closed, or sent no request, before a request was read.
-    Gone,
+}
+
+impl std::fmt::Debug for NextRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextRequest")
+            .field("carried", &self.carried.as_ref().map(BytesMut::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Served {
@@ -77,9 +105,18 @@ impl std::fmt::Debug for Served {
             Served::Answered(Some(_)) => "Answered(kept alive)",
             Served::Answered(None) => "Answered(closed)",
             Served::NotMine(..) => "NotMine",
-            Served::NotInPlace(..) => "NotInPlace",
-            Served::ToEngine(..) => "ToEngine",
             Served::Gone => "Gone",
+        })
+    }
+}
+
+impl std::fmt::Debug for ServedInPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServedInPlace::Answered(Some(_)) => "Answered(kept alive)",
+            ServedInPlace::Answered(None) => "Answered(closed)",
+            ServedInPlace::NotInPlace(..) => "NotInPlace",
+            ServedInPlace::ToEngine(..) => "ToEngine",
         })
     }
 }
@@ -153,8 +190,14 @@ impl FastPath {
     }
 
     /// Serves the request whose header `session` holds (as its pipelined
-    /// prefix), if it is one for the fast path.
-    pub async fn serve(&self, mut session: ServerSession, shutdown: &ShutdownWatch) -> Served {
+    /// prefix), if it is one for the fast path. The answer is awaited on
+    /// the client connection's kept `timer`.
+    pub async fn serve(
+        &self,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+        timer: &mut KeptTimer,
+    ) -> Served {
         match session.read_request().await {
             Ok(true) => {}
             Ok(false) => return Served::Gone,
@@ -181,8 +224,8 @@ impl FastPath {
             Routing::Refuse(..) | Routing::NotFast => return not_mine(session),
         }
         self.served.inc();
-        let forwarded = self.forward(&mut session, &mut ctx).await;
-        self.conclude(session, forwarded, ctx).await
+        let forwarded = self.forward(&mut session, &mut ctx, timer).await;
+        Served::Answered(self.conclude(session, forwarded, ctx).await)
     }
 
     /// The rest of an exchange whose request `session` read, once the
@@ -193,7 +236,7 @@ impl FastPath {
         mut session: ServerSession,
         forwarded: Result<Answering>,
         mut ctx: RequestCtx,
-    ) -> Served {
+    ) -> Option<NextRequest> {
         let head_request = session.req_header().method == http::Method::HEAD;
         let failure = match forwarded {
             Ok(mut up) => match up.owned_framing(head_request) {
@@ -222,16 +265,15 @@ impl FastPath {
             // cut short with its last chunk, and make it look complete.
             // After a failure the connection's state is not worth trusting.
             session.shutdown().await;
-            return Served::Answered(None);
+            return None;
         }
         let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(Some(reusable)) => {
-                let (stream, prefix) = reusable.into_parts();
-                Served::Answered(Some((stream, Some(settings), prefix)))
-            }
-            _ => Served::Answered(None),
-        }
+        let (stream, carried) = session.finish().await.ok()??.into_parts();
+        Some(NextRequest {
+            stream,
+            settings: Some(settings),
+            carried,
+        })
     }
 
     /// The common answer, written by the fast path itself
@@ -242,7 +284,7 @@ impl FastPath {
         up: Answering,
         framing: Framing,
         mut ctx: RequestCtx,
-    ) -> Served {
+    ) -> Option<NextRequest> {
         let (client, request) = match OwnedAnswer::take(session, framing).await {
             Ok(taken) => taken,
             // Nothing was written; the connection is gone with the session.
@@ -256,7 +298,7 @@ impl FastPath {
                     };
                     self.proxy.request_done(&answered, Some(&e), &mut ctx);
                 }
-                return Served::Answered(None);
+                return None;
             }
         };
         self.relay(client, up, (&request).into(), ctx).await
@@ -272,7 +314,7 @@ impl FastPath {
         mut up: Answering,
         request: LoggedRequest<'_>,
         mut ctx: RequestCtx,
-    ) -> Served {
+    ) -> Option<NextRequest> {
         let relayed = match &mut up.from {
             AnswerFrom::InPlace(answer) => client.relay_in_place(answer, &ctx).await,
             AnswerFrom::Session(session) => client.relay_session(session, &ctx).await,
@@ -291,14 +333,14 @@ impl FastPath {
         drop(ctx);
         if failure.is_some() {
             client.close().await;
-            return Served::Answered(None);
+            return None;
         }
-        Served::Answered(
-            client
-                .into_next()
-                .await
-                .map(|(stream, settings)| (stream, settings, None)),
-        )
+        let (stream, settings) = client.into_next().await?;
+        Some(NextRequest {
+            stream,
+            settings,
+            carried: None,
+        })
     }
 
     /// An answer framed in a way the fast path leaves to Pingora's session
@@ -376,14 +418,19 @@ impl FastPath {
     /// pooled connection before any answer is tried again on a fresh one
     /// if the request is idempotent and its body, as far as it was read,
     /// is still held (the session's retry buffer, as the engine's).
-    async fn forward(&self, down: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Answering> {
+    async fn forward(
+        &self,
+        down: &mut ServerSession,
+        ctx: &mut RequestCtx,
+        timer: &mut KeptTimer,
+    ) -> Result<Answering> {
         let idempotent = down.req_header().method.is_idempotent();
         down.enable_retry_buffering();
         loop {
             let replayable = idempotent && !down.retry_buffer_truncated();
             let attempt = self.connect(ctx).await?;
             let reused = attempt.reused;
-            match self.exchange(down, attempt, ctx).await {
+            match self.exchange(down, attempt, ctx, timer).await {
                 Ok(up) => return Ok(up),
                 // Pingora marks the errors a stale pooled connection
                 // gives (closed or reset before the answer) as `ReusedOnly`.
@@ -449,6 +496,7 @@ impl FastPath {
         down: &mut ServerSession,
         attempt: Attempt,
         ctx: &mut RequestCtx,
+        timer: &mut KeptTimer,
     ) -> Result<Answering> {
         let Attempt {
             stream, peer, addr, ..
@@ -485,7 +533,7 @@ impl FastPath {
             // back to Pingora's client session unread.
             let read = tokio::select! {
                 biased;
-                read = read_head(stream, peer.options.read_timeout) => read.map_err(|e| e.into_up())?,
+                read = read_head(stream, peer.options.read_timeout, timer) => read.map_err(|e| e.into_up())?,
                 gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
             };
             match read {

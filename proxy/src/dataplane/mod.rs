@@ -12,6 +12,7 @@ mod exchange;
 mod fast_answer;
 pub mod fast_path;
 pub mod hygiene;
+pub mod kept_timer;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;

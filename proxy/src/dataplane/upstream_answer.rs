@@ -33,6 +33,7 @@ use pingora::{Error, ErrorType, Result, RetryType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::fast_answer::{Framing, plain_length};
+use super::kept_timer::KeptTimer;
 use super::wire_head::{AnswerHead, FieldAt, Fields, place_of, visit_in_map_order};
 
 /// The buffer an answer is read into: its head, then each read of its
@@ -112,10 +113,13 @@ impl std::fmt::Debug for InPlaceAnswer {
 }
 
 /// Reads the head of the answer on `stream`, each read within
-/// `read_timeout`, with the errors Pingora's `read_response` gives.
+/// `read_timeout` (on the client connection's kept `timer`: this wait is
+/// made on nearly every request), with the errors Pingora's
+/// `read_response` gives.
 pub(super) async fn read_head(
     mut stream: Stream,
     read_timeout: Option<Duration>,
+    timer: &mut KeptTimer,
 ) -> Result<HeadRead> {
     if !stream.as_any().is::<TcpStream>() {
         // What is read could not be put back (the fast path's upstreams
@@ -142,7 +146,9 @@ pub(super) async fn read_head(
             return give_back(stream, scratch).map(HeadRead::Elsewhere);
         }
         let already_read = scratch.bytes.len();
-        let read = with_timeout(read_timeout, stream.read_buf(&mut scratch.bytes)).await;
+        let read = timer
+            .within(read_timeout, stream.read_buf(&mut scratch.bytes))
+            .await;
         match read {
             None => {
                 keep(scratch);
@@ -228,12 +234,13 @@ struct Head {
 /// recording its fields' places; `Odd` for any answer not read in place.
 fn parse(scratch: &mut Scratch) -> Parsed {
     let Scratch { bytes, fields } = scratch;
-    let mut parsed = [httparse::EMPTY_HEADER; FIELDS];
-    let mut answer = httparse::Response::new(&mut parsed);
+    // Uninitialised, as `client_request::parse`'s: the same parse.
+    let mut parsed = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; FIELDS];
+    let mut answer = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.allow_spaces_after_header_name_in_responses(true);
     config.allow_obsolete_multiline_headers_in_responses(true);
-    let len = match config.parse_response(&mut answer, bytes) {
+    let len = match config.parse_response_with_uninit_headers(&mut answer, bytes, &mut parsed) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         // Too many fields for here, or not HTTP: Pingora's to judge.
@@ -532,7 +539,7 @@ mod tests {
 
     /// Read in place, or given back and read by Pingora; which it was.
     async fn in_place(stream: Stream) -> (bool, Seen) {
-        let mut answer = match read_head(stream, None).await {
+        let mut answer = match read_head(stream, None, &mut KeptTimer::new()).await {
             Ok(HeadRead::InPlace(answer)) => answer,
             Ok(HeadRead::Elsewhere(stream)) => return (false, by_pingora(stream).await),
             Err(e) => return (true, failed(&e)),

@@ -21,10 +21,12 @@ use tokio::io::{AsyncRead, ReadBuf};
 pub const IDLE_PER_ADDRESS: usize = 128;
 
 /// Idle upstream connections by address. Each worker has its own, used
-/// only from its own thread; the lock is never contended.
+/// only from its own thread; the lock is never contended. The addresses
+/// are the configuration's, so they hash with foldhash rather than SipHash,
+/// as `config::path_index` explains: the map is used twice per request.
 #[derive(Default)]
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>, foldhash::fast::RandomState>>,
 }
 
 struct Idle {

@@ -373,6 +373,9 @@ mod tests {
                     HeaderEdit::Insert(name, EditValue::Header(v)) => {
                         $head.insert_header(name, v.clone()).unwrap()
                     }
+                    HeaderEdit::Insert(name, EditValue::Id(id)) => {
+                        $head.insert_header(name, id.as_str()).unwrap()
+                    }
                 }
             }
         };
@@ -405,13 +408,14 @@ mod tests {
     #[test]
     fn writes_the_engines_bytes_for_every_order_of_fields_and_edits() {
         let host = http::HeaderValue::from_static("shop.example");
+        let id = crate::dataplane::ctx::RequestId::generate();
         let edits = [
             HeaderEdit::Remove("connection"),
             HeaderEdit::Insert("x-forwarded-for", EditValue::Text("10.0.0.1, 127.0.0.1")),
             HeaderEdit::Insert("x-forwarded-proto", EditValue::Text("http")),
             HeaderEdit::Insert("x-forwarded-host", EditValue::Header(&host)),
             HeaderEdit::Remove("x-strangler-shadow"),
-            HeaderEdit::Insert("x-request-id", EditValue::Text("0123abcd")),
+            HeaderEdit::Insert("x-request-id", EditValue::Id(&id)),
             HeaderEdit::Insert("Host", EditValue::Text("backend.internal")),
         ];
         let fields: &[(&str, &str)] = &[

@@ -30,12 +30,14 @@ use pingora::server::ShutdownWatch;
 use pingora::{Result, RetryType};
 
 use super::{
-    AnswerFrom, Answering, Attempt, FastPath, Served, upstream_head, upstream_session, write_all,
+    AnswerFrom, Answering, Attempt, FastPath, NextRequest, ServedInPlace, upstream_head,
+    upstream_session, write_all,
 };
 use crate::dataplane::client_request::InPlaceRequest;
 use crate::dataplane::ctx::RequestCtx;
 use crate::dataplane::exchange::{DataPath, Routing};
 use crate::dataplane::fast_answer::{OwnedAnswer, probe_idle};
+use crate::dataplane::kept_timer::KeptTimer;
 use crate::dataplane::service::MAX_CONNECT_ATTEMPTS;
 use crate::dataplane::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 
@@ -50,16 +52,18 @@ enum Sent {
 impl FastPath {
     /// Serves the request whose head `bytes` holds (read by the connection
     /// loop) if it is read in place and routed to the fast path; gives the
-    /// connection and the bytes back otherwise.
+    /// connection and the bytes back otherwise. The answer is awaited on
+    /// the client connection's kept `timer`.
     pub async fn serve_in_place(
         &self,
         mut stream: Stream,
         bytes: BytesMut,
         shutdown: &ShutdownWatch,
-    ) -> Served {
+        timer: &mut KeptTimer,
+    ) -> ServedInPlace {
         let request = match InPlaceRequest::read(bytes) {
             Ok(request) => request,
-            Err(bytes) => return Served::NotInPlace(stream, bytes),
+            Err(bytes) => return ServedInPlace::NotInPlace(stream, bytes),
         };
         let peer = peer_ip(&stream);
         let tls = stream.get_ssl_digest().is_some();
@@ -70,23 +74,28 @@ impl FastPath {
         {
             Routing::Forward => {}
             Routing::Refuse(..) | Routing::NotFast => {
-                return Served::ToEngine(stream, request.into_bytes());
+                return ServedInPlace::ToEngine(stream, request.into_bytes());
             }
         }
         self.served.inc();
-        let sent = self.send(&mut stream, &request, tls, &mut ctx).await;
+        let sent = self.send(&mut stream, &request, tls, &mut ctx, timer).await;
         let forwarded = match sent {
             Ok(Sent::Answer(answer, addr)) => {
-                return self
+                let next = self
                     .answer_in_place(stream, &request, answer, addr, ctx, shutdown)
-                    .await;
+                    .await
+                    .map(|next| NextRequest {
+                        carried: spare_buffer(request.into_bytes()),
+                        ..next
+                    });
+                return ServedInPlace::Answered(next);
             }
             Ok(Sent::Elsewhere(upstream, addr)) => Ok((upstream, addr)),
             Err(e) => Err(e),
         };
         // The less common ends, on a client session over the same bytes.
         let Some(mut session) = session_for(stream, request, shutdown).await else {
-            return Served::Answered(None);
+            return ServedInPlace::Answered(None);
         };
         let forwarded = match forwarded {
             Ok((upstream, addr)) => {
@@ -94,7 +103,7 @@ impl FastPath {
             }
             Err(e) => Err(e),
         };
-        self.conclude(session, forwarded, ctx).await
+        ServedInPlace::Answered(self.conclude(session, forwarded, ctx).await)
     }
 
     /// Sends the request upstream and reads the answer's head. An attempt
@@ -106,12 +115,16 @@ impl FastPath {
         request: &InPlaceRequest,
         tls: bool,
         ctx: &mut RequestCtx,
+        timer: &mut KeptTimer,
     ) -> Result<Sent> {
         let idempotent = request.method().is_idempotent();
         loop {
             let attempt = self.connect(ctx).await?;
             let reused = attempt.reused;
-            match self.send_once(client, request, attempt, tls, ctx).await {
+            match self
+                .send_once(client, request, attempt, tls, ctx, timer)
+                .await
+            {
                 Ok(sent) => return Ok(sent),
                 Err(e)
                     if reused
@@ -134,6 +147,7 @@ impl FastPath {
         attempt: Attempt,
         tls: bool,
         ctx: &mut RequestCtx,
+        timer: &mut KeptTimer,
     ) -> Result<Sent> {
         let Attempt {
             mut stream,
@@ -156,7 +170,7 @@ impl FastPath {
         // exchange, and the upstream connection is dropped.
         let read = tokio::select! {
             biased;
-            read = read_head(stream, peer.options.read_timeout) => read.map_err(|e| e.into_up())?,
+            read = read_head(stream, peer.options.read_timeout, timer) => read.map_err(|e| e.into_up())?,
             gone = probe_idle(client) => return Err(gone.into_down()),
         };
         Ok(match read {
@@ -177,7 +191,7 @@ impl FastPath {
         addr: Option<SocketAddr>,
         ctx: RequestCtx,
         shutdown: &ShutdownWatch,
-    ) -> Served {
+    ) -> Option<NextRequest> {
         // A draining process answers with `Connection: close`.
         let keepalive = request.keepalive() && !*shutdown.borrow();
         let reusable = keepalive && !request.read_past();
@@ -189,6 +203,18 @@ impl FastPath {
         self.relay(client, up, request.logged(), ctx).await
     }
 }
+
+/// A request's buffer, emptied, for the connection's next head; one
+/// grown past a few pages by a large head is let go rather than held for
+/// the connection's life.
+fn spare_buffer(mut bytes: BytesMut) -> Option<BytesMut> {
+    (bytes.capacity() <= SPARE_BUFFER_LIMIT).then(|| {
+        bytes.clear();
+        bytes
+    })
+}
+
+const SPARE_BUFFER_LIMIT: usize = 16 * 1024;
 
 /// The client's address, as Pingora's session gives it (the PROXY header's
 /// source when one was taken).
