@@ -26,19 +26,25 @@ fn seen_header(answer: &serde_json::Value, name: &str) -> Option<String> {
     answer["headers"][name].as_str().map(str::to_string)
 }
 
-/// Lines of a JSON access log, once at least `n` are there.
-async fn access_log(proxy: &Proxy, n: usize) -> Vec<serde_json::Value> {
+/// Lines of the access log, once at least `n` are there.
+async fn access_log_lines(proxy: &Proxy, n: usize) -> Vec<String> {
     let path = proxy.dir.path().join("access.log");
     eventually(Duration::from_secs(10), || async {
         let text = std::fs::read_to_string(&path).ok()?;
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
         (lines.len() >= n).then_some(lines)
     })
     .await
     .unwrap_or_else(|| panic!("fewer than {n} access-log lines:\n{}", proxy.logs()))
+}
+
+/// Lines of a JSON access log, once at least `n` are there.
+async fn access_log(proxy: &Proxy, n: usize) -> Vec<serde_json::Value> {
+    access_log_lines(proxy, n)
+        .await
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 fn line_for<'a>(lines: &'a [serde_json::Value], request_id: &str) -> &'a serde_json::Value {
@@ -706,22 +712,18 @@ default: legacy
             .to_string(),
     ];
     // One at a time, so the lines come in this order.
+    let mut lines = Vec::new();
     for (n, request) in requests.iter().enumerate() {
         let r = request_from(ip("127.0.0.1"), to, b"", request)
             .await
             .expect("an answer");
         assert_eq!(r.status, 200, "{}", r.head);
-        let path = proxy.dir.path().join("access.log");
-        eventually(Duration::from_secs(10), || async {
-            let text = std::fs::read_to_string(&path).ok()?;
-            (text.lines().count() > n).then_some(())
-        })
-        .await
-        .unwrap_or_else(|| panic!("no access-log line for request {n}:\n{}", proxy.logs()));
+        lines = access_log_lines(&proxy, n + 1).await;
     }
-    let text = std::fs::read_to_string(proxy.dir.path().join("access.log")).unwrap();
-    let ends: Vec<&str> = text
-        .lines()
+    let text = lines.join("\n");
+    let ends: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
         .map(|l| l.split_once("\" 200 ").map(|(_, rest)| rest).unwrap_or(l))
         .map(|rest| rest.split_once(' ').map(|(_, tail)| tail).unwrap_or(rest))
         .collect();
