@@ -24,16 +24,11 @@ shift || true
 PROXIES=("$@")
 [ "${#PROXIES[@]}" -gt 0 ] || PROXIES=(nginx haproxy owned raw strangler fast)
 
-for tool in wrk valgrind nginx haproxy; do
-    command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
-done
 source bench/lib.sh
+bench_need wrk valgrind nginx haproxy
 bench_binaries
 bench_workdir instructions
-BACKEND_PORT=$(free_port)
-"$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
-wait_port "$BACKEND_PORT"
-BACKEND=127.0.0.1:$BACKEND_PORT
+bench_backend
 PATH_UNDER_TEST=/api/orders/12345
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
 CALLGRIND=(valgrind --tool=callgrind --callgrind-out-file="$WORK/%q{RUNG}.out")

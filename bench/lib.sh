@@ -84,6 +84,24 @@ bench_binaries() {
     fi
 }
 
+# Installs whichever of the named Debian packages' commands is missing:
+#   bench_need wrk nginx haproxy
+bench_need() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
+    done
+}
+
+# Starts $BIN's strangler-bench-backend (one worker) on a free port and
+# waits for it: sets BACKEND_PORT and BACKEND (host:port). Needs
+# bench_binaries and bench_workdir first.
+bench_backend() {
+    BACKEND_PORT=$(free_port)
+    "$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
+    wait_port "$BACKEND_PORT"
+    BACKEND=127.0.0.1:$BACKEND_PORT
+}
+
 # The peers, configured the same wherever they are compared: nginx as a
 # reverse proxy with upstream keep-alive, HAProxy with keep-alive and
 # connection reuse, each adding X-Forwarded-For as Strangler does.

@@ -15,16 +15,11 @@ shift || true
 PROXIES=("$@")
 [ "${#PROXIES[@]}" -gt 0 ] || PROXIES=(fast raw haproxy)
 
-for tool in wrk strace haproxy nginx; do
-    command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
-done
 source bench/lib.sh
+bench_need wrk strace haproxy nginx
 bench_binaries
 bench_workdir syscalls
-BACKEND_PORT=$(free_port)
-"$BIN/strangler-bench-backend" "$BACKEND_PORT" 1 & PIDS+=($!)
-wait_port "$BACKEND_PORT"
-BACKEND=127.0.0.1:$BACKEND_PORT
+bench_backend
 URL_PATH=/api/orders/12345
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
 
