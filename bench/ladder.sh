@@ -33,11 +33,8 @@ DURATION=${1:-10s}
 CONNS=${2:-64}
 WORKERS=${3:-2}
 
-for tool in wrk nginx haproxy; do
-    command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
-done
-
 source bench/lib.sh
+bench_need wrk nginx haproxy
 bench_binaries
 bench_workdir ladder
 BACKEND_PORT=$(free_port)
