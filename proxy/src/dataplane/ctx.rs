@@ -20,6 +20,9 @@ use crate::shadow::ShadowCapture;
 pub struct RequestCtx {
     pub table: Arc<LiveTable>,
     pub started: Instant,
+    /// When the client had the whole answer: read once, by
+    /// [`RequestCtx::ended`], for the latency and the upstream pool.
+    ended: Option<Instant>,
     pub request_id: RequestId,
     /// Index into `Config::routes`; `None` for unmatched traffic.
     pub route: Option<usize>,
@@ -72,6 +75,7 @@ impl RequestCtx {
         RequestCtx {
             table,
             started: Instant::now(),
+            ended: None,
             request_id: RequestId::generate(),
             route: None,
             side: Side::Legacy,
@@ -92,6 +96,13 @@ impl RequestCtx {
             fresh_connection: false,
             shadowed: false,
         }
+    }
+
+    /// When the request ended (the clock is read the first time this is
+    /// asked, and that reading kept): the latency and the idle upstream
+    /// connection's age are measured from one reading, not two.
+    pub fn ended(&mut self) -> Instant {
+        *self.ended.get_or_insert_with(Instant::now)
     }
 
     /// Keeps a chunk of the request body for the shadow copy and the

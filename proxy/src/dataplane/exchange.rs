@@ -184,6 +184,7 @@ impl StranglerProxy {
             return;
         }
         let Some(route_index) = ctx.route else { return };
+        let latency = ctx.ended().saturating_duration_since(ctx.started);
         let table = &ctx.table;
         let target = table.upstreams[capture.target_backend.0].pick();
         // A legacy address only for a noise probe: picking one for every job
@@ -197,7 +198,7 @@ impl StranglerProxy {
             ctx.request_id.as_str().to_string(),
             table.version,
             ctx.side,
-            ctx.started.elapsed(),
+            latency,
             *target,
             legacy,
         );
@@ -226,7 +227,7 @@ impl StranglerProxy {
         if failed || !capture.kept.has_response() {
             return count(RecordOutcome::Unanswered);
         }
-        let latency = ctx.started.elapsed();
+        let latency = ctx.ended().saturating_duration_since(ctx.started);
         let facts = RequestFacts {
             request_id: ctx.request_id.as_str().to_string(),
             config_version: ctx.table.version,
@@ -548,7 +549,7 @@ impl StranglerProxy {
         ctx: &mut RequestCtx,
     ) {
         let status = answered.status;
-        let elapsed = ctx.started.elapsed();
+        let elapsed = ctx.ended().saturating_duration_since(ctx.started);
         if !ctx.rejected {
             ctx.table.upstreams[ctx.backend.0].request_ended(ctx.upstream_addr, e);
             self.queue_shadow(&answered.request, e.is_some(), ctx);

@@ -23,7 +23,7 @@
 //! the same header bytes.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::header;
@@ -34,7 +34,6 @@ use pingora::protocols::Stream;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
-use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, OkOrErr, OrErr, Result, RetryType};
 use tokio::io::AsyncWriteExt;
 
@@ -47,10 +46,12 @@ use super::service::{MAX_CONNECT_ATTEMPTS, StranglerProxy};
 use super::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 use super::upstream_pool::UpstreamPool;
 use super::wire_head::RequestHead;
-use crate::live::upstream::Upstream;
 use crate::routing::headers::RequestHeaders;
 
+mod attempt;
 mod in_place;
+
+use attempt::{Attempt, upstream_session, write_all};
 
 /// A connection after an answer that keeps it, ready for its next
 /// request.
@@ -169,14 +170,6 @@ impl Answering {
             }
         }
     }
-}
-
-/// An upstream connection for one attempt.
-struct Attempt {
-    stream: Stream,
-    peer: Box<HttpPeer>,
-    addr: Option<SocketAddr>,
-    reused: bool,
 }
 
 impl FastPath {
@@ -326,7 +319,7 @@ impl FastPath {
             Some(e) => {
                 StranglerProxy::classify_failure(e, &mut ctx);
             }
-            None => self.pool_if_reusable(up).await,
+            None => self.pool_if_reusable(up, ctx.ended()).await,
         }
         self.proxy
             .request_done(&client.answered(request), failure.as_deref(), &mut ctx);
@@ -389,10 +382,13 @@ impl FastPath {
                 _ => {}
             }
         }
-        self.pool_if_reusable(Answering {
-            from: AnswerFrom::Session(session),
-            addr: up.addr,
-        })
+        self.pool_if_reusable(
+            Answering {
+                from: AnswerFrom::Session(session),
+                addr: up.addr,
+            },
+            ctx.ended(),
+        )
         .await;
         Ok(())
     }
@@ -400,7 +396,7 @@ impl FastPath {
     /// The upstream connection back to the pool after a whole, well-framed
     /// answer (Pingora's `reuse` decides, or the in-place reader on its
     /// terms).
-    async fn pool_if_reusable(&self, up: Answering) {
+    async fn pool_if_reusable(&self, up: Answering, ended: Instant) {
         let stream = match up.from {
             AnswerFrom::InPlace(answer) => answer.reuse().await,
             AnswerFrom::Session(mut session) => {
@@ -409,7 +405,7 @@ impl FastPath {
             }
         };
         if let (Some(addr), Some(stream)) = (up.addr, stream) {
-            self.pool.put(addr, stream);
+            self.pool.put(addr, stream, ended);
         }
     }
 
@@ -448,48 +444,6 @@ impl FastPath {
         }
     }
 
-    /// A connection to the chosen backend: a pooled one unless the last
-    /// attempt's broke, else a new one, trying the backend's next address
-    /// after a failed connect (nothing was sent, so any method may).
-    async fn connect(&self, ctx: &mut RequestCtx) -> Result<Attempt> {
-        loop {
-            ctx.connect_attempts += 1;
-            let upstream = &ctx.table.upstreams[ctx.backend.0];
-            let mut peer = upstream.pick();
-            let addr = Upstream::address_of(&peer);
-            ctx.upstream_addr = addr;
-            if let Some(timeout) = ctx.route.and_then(|i| ctx.table.config().routes[i].timeout) {
-                peer.options.read_timeout = Some(timeout);
-            }
-            let fresh = std::mem::take(&mut ctx.fresh_connection);
-            let pooled = match addr {
-                Some(a) if !fresh => self.pool.take(a, peer.options.idle_timeout),
-                _ => None,
-            };
-            let (stream, reused) = match pooled {
-                Some(s) => (s, true),
-                None => match self.connector.new_stream(&*peer).await {
-                    Ok(s) => (s, false),
-                    Err(e) => {
-                        upstream.connect_failed(&peer, &e);
-                        let more =
-                            ctx.connect_attempts < upstream.addresses().min(MAX_CONNECT_ATTEMPTS);
-                        if more {
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                },
-            };
-            return Ok(Attempt {
-                stream,
-                peer,
-                addr,
-                reused,
-            });
-        }
-    }
-
     /// One attempt: the request, its body, and the answer's head.
     async fn exchange(
         &self,
@@ -499,14 +453,17 @@ impl FastPath {
         timer: &mut KeptTimer,
     ) -> Result<Answering> {
         let Attempt {
-            stream, peer, addr, ..
+            stream,
+            addr,
+            timeouts,
+            ..
         } = attempt;
         let head_request = down.req_header().method == http::Method::HEAD;
         let session = if head_request {
             // Pingora's client session frames the answer by the request it
             // wrote itself (a HEAD answer has no body whatever its length
             // says), so a HEAD request is written through it.
-            let mut session = upstream_session(stream, &peer);
+            let mut session = upstream_session(stream, timeouts);
             let request = upstream_request(down, ctx)?;
             session
                 .write_request_header(request)
@@ -516,7 +473,7 @@ impl FastPath {
             session
         } else {
             let mut stream = stream;
-            let timeout = peer.options.write_timeout;
+            let timeout = timeouts.write;
             let req = down.req_header();
             let head = upstream_head(req, &req.headers, req.raw_path(), tls(down), ctx)?;
             let written =
@@ -533,7 +490,7 @@ impl FastPath {
             // back to Pingora's client session unread.
             let read = tokio::select! {
                 biased;
-                read = read_head(stream, peer.options.read_timeout, timer) => read.map_err(|e| e.into_up())?,
+                read = read_head(stream, timeouts.read, timer) => read.map_err(|e| e.into_up())?,
                 gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
             };
             match read {
@@ -543,7 +500,7 @@ impl FastPath {
                         addr,
                     });
                 }
-                HeadRead::Elsewhere(stream) => upstream_session(stream, &peer),
+                HeadRead::Elsewhere(stream) => upstream_session(stream, timeouts),
             }
         };
         final_answer(down, session, addr, ctx).await
@@ -709,43 +666,6 @@ impl UpstreamBody<'_> {
         }
         Ok(())
     }
-}
-
-/// Writes and flushes `bytes` within the peer's write timeout, with the
-/// error types Pingora's client session gives.
-async fn write_all(
-    stream: &mut Stream,
-    bytes: &[u8],
-    timeout: Option<Duration>,
-    what: &'static str,
-) -> Result<()> {
-    let write = async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    };
-    let written = match timeout {
-        Some(t) => match tokio::time::timeout(t, write).await {
-            Ok(written) => written,
-            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-        },
-        None => write.await,
-    };
-    written.map_err(|e| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::TimedOut => ErrorType::WriteTimedout,
-            _ => ErrorType::WriteError,
-        };
-        Error::because(kind, what, e).into_up()
-    })
-}
-
-/// A client session for reading the answer on `stream`, with the peer's
-/// options and timeouts.
-fn upstream_session(stream: Stream, peer: &HttpPeer) -> UpstreamSession {
-    let mut session = UpstreamSession::new_with_options(stream, peer);
-    session.read_timeout = peer.options.read_timeout;
-    session.write_timeout = peer.options.write_timeout;
-    session
 }
 
 /// The request's body length, as Pingora's body writer reads it (a length

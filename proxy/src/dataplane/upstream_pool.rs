@@ -48,12 +48,18 @@ impl std::fmt::Debug for UpstreamPool {
 
 impl UpstreamPool {
     /// The most recently used live connection to `addr` idle for less than
-    /// `max_idle`, if there is one.
-    pub fn take(&self, addr: SocketAddr, max_idle: Option<Duration>) -> Option<Stream> {
+    /// `max_idle` at `now`, if there is one. `now` is the caller's own
+    /// reading of the clock (the request's start): the pool reads none.
+    pub fn take(
+        &self,
+        addr: SocketAddr,
+        max_idle: Option<Duration>,
+        now: Instant,
+    ) -> Option<Stream> {
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&addr)?;
         while let Some(mut conn) = list.pop() {
-            let fresh = max_idle.is_none_or(|max| conn.since.elapsed() < max);
+            let fresh = max_idle.is_none_or(|max| now.saturating_duration_since(conn.since) < max);
             if fresh && quiet(&mut conn.stream) {
                 return Some(conn.stream);
             }
@@ -62,8 +68,9 @@ impl UpstreamPool {
     }
 
     /// Keeps `stream` (a connection whose last answer was read whole) for
-    /// the next request to `addr`.
-    pub fn put(&self, addr: SocketAddr, stream: Stream) {
+    /// the next request to `addr`, idle from `since` (the end of the
+    /// request that used it).
+    pub fn put(&self, addr: SocketAddr, stream: Stream, since: Instant) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -71,10 +78,7 @@ impl UpstreamPool {
         if list.len() >= IDLE_PER_ADDRESS {
             list.remove(0);
         }
-        list.push(Idle {
-            stream,
-            since: Instant::now(),
-        });
+        list.push(Idle { stream, since });
     }
 }
 
@@ -105,20 +109,21 @@ mod tests {
     async fn a_live_connection_comes_back_and_a_closed_one_does_not() {
         let pool = UpstreamPool::default();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let now = Instant::now();
         let (live, _live_server) = pair().await;
-        pool.put(addr, live);
+        pool.put(addr, live, now);
         assert!(
-            pool.take(addr, None).is_some(),
+            pool.take(addr, None, now).is_some(),
             "a quiet connection is reused"
         );
-        assert!(pool.take(addr, None).is_none(), "taken once only");
+        assert!(pool.take(addr, None, now).is_none(), "taken once only");
 
         let (closed, server) = pair().await;
         drop(server);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        pool.put(addr, closed);
+        pool.put(addr, closed, now);
         assert!(
-            pool.take(addr, None).is_none(),
+            pool.take(addr, None, now).is_none(),
             "a closed connection is dropped"
         );
 
@@ -128,14 +133,37 @@ mod tests {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        pool.put(addr, chatty);
-        assert!(pool.take(addr, None).is_none(), "unasked bytes: dropped");
-
-        let (old, _old_server) = pair().await;
-        pool.put(addr, old);
+        pool.put(addr, chatty, now);
         assert!(
-            pool.take(addr, Some(Duration::ZERO)).is_none(),
-            "idle too long"
+            pool.take(addr, None, now).is_none(),
+            "unasked bytes: dropped"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_the_limit_is_dropped() {
+        let pool = UpstreamPool::default();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let limit = Some(Duration::from_secs(5));
+        let put_at = Instant::now();
+        let (young, _young_server) = pair().await;
+        pool.put(addr, young, put_at);
+        assert!(
+            pool.take(addr, limit, put_at + Duration::from_secs(4))
+                .is_some(),
+            "idle 4 s of 5: reused"
+        );
+        let (old, _old_server) = pair().await;
+        pool.put(addr, old, put_at);
+        assert!(
+            pool.take(addr, limit, put_at + Duration::from_secs(5))
+                .is_none(),
+            "idle 5 s of 5: dropped"
+        );
+        // A request that started before the connection was put back (its
+        // clock read earlier) finds it idle for no time at all.
+        let (fresh, _fresh_server) = pair().await;
+        pool.put(addr, fresh, put_at + Duration::from_secs(1));
+        assert!(pool.take(addr, limit, put_at).is_some());
     }
 }

@@ -206,8 +206,18 @@ impl Upstream {
     }
 
     /// The next address in turn that is up, or, if none is, the next one
-    /// anyway (counted in `strangler_backend_fail_open_total`).
+    /// anyway (counted in `strangler_backend_fail_open_total`), as a peer
+    /// of its own (Pingora's engine keeps it for the request).
     pub fn pick(&self) -> Box<HttpPeer> {
+        self.pick_with(|a| Box::new(a.peer.clone()))
+    }
+
+    /// [`Upstream::pick`]'s choice, lent to `use_address` under the
+    /// address list's guard rather than copied: a request that takes a
+    /// pooled connection needs only the address and the peer's timeouts,
+    /// and the peer (its name, options and TLS settings) is copied only
+    /// for a new connection.
+    pub fn pick_with<T>(&self, use_address: impl FnOnce(&Address) -> T) -> T {
         let addresses = self.addresses.load();
         let n = addresses.len();
         let start = if n == 1 {
@@ -218,11 +228,11 @@ impl Upstream {
         for i in 0..n {
             let a = &addresses[(start + i) % n];
             if a.health.is_up() {
-                return Box::new(a.peer.clone());
+                return use_address(a);
             }
         }
         self.fail_open.inc();
-        Box::new(addresses[start].peer.clone())
+        use_address(&addresses[start])
     }
 
     /// How many addresses the backend has now.
@@ -332,6 +342,26 @@ mod tests {
         }
         assert!((0..4).all(|_| peer_port(&u) == 2));
         assert_eq!(u.fail_open.get(), 0);
+    }
+
+    #[test]
+    fn a_lent_address_is_the_one_pick_would_copy() {
+        let u = upstream("{ urls: [http://127.0.0.1:1, http://127.0.0.1:2] }", None);
+        // Both take the next address in the one turn order.
+        let lent: Vec<u16> = (0..2).map(|_| u.pick_with(|a| a.addr.port())).collect();
+        let copied: Vec<u16> = (0..2).map(|_| peer_port(&u)).collect();
+        assert_eq!(lent, copied);
+        assert_ne!(lent[0], lent[1]);
+        u.pick_with(|a| assert_eq!(Upstream::address_of(a.peer()), Some(a.addr)));
+    }
+
+    #[test]
+    fn peers_hold_answers_to_pingoras_length_rules() {
+        // The fast path reads answers with a client session made without
+        // the peer (`fast_path::attempt::upstream_session`), which is the
+        // same only while no peer lets an invalid Content-Length through.
+        let u = upstream("{ url: http://127.0.0.1:1 }", None);
+        u.pick_with(|a| assert!(!a.peer().options.allow_h1_response_invalid_content_length));
     }
 
     #[test]

@@ -151,15 +151,15 @@ impl FastPath {
     ) -> Result<Sent> {
         let Attempt {
             mut stream,
-            peer,
             addr,
+            timeouts,
             ..
         } = attempt;
         let head = upstream_head(request, request, request.target(), tls, ctx)?;
         let written = write_all(
             &mut stream,
             &head,
-            peer.options.write_timeout,
+            timeouts.write,
             "while writing request headers",
         )
         .await;
@@ -170,13 +170,13 @@ impl FastPath {
         // exchange, and the upstream connection is dropped.
         let read = tokio::select! {
             biased;
-            read = read_head(stream, peer.options.read_timeout, timer) => read.map_err(|e| e.into_up())?,
+            read = read_head(stream, timeouts.read, timer) => read.map_err(|e| e.into_up())?,
             gone = probe_idle(client) => return Err(gone.into_down()),
         };
         Ok(match read {
             HeadRead::InPlace(answer) => Sent::Answer(answer, addr),
             HeadRead::Elsewhere(stream) => {
-                Sent::Elsewhere(Box::new(upstream_session(stream, &peer)), addr)
+                Sent::Elsewhere(Box::new(upstream_session(stream, timeouts)), addr)
             }
         })
     }
