@@ -24,6 +24,9 @@
 # Everything shares the machine's cores: only ratios from one run mean much.
 #
 #   bench/ladder.sh [DURATION] [CONNECTIONS] [WORKERS]      defaults: 10s 64 2
+#   ROUNDS=3 bench/ladder.sh                                  every rung 3 times, interleaved
+#                                                             (each round starts at another
+#                                                             rung), medians reported
 #   ALLOCS=1 bench/ladder.sh                                  also count allocations (root)
 #   STRANGLER_BIN=target/lto/release bench/ladder.sh          binaries built elsewhere
 set -euo pipefail
@@ -32,6 +35,7 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
 CONNS=${2:-64}
 WORKERS=${3:-2}
+ROUNDS=${ROUNDS:-1}
 
 source bench/lib.sh
 bench_need wrk nginx haproxy
@@ -110,24 +114,49 @@ run() {
 }
 
 echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s)/thread(s) per proxy, $(nproc) cores shared"
-run direct "$BACKEND_PORT"
-for name in nginx haproxy bare guarded owned raw strangler fast; do
-    run "$name" "${PORT[$name]}" "${PID[$name]}"
+RUNGS=(direct nginx haproxy bare guarded owned raw strangler fast)
+for ((round = 0; round < ROUNDS; round++)); do
+    [ "$ROUNDS" -gt 1 ] && echo "round $((round + 1)) of $ROUNDS"
+    # Each round starts further down the list, so that no rung always runs
+    # first or last while the machine's speed drifts.
+    for ((i = 0; i < ${#RUNGS[@]}; i++)); do
+        name=${RUNGS[$(((i + round * ${#RUNGS[@]} / ROUNDS) % ${#RUNGS[@]}))]}
+        if [ "$name" = direct ]; then
+            run direct "$BACKEND_PORT"
+        else
+            run "$name" "${PORT[$name]}" "${PID[$name]}"
+        fi
+    done
 done
 # The fast rung must have been the fast path's, not the engine's.
 served=$(curl -s "http://127.0.0.1:$FAST_ADMIN_PORT/metrics" | awk '/^strangler_fast_path_requests_total / {print $2}')
 echo "fast path served $served requests"
 
-python3 - "$WORK/results" <<'PY'
-import sys
-rows = {r[0]: r[1:] for r in (l.split() for l in open(sys.argv[1]))}
-best = max(("nginx", "haproxy"), key=lambda n: float(rows[n][0]))
-b_rps, b_p99 = float(rows[best][0]), float(rows[best][1])
+python3 - "$WORK/results" "$ROUNDS" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, *figures = line.split()
+    runs.setdefault(name, []).append(figures)
+rounds = int(sys.argv[2])
+# Each figure's median over the rounds, taken apart (with one round, the
+# figures themselves).
+rows = {}
+for name, figures in runs.items():
+    rows[name] = [statistics.median(float(f[i]) for f in figures) if figures[0][i] != "-" else None
+                  for i in range(3)]
+if rounds > 1:
+    print(f"medians of {rounds} rounds: req/s, p99 ms, CPU us/req")
+    for name in ("direct", "nginx", "haproxy", "bare", "guarded", "owned", "raw", "strangler", "fast"):
+        rps, p99, cpu = rows[name]
+        print(f"  {name:10} {rps:9.0f}  {p99:6.2f}  {'-' if cpu is None else f'{cpu:5.1f}'}")
+best = max(("nginx", "haproxy"), key=lambda n: rows[n][0])
+b_rps, b_p99, b_cpu = rows[best]
 print(f"relative to the better peer ({best}): throughput, p99, CPU per request")
 for name in ("bare", "guarded", "owned", "raw", "strangler", "fast"):
     rps, p99, cpu = rows[name]
-    cpu_ratio = float(cpu) / float(rows[best][2])
-    print(f"  {name:10} {float(rps)/b_rps:5.2f}x  {float(p99)/b_p99:5.2f}x  {cpu_ratio:5.2f}x")
+    print(f"  {name:10} {rps/b_rps:5.2f}x  {p99/b_p99:5.2f}x  {cpu/b_cpu:5.2f}x")
+print(f"  fast path against nginx: throughput {rows['fast'][0]/rows['nginx'][0]:.2f}x, p99 {rows['fast'][1]/rows['nginx'][1]:.2f}x")
 PY
 
 [ "${ALLOCS:-0}" = 1 ] || exit 0

@@ -84,11 +84,12 @@ bench_binaries() {
     fi
 }
 
-# Installs whichever of the named Debian packages' commands is missing:
-#   bench_need wrk nginx haproxy
+# Installs whichever of the named commands is missing, from the Debian
+# package of its name or the one named after a colon:
+#   bench_need wrk nginx haproxy nstat:iproute2 perf:linux-perf
 bench_need() {
-    for tool in "$@"; do
-        command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null
+    for spec in "$@"; do
+        command -v "${spec%%:*}" >/dev/null || apt-get install -y -qq "${spec#*:}" >/dev/null
     done
 }
 

@@ -3,7 +3,12 @@
 # warm-up, then `strace -c -f` is attached for a wrk run of DURATION, and
 # each syscall's count (strace's `calls` column) is divided by the requests
 # wrk completed. A traced proxy runs slower, so its speed means nothing;
-# the counts per request are what this measures.
+# the counts per request are what this measures. Over the same run it also
+# counts, per request, the TCP segments on the machine's loopback (nstat's
+# TcpInSegs: each one counted once, where it arrives; wrk's request, the
+# proxy's request upstream, the backend's answer and the proxy's answer are
+# 4) and the proxy's calls to libc's clock_gettime, which the vDSO answers
+# without a syscall, so strace does not see them (a uprobe, counted by perf).
 #
 #   bench/syscalls.sh [DURATION] [PROXIES...]   defaults: 4s, fast raw haproxy
 #   STRANGLER_BIN=DIR   binaries built elsewhere (as bench/ladder.sh)
@@ -16,10 +21,15 @@ PROXIES=("$@")
 [ "${#PROXIES[@]}" -gt 0 ] || PROXIES=(fast raw haproxy)
 
 source bench/lib.sh
-bench_need wrk strace haproxy nginx
+bench_need wrk strace haproxy nginx nstat:iproute2 perf:linux-perf
+
 bench_binaries
 bench_workdir syscalls
 bench_backend
+LIBC=$(ldd "$(command -v nginx)" | awk '/libc.so/ {print $3}')
+perf probe -q -d 'libc_clock:*' 2>/dev/null || true
+perf probe -q -x "$LIBC" -a 'libc_clock:clock_gettime=clock_gettime'
+trap 'perf probe -q -d "libc_clock:*" 2>/dev/null || true; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 URL_PATH=/api/orders/12345
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
 
@@ -53,7 +63,10 @@ for rung in "${PROXIES[@]}"; do
     strace -c -f -p "$pid" -o "$WORK/$rung.strace" 2> /dev/null &
     tracer=$!
     sleep 0.5
-    wrk -t1 -c4 -d"$DURATION" "${HEADERS[@]}" "http://127.0.0.1:$port$URL_PATH" > "$WORK/$rung.wrk"
+    nstat -n
+    perf stat -x, -e libc_clock:clock_gettime -p "$pid" -o "$WORK/$rung.clock" -- \
+        wrk -t1 -c4 -d"$DURATION" "${HEADERS[@]}" "http://127.0.0.1:$port$URL_PATH" > "$WORK/$rung.wrk"
+    nstat > "$WORK/$rung.nstat"
     kill -INT "$tracer"
     wait "$tracer" 2>/dev/null || true
     requests=$(awk '/requests in/ {print $1}' "$WORK/$rung.wrk")
@@ -62,6 +75,8 @@ for rung in "${PROXIES[@]}"; do
     # the calls are the 4th column whether or not errors is filled in.
     awk -v n="$requests" '$NF != "syscall" && $1 ~ /^[0-9.]+$/ && NF >= 5 && $4 / n >= 0.01 {
         printf "    %-16s %6.2f\n", $NF, $4 / n }' "$WORK/$rung.strace"
+    awk -v n="$requests" '$1 == "TcpInSegs" {printf "    %-16s %6.2f   (TCP segments on loopback)\n", "segments", $2 / n}' "$WORK/$rung.nstat"
+    awk -F, -v n="$requests" '$1 ~ /^[0-9]+$/ {printf "    %-16s %6.2f   (calls to clock_gettime in libc, answered in the vDSO or by the syscall above)\n", "clock reads", $1 / n}' "$WORK/$rung.clock"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 done
