@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 DURATION=${1:?duration}; ROUNDS=${2:?rounds}; shift 2
 [ $# -ge 2 ] || { echo "usage: bench/ab.sh DURATION ROUNDS BIN_A BIN_B..." >&2; exit 2; }
 BACKEND_BIN=${BACKEND_BIN:-$(dirname "$1")/strangler-bench-backend}
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 source bench/lib.sh
+bench_need wrk
 bench_workdir ab
 if [ -z "${BACKEND_URL:-}" ]; then
     BACKEND_PORT=$(free_port)

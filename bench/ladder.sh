@@ -174,7 +174,7 @@ for group in strangler ladder; do
     perf probe -q -x "$bin" -a "$group:${group}_malloc=mi_malloc_aligned" \
         -a "$group:${group}_calloc=mi_zalloc_aligned" -a "$group:${group}_realloc=mi_realloc_aligned"
 done
-trap 'unprobe; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_on_exit unprobe
 count_allocs() {
     local name=$1 port=$2 events=$3 pids=$4
     local pid_list=${pids// /,}

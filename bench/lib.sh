@@ -7,11 +7,22 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
 
 # A work directory WORK and a list PIDS of processes to stop, both cleaned
-# up on exit: `bench_workdir NAME`.
+# up on exit: `bench_workdir NAME`. A script with more to undo on exit (a
+# uprobe it set) adds the command with `bench_on_exit COMMAND`; those run
+# first.
 bench_workdir() {
     WORK=$(mktemp -d "/tmp/strangler-$1.XXXXXX")
     PIDS=()
-    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+    ON_EXIT=()
+    trap bench_cleanup EXIT
+}
+bench_on_exit() { ON_EXIT+=("$1"); }
+bench_cleanup() {
+    local c p
+    for c in "${ON_EXIT[@]}"; do eval "$c" || true; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
 }
 
 # The benchmarks' realistic table: 20 routes of every kind; the benchmarked

@@ -16,9 +16,6 @@ CONNS=${2:-64}
 WORKERS=${3:-2}
 ROUNDS=${4:-2}
 
-command -v wrk >/dev/null || { echo "installing wrk and nginx"; apt-get install -y -qq wrk nginx >/dev/null; }
-command -v nginx >/dev/null || apt-get install -y -qq nginx >/dev/null
-
 cargo build --release -q --bin strangler --bin strangler-bench-backend
 BIN=target/release
 
@@ -33,6 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 source bench/lib.sh
+bench_need wrk nginx
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); PROXY_PORT=$(free_port); ADMIN_PORT=$(free_port)
 LOG_PROXY_PORT=$(free_port); LOG_ADMIN_PORT=$(free_port)
 

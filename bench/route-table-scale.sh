@@ -17,12 +17,12 @@ ROUTES=${1:-10000}
 DURATION=${2:-10s}
 ROUNDS=${3:-2}
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 if [ -z "${STRANGLER_BIN:-}" ]; then
     cargo build --release -q --bin strangler --bin strangler-bench-backend
 fi
 BIN=${STRANGLER_BIN:-target/release}
 source bench/lib.sh
+bench_need wrk
 bench_workdir route-scale
 
 BACKEND=$(free_port)

@@ -29,7 +29,7 @@ bench_backend
 LIBC=$(ldd "$(command -v nginx)" | awk '/libc.so/ {print $3}')
 perf probe -q -d 'libc_clock:*' 2>/dev/null || true
 perf probe -q -x "$LIBC" -a 'libc_clock:clock_gettime=clock_gettime'
-trap 'perf probe -q -d "libc_clock:*" 2>/dev/null || true; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+bench_on_exit 'perf probe -q -d "libc_clock:*" 2>/dev/null'
 URL_PATH=/api/orders/12345
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
 

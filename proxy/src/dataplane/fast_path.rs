@@ -143,7 +143,7 @@ impl std::fmt::Debug for FastPath {
 /// address it is pooled under.
 struct Answering {
     from: AnswerFrom,
-    addr: Option<SocketAddr>,
+    addr: SocketAddr,
 }
 
 /// What read the final answer's head.
@@ -404,8 +404,8 @@ impl FastPath {
                 session.reuse().await
             }
         };
-        if let (Some(addr), Some(stream)) = (up.addr, stream) {
-            self.pool.put(addr, stream, ended);
+        if let Some(stream) = stream {
+            self.pool.put(up.addr, stream, ended);
         }
     }
 
@@ -513,7 +513,7 @@ impl FastPath {
 async fn final_answer(
     down: &mut ServerSession,
     mut session: UpstreamSession,
-    addr: Option<SocketAddr>,
+    addr: SocketAddr,
     ctx: &mut RequestCtx,
 ) -> Result<Answering> {
     loop {

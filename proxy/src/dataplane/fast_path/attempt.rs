@@ -22,7 +22,7 @@ use crate::dataplane::service::MAX_CONNECT_ATTEMPTS;
 /// An upstream connection for one attempt.
 pub(super) struct Attempt {
     pub stream: Stream,
-    pub addr: Option<SocketAddr>,
+    pub addr: SocketAddr,
     pub timeouts: PeerTimeouts,
     pub reused: bool,
 }
@@ -81,7 +81,7 @@ impl FastPath {
             };
             return Ok(Attempt {
                 stream,
-                addr: Some(addr),
+                addr,
                 timeouts,
                 reused,
             });

@@ -44,9 +44,9 @@ use crate::dataplane::upstream_answer::{HeadRead, InPlaceAnswer, read_head};
 /// What sending a request read in place upstream gave.
 enum Sent {
     /// The common answer, read in place.
-    Answer(InPlaceAnswer, Option<SocketAddr>),
+    Answer(InPlaceAnswer, SocketAddr),
     /// An answer given back to Pingora's client session.
-    Elsewhere(Box<UpstreamSession>, Option<SocketAddr>),
+    Elsewhere(Box<UpstreamSession>, SocketAddr),
 }
 
 impl FastPath {
@@ -188,7 +188,7 @@ impl FastPath {
         stream: Stream,
         request: &InPlaceRequest,
         answer: InPlaceAnswer,
-        addr: Option<SocketAddr>,
+        addr: SocketAddr,
         ctx: RequestCtx,
         shutdown: &ShutdownWatch,
     ) -> Option<NextRequest> {
