@@ -259,7 +259,16 @@ fn main() {
     let upstream: SocketAddr = args[3].parse().expect("UPSTREAM is IP:PORT");
     let workers: usize = args[4].parse().expect("WORKERS is a number");
 
-    let mut server = Server::new(None).expect("server");
+    // A bench's cleanup sends SIGTERM: the rungs stop at once instead of
+    // Pingora's default 300 s grace period, which the scripts would wait out.
+    let mut server = Server::new_with_opt_and_conf(
+        None,
+        ServerConf {
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(1),
+            ..ServerConf::default()
+        },
+    );
     server.bootstrap();
     let conf: Arc<ServerConf> = server.configuration.clone();
     // The guarded rung's loop reads PROXY-protocol settings from a live table.
