@@ -22,6 +22,14 @@
 //!   only (anything else closes; CRLF line ends assumed). Pingora is only
 //!   the shell (server, listeners, `Stream`): the ceiling of owning the
 //!   exchange's codec, not a proxy.
+//! - `raw+pool`, `raw+timers`, `raw+pool+timers`: the raw spike with one of
+//!   the fast path's pieces added, to split what they cost in tail latency
+//!   (not rungs of bench/ladder.sh; run them with bench/ab.sh-like loops):
+//!   `pool` takes each request's upstream connection from a per-worker list
+//!   and puts it back after the answer, as the fast path's upstream pool
+//!   does, instead of keeping one per client connection; `timers` guards
+//!   every read with a timer kept per connection and reset per request
+//!   (`tokio::time::Sleep`), as the fast path's kept timers do.
 //!
 //! The full proxy (the last rung) is `strangler serve` itself.
 //!
@@ -131,6 +139,48 @@ impl ServerApp for Owned {
 /// The owned codec (spike).
 struct Raw {
     upstream: SocketAddr,
+    pieces: RawPieces,
+}
+
+/// The raw spike's optional pieces (see the module's doc).
+#[derive(Default)]
+struct RawPieces {
+    pool: Option<std::sync::Mutex<Vec<Stream>>>,
+    timers: bool,
+}
+
+impl Raw {
+    /// An upstream connection: from the pool if there is one, else new.
+    async fn upstream(&self) -> Option<Stream> {
+        if let Some(up) = self.pieces.pool.as_ref().and_then(|p| p.lock().ok()?.pop()) {
+            return Some(up);
+        }
+        let tcp = tokio::net::TcpStream::connect(self.upstream).await.ok()?;
+        tcp.set_nodelay(true).ok()?;
+        Some(Box::new(pingora::protocols::l4::stream::Stream::from(tcp)))
+    }
+}
+
+/// Reads into `buf`, within `deadline` when there is one (reset here, as a
+/// kept timer is before each wait).
+async fn read_within(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    deadline: Option<std::pin::Pin<&mut tokio::time::Sleep>>,
+) -> Option<usize> {
+    match deadline {
+        None => stream.read_buf(buf).await.ok(),
+        Some(mut sleep) => {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + std::time::Duration::from_secs(60));
+            tokio::select! {
+                biased;
+                read = stream.read_buf(buf) => read.ok(),
+                () = sleep => None,
+            }
+        }
+    }
 }
 
 /// Where a head ends and how long the body after it is, once `buf` holds a
@@ -157,6 +207,7 @@ async fn read_head(
     stream: &mut Stream,
     buf: &mut BytesMut,
     request: bool,
+    mut deadline: Option<std::pin::Pin<&mut tokio::time::Sleep>>,
 ) -> Option<(usize, usize)> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -176,7 +227,9 @@ async fn read_head(
         if parsed.is_some() {
             return parsed;
         }
-        if buf.len() >= 64 * 1024 || stream.read_buf(buf).await.ok()? == 0 {
+        if buf.len() >= 64 * 1024
+            || read_within(stream, buf, deadline.as_mut().map(|d| d.as_mut())).await? == 0
+        {
             return None;
         }
     }
@@ -221,18 +274,36 @@ impl ServerApp for Raw {
         mut down: Stream,
         _shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let tcp = tokio::net::TcpStream::connect(self.upstream).await.ok()?;
-        tcp.set_nodelay(true).ok()?;
-        let mut up: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+        let mut kept = None;
         let mut down_buf = BytesMut::with_capacity(4096);
         let mut up_buf = BytesMut::with_capacity(4096);
         let mut out = Vec::with_capacity(4096);
         let mut id = 0u64;
+        let idle = tokio::time::sleep(std::time::Duration::from_secs(60));
+        let answer_due = tokio::time::sleep(std::time::Duration::from_secs(60));
+        tokio::pin!(idle, answer_due);
+        let timers = self.pieces.timers;
         loop {
-            let request = read_head(&mut down, &mut down_buf, true).await?;
+            let request = read_head(
+                &mut down,
+                &mut down_buf,
+                true,
+                timers.then_some(idle.as_mut()),
+            )
+            .await?;
+            let mut up = match kept.take() {
+                Some(up) => up,
+                None => self.upstream().await?,
+            };
             let xff = b"X-Forwarded-For: 127.0.0.1\r\n";
             forward(&mut down, &mut up, &mut down_buf, &mut out, request, xff).await?;
-            let answer = read_head(&mut up, &mut up_buf, false).await?;
+            let answer = read_head(
+                &mut up,
+                &mut up_buf,
+                false,
+                timers.then_some(answer_due.as_mut()),
+            )
+            .await?;
             id += 1;
             let request_id = format!("x-request-id: {id:016x}\r\n");
             forward(
@@ -244,6 +315,16 @@ impl ServerApp for Raw {
                 request_id.as_bytes(),
             )
             .await?;
+            // Put back only after a whole answer (the body was read to its end)
+            // and with nothing of the next answer read ahead.
+            match &self.pieces.pool {
+                Some(pool) if up_buf.is_empty() => {
+                    if let Ok(mut pool) = pool.lock() {
+                        pool.push(up);
+                    }
+                }
+                _ => kept = Some(up),
+            }
         }
     }
 }
@@ -251,7 +332,9 @@ impl ServerApp for Raw {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: ladder bare|guarded|owned|raw LISTEN UPSTREAM WORKERS [ROUTES_YAML]");
+        eprintln!(
+            "usage: ladder bare|guarded|owned|raw[+pool][+timers] LISTEN UPSTREAM WORKERS [ROUTES_YAML]"
+        );
         std::process::exit(2);
     }
     let mode = args[1].as_str();
@@ -310,7 +393,14 @@ fn main() {
                 );
                 add_worker(&mut server, format!("guarded {n}"), app, &address);
             }
-            ("raw", _) => add_worker(&mut server, format!("raw {n}"), Raw { upstream }, &address),
+            ("raw" | "raw+pool" | "raw+timers" | "raw+pool+timers", _) => {
+                let pieces = RawPieces {
+                    pool: mode.contains("+pool").then(Default::default),
+                    timers: mode.contains("+timers"),
+                };
+                let raw = Raw { upstream, pieces };
+                add_worker(&mut server, format!("{mode} {n}"), raw, &address);
+            }
             ("owned", _) => add_worker(
                 &mut server,
                 format!("owned {n}"),
