@@ -75,8 +75,10 @@ routes:
 YAML
 }
 
-# wrk's p99 (from --latency output in FILE) in milliseconds.
-wrk_p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
+# A percentile of wrk's --latency output in FILE, in milliseconds:
+#   wrk_percentile_ms FILE 90%      wrk_p99_ms FILE
+wrk_percentile_ms() { awk -v p="$2" '$1==p {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
+wrk_p99_ms() { wrk_percentile_ms "$1" 99%; }
 
 # User and system clock ticks of the processes PID... (all their threads),
 # as "USER SYSTEM"; divide by `getconf CLK_TCK` for seconds.

@@ -39,8 +39,6 @@ done
 for v in "${VARIANTS[@]}"; do wait_port "${PORT[$v]}"; done
 
 HEADERS=(-H "X-Tenant-Id: umbrella-corp" -H "Accept: application/json")
-# wrk's --latency percentile line in ms.
-percentile_ms() { awk -v p="$2" '$1==p {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
 echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS workers each, $(nproc) cores shared"
 for ((round = 0; round < ROUNDS; round++)); do
     for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
@@ -48,7 +46,7 @@ for ((round = 0; round < ROUNDS; round++)); do
         wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" \
             "http://127.0.0.1:${PORT[$v]}/api/orders/12345" > "$WORK/out"
         rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/out")
-        line="$v $rps $(percentile_ms "$WORK/out" 50%) $(percentile_ms "$WORK/out" 90%) $(percentile_ms "$WORK/out" 99%)"
+        line="$v $rps $(wrk_percentile_ms "$WORK/out" 50%) $(wrk_percentile_ms "$WORK/out" 90%) $(wrk_p99_ms "$WORK/out")"
         echo "$line" >> "$WORK/results"
         printf 'round %d  %-16s %8.0f req/s   p50 %5.2f   p90 %5.2f   p99 %5.2f ms\n' $((round + 1)) $line
     done
