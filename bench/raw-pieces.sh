@@ -9,6 +9,7 @@
 #
 #   bench/raw-pieces.sh [DURATION] [ROUNDS] [CONNECTIONS] [WORKERS]   defaults: 6s 5 64 2
 #   STRANGLER_BIN=DIR bench/raw-pieces.sh    binaries built elsewhere (DIR/examples/ladder)
+#   VARIANTS="raw raw+cpu2 fast" bench/raw-pieces.sh   other variants (raw+cpuN: N µs of busy loop a request)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-6s}
@@ -22,7 +23,8 @@ bench_binaries
 bench_workdir raw-pieces
 bench_backend
 
-VARIANTS=(raw raw+pool raw+timers raw+pool+timers fast)
+# VARIANTS="raw raw+cpu2 fast" picks others (the modes of proxy/examples/ladder.rs).
+read -r -a VARIANTS <<< "${VARIANTS:-raw raw+pool raw+timers raw+pool+timers fast}"
 declare -A PORT
 for v in "${VARIANTS[@]}"; do
     PORT[$v]=$(free_port)

@@ -22,14 +22,15 @@
 //!   only (anything else closes; CRLF line ends assumed). Pingora is only
 //!   the shell (server, listeners, `Stream`): the ceiling of owning the
 //!   exchange's codec, not a proxy.
-//! - `raw+pool`, `raw+timers`, `raw+pool+timers`: the raw spike with one of
+//! - `raw+pool`, `raw+timers`, `raw+pool+timers`, `raw+cpuN`: the raw spike with one of
 //!   the fast path's pieces added, to split what they cost in tail latency
 //!   (not rungs of bench/ladder.sh; run them with bench/ab.sh-like loops):
 //!   `pool` takes each request's upstream connection from a per-worker list
 //!   and puts it back after the answer, as the fast path's upstream pool
 //!   does, instead of keeping one per client connection; `timers` guards
 //!   every read with a timer kept per connection and reset per request
-//!   (`tokio::time::Sleep`), as the fast path's kept timers do.
+//!   (`tokio::time::Sleep`), as the fast path's kept timers do; `cpuN`
+//!   spends N µs in a busy loop per request.
 //!
 //! The full proxy (the last rung) is `strangler serve` itself.
 //!
@@ -147,6 +148,30 @@ struct Raw {
 struct RawPieces {
     pool: Option<std::sync::Mutex<Vec<Stream>>>,
     timers: bool,
+    /// CPU time spent in a busy loop per request (`+cpuN`, N µs): what a
+    /// heavier proxy's work alone does to the tail.
+    cpu: std::time::Duration,
+}
+
+impl RawPieces {
+    /// The pieces a mode names (`raw+pool+timers+cpu2`); `None` for a
+    /// mode that is not the raw spike's or names an unknown piece.
+    fn parse(mode: &str) -> Option<RawPieces> {
+        let mut parts = mode.split('+');
+        (parts.next()? == "raw").then_some(())?;
+        let mut pieces = RawPieces::default();
+        for part in parts {
+            match part {
+                "pool" => pieces.pool = Some(Default::default()),
+                "timers" => pieces.timers = true,
+                cpu => {
+                    let micros = cpu.strip_prefix("cpu")?.parse().ok()?;
+                    pieces.cpu = std::time::Duration::from_micros(micros);
+                }
+            }
+        }
+        Some(pieces)
+    }
 }
 
 impl Raw {
@@ -284,6 +309,12 @@ impl ServerApp for Raw {
         tokio::pin!(idle, answer_due);
         let timers = self.pieces.timers;
         loop {
+            if !self.pieces.cpu.is_zero() {
+                let until = std::time::Instant::now() + self.pieces.cpu;
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
             let request = read_head(
                 &mut down,
                 &mut down_buf,
@@ -333,7 +364,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         eprintln!(
-            "usage: ladder bare|guarded|owned|raw[+pool][+timers] LISTEN UPSTREAM WORKERS [ROUTES_YAML]"
+            "usage: ladder bare|guarded|owned|raw[+pool][+timers][+cpuN] LISTEN UPSTREAM WORKERS [ROUTES_YAML]"
         );
         std::process::exit(2);
     }
@@ -393,11 +424,8 @@ fn main() {
                 );
                 add_worker(&mut server, format!("guarded {n}"), app, &address);
             }
-            ("raw" | "raw+pool" | "raw+timers" | "raw+pool+timers", _) => {
-                let pieces = RawPieces {
-                    pool: mode.contains("+pool").then(Default::default),
-                    timers: mode.contains("+timers"),
-                };
+            (raw, _) if RawPieces::parse(raw).is_some() => {
+                let pieces = RawPieces::parse(raw).expect("parsed above");
                 let raw = Raw { upstream, pieces };
                 add_worker(&mut server, format!("{mode} {n}"), raw, &address);
             }
