@@ -23,7 +23,6 @@ bench_binaries
 bench_workdir raw-pieces
 bench_backend
 
-# VARIANTS="raw raw+cpu2 fast" picks others (the modes of proxy/examples/ladder.rs).
 read -r -a VARIANTS <<< "${VARIANTS:-raw raw+pool raw+timers raw+pool+timers fast}"
 declare -A PORT
 for v in "${VARIANTS[@]}"; do

@@ -24,7 +24,7 @@
 //!   exchange's codec, not a proxy.
 //! - `raw+pool`, `raw+timers`, `raw+pool+timers`, `raw+cpuN`: the raw spike with one of
 //!   the fast path's pieces added, to split what they cost in tail latency
-//!   (not rungs of bench/ladder.sh; run them with bench/ab.sh-like loops):
+//!   (not rungs of bench/ladder.sh; bench/raw-pieces.sh runs them):
 //!   `pool` takes each request's upstream connection from a per-worker list
 //!   and puts it back after the answer, as the fast path's upstream pool
 //!   does, instead of keeping one per client connection; `timers` guards
@@ -424,8 +424,7 @@ fn main() {
                 );
                 add_worker(&mut server, format!("guarded {n}"), app, &address);
             }
-            (raw, _) if RawPieces::parse(raw).is_some() => {
-                let pieces = RawPieces::parse(raw).expect("parsed above");
+            (_, _) if let Some(pieces) = RawPieces::parse(mode) => {
                 let raw = Raw { upstream, pieces };
                 add_worker(&mut server, format!("{mode} {n}"), raw, &address);
             }
