@@ -181,20 +181,24 @@ fn header_complete(buf: &[u8]) -> bool {
 
 /// Reads one request header, starting with `carried`: bytes a client sent
 /// past the end of its previous request (pipelined), or an empty buffer
-/// to read into. The idle wait is on the connection's kept timer, `idle`.
+/// to read into. The idle wait is on the connection's kept timer, `idle`,
+/// counted from `answered`, the end of the last answer the fast path gave
+/// (from now without one).
 async fn read_head(
     stream: &mut Stream,
     limits: ConnectionLimits,
     carried: Option<BytesMut>,
     idle: &mut KeptTimer,
+    answered: Option<std::time::Instant>,
 ) -> Head {
     let mut buf = match carried {
         Some(b) if !b.is_empty() => b,
         spare => {
             let mut buf = spare.unwrap_or_else(|| BytesMut::with_capacity(4096));
-            // Idle between requests: the keep-alive timeout; nothing is lost.
+            // Idle between requests: the keep-alive timeout, from the last
+            // answer's end when there was one; nothing is lost.
             match idle
-                .within(Some(limits.keepalive), stream.read_buf(&mut buf))
+                .within_from(answered, Some(limits.keepalive), stream.read_buf(&mut buf))
                 .await
             {
                 Some(Ok(0)) | Some(Err(_)) | None => return Head::Gone,
@@ -304,12 +308,20 @@ where
 
         let mut settings = None;
         let mut carried = None;
+        let mut answered = None;
         // The waits every request makes, on timers kept for the
         // connection's life (see `kept_timer`).
         let mut idle = KeptTimer::new();
         let mut answer = KeptTimer::new();
         loop {
-            let head = read_head(&mut stream, self.limits, carried.take(), &mut idle).await;
+            let head = read_head(
+                &mut stream,
+                self.limits,
+                carried.take(),
+                &mut idle,
+                answered.take(),
+            )
+            .await;
             let prefix = match head {
                 Head::Complete(b) if request_line_ok(&b) => b,
                 Head::Complete(_) => {
@@ -341,8 +353,12 @@ where
                         .await
                     {
                         ServedInPlace::Answered(Some(next)) => {
-                            (stream, settings, carried) =
-                                (next.stream, next.settings, next.carried);
+                            (stream, settings, carried, answered) = (
+                                next.stream,
+                                next.settings,
+                                next.carried,
+                                Some(next.answered),
+                            );
                             continue;
                         }
                         ServedInPlace::Answered(None) => return None,
@@ -361,8 +377,12 @@ where
                     session.set_pipelined_prefix(prefix);
                     match fast.serve(session, shutdown, &mut answer).await {
                         Served::Answered(Some(next)) => {
-                            (stream, settings, carried) =
-                                (next.stream, next.settings, next.carried);
+                            (stream, settings, carried, answered) = (
+                                next.stream,
+                                next.settings,
+                                next.carried,
+                                Some(next.answered),
+                            );
                             continue;
                         }
                         Served::NotMine(s, persistent) => {
@@ -403,6 +423,48 @@ mod tests {
             b"GET / HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n"
         ));
         assert!(!header_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r"));
+    }
+
+    async fn pair() -> (Stream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        (stream, client)
+    }
+
+    #[tokio::test]
+    async fn the_idle_wait_is_counted_from_the_last_answer() {
+        let limits = ConnectionLimits {
+            header_deadline: Duration::from_secs(30),
+            keepalive: Duration::from_secs(30),
+        };
+        let mut idle = KeptTimer::new();
+        // The last answer ended a minute ago: the 30 s keep-alive has
+        // passed, and a silent client is let go at once (counted from
+        // now, it would be held for 30 s).
+        let (mut stream, _client) = pair().await;
+        let long_ago = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .expect("a minute ago is a reading");
+        let head = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_head(&mut stream, limits, None, &mut idle, Some(long_ago)),
+        )
+        .await
+        .expect("the keep-alive counted from the last answer");
+        assert!(matches!(head, Head::Gone));
+        // An answer just now: the next request is read.
+        let (mut stream, mut client) = pair().await;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = Some(std::time::Instant::now());
+        let head = read_head(&mut stream, limits, None, &mut idle, answered).await;
+        assert!(matches!(head, Head::Complete(b) if b.ends_with(b"\r\n\r\n")));
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct NextRequest {
     /// into (a connection holds one head at a time, so it need not
     /// allocate a buffer per request).
     pub carried: Option<BytesMut>,
+    /// When the client had the whole answer (the reading the request's
+    /// latency is counted to): the keep-alive wait for the next request
+    /// is counted from it, with no clock read of its own.
+    pub answered: Instant,
 }
 
 /// What the fast path did with a request read by Pingora's session
@@ -252,6 +256,7 @@ impl FastPath {
             failure.as_deref(),
             &mut ctx,
         );
+        let answered = ctx.ended();
         drop(ctx);
         if failure.is_some() {
             // Closed, never finished: finishing would end a chunked answer
@@ -266,6 +271,7 @@ impl FastPath {
             stream,
             settings: Some(settings),
             carried,
+            answered,
         })
     }
 
@@ -323,6 +329,7 @@ impl FastPath {
         }
         self.proxy
             .request_done(&client.answered(request), failure.as_deref(), &mut ctx);
+        let answered = ctx.ended();
         drop(ctx);
         if failure.is_some() {
             client.close().await;
@@ -333,6 +340,7 @@ impl FastPath {
             stream,
             settings,
             carried: None,
+            answered,
         })
     }
 
@@ -490,7 +498,7 @@ impl FastPath {
             // back to Pingora's client session unread.
             let read = tokio::select! {
                 biased;
-                read = read_head(stream, timeouts.read, timer) => read.map_err(|e| e.into_up())?,
+                read = read_head(stream, timeouts.read, timer, None) => read.map_err(|e| e.into_up())?,
                 gone = down.read_body_or_idle(true) => return Err(client_gone(gone)),
             };
             match read {

@@ -115,11 +115,14 @@ impl std::fmt::Debug for InPlaceAnswer {
 /// Reads the head of the answer on `stream`, each read within
 /// `read_timeout` (on the client connection's kept `timer`: this wait is
 /// made on nearly every request), with the errors Pingora's
-/// `read_response` gives.
+/// `read_response` gives. The first read's limit is counted from `sent`,
+/// a clock reading the caller took just before it wrote the request, when
+/// it has one; the others' from their own start.
 pub(super) async fn read_head(
     mut stream: Stream,
     read_timeout: Option<Duration>,
     timer: &mut KeptTimer,
+    mut sent: Option<std::time::Instant>,
 ) -> Result<HeadRead> {
     if !stream.as_any().is::<TcpStream>() {
         // What is read could not be put back (the fast path's upstreams
@@ -147,7 +150,11 @@ pub(super) async fn read_head(
         }
         let already_read = scratch.bytes.len();
         let read = timer
-            .within(read_timeout, stream.read_buf(&mut scratch.bytes))
+            .within_from(
+                sent.take(),
+                read_timeout,
+                stream.read_buf(&mut scratch.bytes),
+            )
             .await;
         match read {
             None => {
@@ -539,7 +546,7 @@ mod tests {
 
     /// Read in place, or given back and read by Pingora; which it was.
     async fn in_place(stream: Stream) -> (bool, Seen) {
-        let mut answer = match read_head(stream, None, &mut KeptTimer::new()).await {
+        let mut answer = match read_head(stream, None, &mut KeptTimer::new(), None).await {
             Ok(HeadRead::InPlace(answer)) => answer,
             Ok(HeadRead::Elsewhere(stream)) => return (false, by_pingora(stream).await),
             Err(e) => return (true, failed(&e)),
@@ -637,6 +644,35 @@ mod tests {
             (&[b""], true, true),
         ])
         .await;
+    }
+
+    #[tokio::test]
+    async fn the_first_read_is_timed_from_the_request_sent() {
+        let limit = Some(Duration::from_secs(30));
+        let mut timer = KeptTimer::new();
+        // Sent a minute ago: the 30 s read timeout has passed, and a
+        // silent upstream fails the read at once (counted from now, it
+        // would be waited on for 30 s).
+        let long_ago = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .expect("a minute ago is a reading");
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_head(
+                upstream(&[], false).await,
+                limit,
+                &mut timer,
+                Some(long_ago),
+            ),
+        )
+        .await
+        .expect("the timeout counted from the request sent");
+        assert!(matches!(read, Err(e) if e.etype() == &ErrorType::ReadTimedout));
+        // Sent just now: the answer is read.
+        let answer = upstream(&[b"HTTP/1.1 204 No Content\r\n\r\n"], false).await;
+        let now = Some(std::time::Instant::now());
+        let read = read_head(answer, limit, &mut timer, now).await;
+        assert!(matches!(read, Ok(HeadRead::InPlace(_))));
     }
 
     #[tokio::test]

@@ -153,8 +153,13 @@ impl FastPath {
             mut stream,
             addr,
             timeouts,
-            ..
+            reused,
         } = attempt;
+        // On the first attempt, over a pooled connection, the request's
+        // start is the clock reading just before the head is written (the
+        // pool took the connection against it); a connect, or an attempt
+        // before, may have taken a while.
+        let sent = (reused && ctx.connect_attempts == 1).then_some(ctx.started);
         let head = upstream_head(request, request, request.target(), tls, ctx)?;
         let written = write_all(
             &mut stream,
@@ -170,7 +175,7 @@ impl FastPath {
         // exchange, and the upstream connection is dropped.
         let read = tokio::select! {
             biased;
-            read = read_head(stream, timeouts.read, timer) => read.map_err(|e| e.into_up())?,
+            read = read_head(stream, timeouts.read, timer, sent) => read.map_err(|e| e.into_up())?,
             gone = probe_idle(client) => return Err(gone.into_down()),
         };
         Ok(match read {
