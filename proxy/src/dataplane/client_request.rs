@@ -328,19 +328,9 @@ mod tests {
     use super::*;
     use crate::dataplane::exchange::{EditValue, HeaderEdit};
     use crate::dataplane::wire_head::write_request;
-    use pingora::protocols::Stream;
     use pingora::protocols::http::ServerSession;
 
-    /// A loopback connection whose far end sends nothing.
-    async fn quiet_connection() -> (Stream, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
-        (stream, client)
-    }
+    use crate::dataplane::loopback::accepted_connection;
 
     const EDITS: &[HeaderEdit<'static>] = &[
         HeaderEdit::Remove("connection"),
@@ -380,7 +370,8 @@ mod tests {
     }
 
     async fn seen_by_pingora(raw: &[u8]) -> Seen {
-        let (stream, _far) = quiet_connection().await;
+        // The far end sends nothing: Pingora reads only the prefix.
+        let (stream, _far) = accepted_connection().await;
         let mut session = ServerSession::new_http1(stream);
         session.set_pipelined_prefix(BytesMut::from(raw));
         assert!(session.read_request().await.unwrap(), "{raw:?}");

@@ -412,6 +412,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::loopback::accepted_connection;
 
     #[test]
     fn header_ends() {
@@ -425,16 +426,6 @@ mod tests {
         assert!(!header_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r"));
     }
 
-    async fn pair() -> (Stream, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
-        (stream, client)
-    }
-
     #[tokio::test]
     async fn the_idle_wait_is_counted_from_the_last_answer() {
         let limits = ConnectionLimits {
@@ -445,7 +436,7 @@ mod tests {
         // The last answer ended a minute ago: the 30 s keep-alive has
         // passed, and a silent client is let go at once (counted from
         // now, it would be held for 30 s).
-        let (mut stream, _client) = pair().await;
+        let (mut stream, _client) = accepted_connection().await;
         let long_ago = std::time::Instant::now()
             .checked_sub(Duration::from_secs(60))
             .expect("a minute ago is a reading");
@@ -457,7 +448,7 @@ mod tests {
         .expect("the keep-alive counted from the last answer");
         assert!(matches!(head, Head::Gone));
         // An answer just now: the next request is read.
-        let (mut stream, mut client) = pair().await;
+        let (mut stream, mut client) = accepted_connection().await;
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             .await

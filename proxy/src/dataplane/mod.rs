@@ -13,6 +13,8 @@ mod fast_answer;
 pub mod fast_path;
 pub mod hygiene;
 pub mod kept_timer;
+#[cfg(test)]
+mod loopback;
 pub mod proxy_protocol;
 pub mod respond;
 pub mod service;
