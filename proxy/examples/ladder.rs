@@ -32,6 +32,14 @@
 //!   (`tokio::time::Sleep`), as the fast path's kept timers do; `cpuN`
 //!   spends N µs in a busy loop per request.
 //!
+//! - `owned@N`, `raw…@N`: that rung on single-threaded tokio runtimes this
+//!   example builds itself (one thread each, its own `SO_REUSEPORT`
+//!   listener, accepted sockets with `TCP_NODELAY` as Pingora's), the
+//!   runtime looking for ready sockets every N task polls (tokio's
+//!   `event_interval`, 61 by default), which Pingora's runtimes do not let
+//!   a service set. Not rungs of bench/ladder.sh; run them with
+//!   bench/raw-pieces.sh's `VARIANTS`.
+//!
 //! The full proxy (the last rung) is `strangler serve` itself.
 //!
 //!   cargo run --release --example ladder -- MODE LISTEN UPSTREAM WORKERS [ROUTES_YAML]
@@ -364,7 +372,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         eprintln!(
-            "usage: ladder bare|guarded|owned|raw[+pool][+timers][+cpuN] LISTEN UPSTREAM WORKERS [ROUTES_YAML]"
+            "usage: ladder bare|guarded|owned[@N]|raw[+pool][+timers][+cpuN][@N] LISTEN UPSTREAM WORKERS [ROUTES_YAML]"
         );
         std::process::exit(2);
     }
@@ -372,6 +380,20 @@ fn main() {
     let listen: SocketAddr = args[2].parse().expect("LISTEN is IP:PORT");
     let upstream: SocketAddr = args[3].parse().expect("UPSTREAM is IP:PORT");
     let workers: usize = args[4].parse().expect("WORKERS is a number");
+    if let Some((rung, interval)) = mode.split_once('@') {
+        let interval: u32 = interval.parse().expect("MODE@N: N is a number");
+        match rung {
+            "owned" => on_own_runtimes(Owned { upstream }, listen, workers, interval),
+            _ if let Some(pieces) = RawPieces::parse(rung) => {
+                on_own_runtimes(Raw { upstream, pieces }, listen, workers, interval)
+            }
+            other => {
+                eprintln!("no rung {other:?} on own runtimes");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
 
     // A bench's cleanup sends SIGTERM: the rungs stop at once instead of
     // Pingora's default 300 s grace period, which the scripts would wait out.
@@ -441,6 +463,59 @@ fn main() {
         }
     }
     server.run_forever();
+}
+
+/// `app` on `workers` single-threaded runtimes built here, each looking for
+/// ready sockets every `interval` task polls, each with its own
+/// `SO_REUSEPORT` listener; runs until killed.
+fn on_own_runtimes<A: ServerApp + Send + Sync + 'static>(
+    app: A,
+    listen: SocketAddr,
+    workers: usize,
+    interval: u32,
+) {
+    let app = Arc::new(app);
+    // Never signalled: the process ends when a bench kills it.
+    let (_shutdown, watch) = tokio::sync::watch::channel(false);
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let (app, watch) = (app.clone(), watch.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .event_interval(interval)
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(accept_loop(app, listen, watch));
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
+    app: Arc<A>,
+    listen: SocketAddr,
+    watch: ShutdownWatch,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.bind(listen).expect("LISTEN free");
+    let listener = socket.listen(1024).expect("listening");
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, watch) = (app.clone(), watch.clone());
+        tokio::spawn(async move {
+            let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+            let _ = app.process_new(stream, &watch).await;
+        });
+    }
 }
 
 /// One worker as `strangler serve` runs it: a single-threaded service on its
