@@ -507,6 +507,9 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     let listener = socket.listen(1024).expect("listening");
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of descriptors, say: back off rather than spin, which
+            // would take the CPU the rung is measured by.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let _ = tcp.set_nodelay(true);
