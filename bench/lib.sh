@@ -118,7 +118,11 @@ bench_backend() {
 
 # The peers, configured the same wherever they are compared: nginx as a
 # reverse proxy with upstream keep-alive, HAProxy with keep-alive and
-# connection reuse, each adding X-Forwarded-For as Strangler does.
+# connection reuse, each adding X-Forwarded-For as Strangler does. Every
+# proxy keeps a connection, on either side, for as long as it is used:
+# nginx's own default closes each after 1,000 requests (keepalive_requests,
+# client and upstream side), which HAProxy and Strangler do not, so nginx
+# is told not to (bench/sched.sh's nginx-1000 runs it with its default).
 #   nginx_conf LISTEN_PORT BACKEND WORKERS > nginx.conf   (needs $WORK)
 #   haproxy_cfg LISTEN_PORT BACKEND THREADS > haproxy.cfg
 nginx_conf() {
@@ -129,7 +133,8 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    upstream backend { server $2; keepalive 64; }
+    keepalive_requests 1000000;
+    upstream backend { server $2; keepalive 64; keepalive_requests 1000000; }
     server {
         listen 127.0.0.1:$1 reuseport;
         location / {

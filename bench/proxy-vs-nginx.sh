@@ -43,9 +43,12 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # As bench/lib.sh's: connections kept as long as they are used.
+    keepalive_requests 1000000;
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
+        keepalive_requests 1000000;
     }
     server {
         listen 127.0.0.1:$NGINX_PORT;
