@@ -22,6 +22,11 @@
 #                                             nginx-1000 (nginx's default keepalive_requests:
 #                                             each connection closed after 1,000 requests)
 #   STRANGLER_BIN=DIR bench/sched.sh           binaries built elsewhere
+#   WAKEUPS=1 bench/sched.sh                   also count, machine-wide, the wake-ups a request
+#                                             by the thread woken (perf on sched:sched_wakeup
+#                                             from the run's first second to its last; the
+#                                             tracing slows every proxy, so that run's other
+#                                             figures are not comparable with a plain run's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-6s}
@@ -32,6 +37,11 @@ WORKERS=${4:-2}
 
 source bench/lib.sh
 bench_need wrk nginx haproxy
+WINDOW=$(awk -v d="${DURATION%s}" 'BEGIN {print d - 2}')
+if [ "${WAKEUPS:-0}" = 1 ]; then
+    bench_need perf:linux-perf
+    awk -v w="$WINDOW" 'BEGIN {exit !(w >= 1)}' || { echo "WAKEUPS=1 needs a DURATION of 3s or more" >&2; exit 2; }
+fi
 bench_binaries
 bench_workdir sched
 bench_backend
@@ -90,7 +100,13 @@ for ((round = 0; round < ROUNDS; round++)); do
         wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${HEADERS[@]}" \
             "http://127.0.0.1:${PORT[$v]}/api/orders/12345" > "$WORK/out" &
         wrk_pid=$!
-        sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d - 0.5}')"
+        if [ "${WAKEUPS:-0}" = 1 ]; then
+            sleep 1
+            perf record -q -a -e sched:sched_wakeup -o "$WORK/wakeups.data" -- sleep "$WINDOW" 2>/dev/null
+            sleep 0.5
+        else
+            sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d - 0.5}')"
+        fi
         ss -Htni state established "( sport = :${PORT[$v]} )" > "$WORK/connections"
         wait "$wrk_pid"
         # shellcheck disable=SC2086
@@ -107,6 +123,14 @@ if served:
     print(f"  requests a connection: least {served[0]}, median {statistics.median(served):.0f}, "
           f"most {served[-1]} ({served[-1] / max(served[0], 1):.2f}x the least), {len(served)} connections")
 PY
+        if [ "${WAKEUPS:-0}" = 1 ]; then
+            # Per request: the wake-ups in the window over the requests wrk
+            # completed in it at the run's rate.
+            perf script -i "$WORK/wakeups.data" -F trace 2>/dev/null |
+                sed -E -e 's/^comm=(.*) pid=.*/\1/' -e 's/[0-9]+$//' | sort | uniq -c | sort -rn | head -6 |
+                awk -v n="$(awk -v r="$rps" -v w="$WINDOW" 'BEGIN {print r * w}')" \
+                    'BEGIN {printf "  wake-ups a request, by the thread woken:"} {c = $1; $1 = ""; printf "%s %.3f;", $0, c / n} END {print ""}'
+        fi
         echo "  proxy:"
         python3 bench/threads.py sched-diff "$WORK/proxy-before" "$WORK/proxy-after" "$requests"
         echo "  backend:"

@@ -383,9 +383,14 @@ fn main() {
     if let Some((rung, interval)) = mode.split_once('@') {
         let interval: u32 = interval.parse().expect("MODE@N: N is a number");
         match rung {
-            "owned" => on_own_runtimes(Owned { upstream }, listen, workers, interval),
-            _ if let Some(pieces) = RawPieces::parse(rung) => {
-                on_own_runtimes(Raw { upstream, pieces }, listen, workers, interval)
+            "owned" => on_own_runtimes(|| Owned { upstream }, listen, workers, interval),
+            _ if RawPieces::parse(rung).is_some() => {
+                let pieces = || RawPieces::parse(rung).expect("parsed above");
+                let raw = || Raw {
+                    upstream,
+                    pieces: pieces(),
+                };
+                on_own_runtimes(raw, listen, workers, interval)
             }
             other => {
                 eprintln!("no rung {other:?} on own runtimes");
@@ -465,21 +470,22 @@ fn main() {
     server.run_forever();
 }
 
-/// `app` on `workers` single-threaded runtimes built here, each looking for
-/// ready sockets every `interval` task polls, each with its own
-/// `SO_REUSEPORT` listener; runs until killed.
+/// An app from `make` for each of `workers` single-threaded runtimes built
+/// here (each worker its own, as on Pingora's runtimes, so that the raw
+/// spike's pool stays per worker), each runtime looking for ready sockets
+/// every `interval` task polls, each with its own `SO_REUSEPORT` listener;
+/// runs until killed.
 fn on_own_runtimes<A: ServerApp + Send + Sync + 'static>(
-    app: A,
+    make: impl Fn() -> A,
     listen: SocketAddr,
     workers: usize,
     interval: u32,
 ) {
-    let app = Arc::new(app);
     // Never signalled: the process ends when a bench kills it.
     let (_shutdown, watch) = tokio::sync::watch::channel(false);
     let threads: Vec<_> = (0..workers)
         .map(|_| {
-            let (app, watch) = (app.clone(), watch.clone());
+            let (app, watch) = (Arc::new(make()), watch.clone());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

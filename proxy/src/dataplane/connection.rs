@@ -412,6 +412,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::kept_timer::a_minute_ago;
     use crate::dataplane::loopback::accepted_connection;
 
     #[test]
@@ -437,9 +438,7 @@ mod tests {
         // passed, and a silent client is let go at once (counted from
         // now, it would be held for 30 s).
         let (mut stream, _client) = accepted_connection().await;
-        let long_ago = std::time::Instant::now()
-            .checked_sub(Duration::from_secs(60))
-            .expect("a minute ago is a reading");
+        let long_ago = a_minute_ago();
         let head = tokio::time::timeout(
             Duration::from_secs(10),
             read_head(&mut stream, limits, None, &mut idle, Some(long_ago)),

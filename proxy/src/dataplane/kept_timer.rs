@@ -80,6 +80,15 @@ impl KeptTimer {
     }
 }
 
+/// Test support: a clock reading a minute old, for a wait counted from a
+/// reading (a limit under a minute has passed by it).
+#[cfg(test)]
+pub(super) fn a_minute_ago() -> std::time::Instant {
+    std::time::Instant::now()
+        .checked_sub(Duration::from_secs(60))
+        .expect("a minute ago is a reading")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,9 +132,7 @@ mod tests {
         let mut timer = KeptTimer::new();
         // Counted from a reading a minute old, a 30 s limit has passed:
         // the wait ends at once (counted from now, it would take 30 s).
-        let old = std::time::Instant::now()
-            .checked_sub(Duration::from_secs(60))
-            .expect("a minute ago is a reading");
+        let old = a_minute_ago();
         let cut = tokio::time::timeout(
             Duration::from_secs(10),
             timer.within_from(Some(old), Some(LONG), std::future::pending::<()>()),

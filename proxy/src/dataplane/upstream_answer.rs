@@ -456,6 +456,7 @@ impl AnswerHead for InPlaceHead<'_> {
 mod tests {
     use super::*;
     use crate::dataplane::exchange::{EditValue, HeaderEdit};
+    use crate::dataplane::kept_timer::a_minute_ago;
     use crate::dataplane::wire_head::write_answer;
     use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
     use tokio::io::AsyncWriteExt;
@@ -653,9 +654,7 @@ mod tests {
         // Sent a minute ago: the 30 s read timeout has passed, and a
         // silent upstream fails the read at once (counted from now, it
         // would be waited on for 30 s).
-        let long_ago = std::time::Instant::now()
-            .checked_sub(Duration::from_secs(60))
-            .expect("a minute ago is a reading");
+        let long_ago = a_minute_ago();
         let read = tokio::time::timeout(
             Duration::from_secs(10),
             read_head(
