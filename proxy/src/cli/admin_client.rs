@@ -245,11 +245,17 @@ impl AdminClient {
             .and_then(|_| stream.write_all(head.as_bytes()))
             .map_err(|e| io_error(e, sent))?;
         sent = true;
-        let read = |stream: &mut TcpStream, chunk: &mut [u8]| {
-            stream
+        let read = |stream: &mut TcpStream, chunk: &mut [u8]| loop {
+            let result = stream
                 .set_read_timeout(Some(left(sent)?))
-                .and_then(|_| stream.read(chunk))
-                .map_err(|e| io_error(e, sent))
+                .and_then(|_| stream.read(chunk));
+            match result {
+                // A signal handled by the process (a replay's Ctrl-C, which
+                // cancels the run) interrupts a read on a socket with a
+                // timeout even under SA_RESTART: read again.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => return other.map_err(|e| io_error(e, sent)),
+            }
         };
         // Read the head, then exactly Content-Length bytes of body.
         let mut buf = Vec::new();
