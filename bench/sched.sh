@@ -11,7 +11,9 @@
 # spread between the least and the most served connection. A proxy whose
 # workers each take their own connections (SO_REUSEPORT, the kernel
 # hashing the connection) can serve one worker's share slower than the
-# other's. The variants rotate round by round, as in ladder.sh.
+# other's. The same for the proxy's connections to the backend (data_segs_out
+# on the proxy's side): how many it holds, and how evenly it uses them. The
+# variants rotate round by round, as in ladder.sh.
 #
 #   bench/sched.sh [DURATION] [ROUNDS] [CONNECTIONS] [WORKERS]    defaults: 6s 3 64 2
 #   VARIANTS="fast haproxy" bench/sched.sh     a subset of: fast, engine, haproxy, nginx, raw,
@@ -108,6 +110,7 @@ for ((round = 0; round < ROUNDS; round++)); do
             sleep "$(awk -v d="${DURATION%s}" 'BEGIN {print d - 0.5}')"
         fi
         ss -Htni state established "( sport = :${PORT[$v]} )" > "$WORK/connections"
+        ss -Htnip state established "( dport = :${BACKEND##*:} )" > "$WORK/upstream"
         wait "$wrk_pid"
         # shellcheck disable=SC2086
         python3 bench/threads.py sched ${PID[$v]} > "$WORK/proxy-after"
@@ -116,12 +119,25 @@ for ((round = 0; round < ROUNDS; round++)); do
         rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/out")
         printf 'round %d  %-8s %8.0f req/s   p50 %5.2f   p99 %5.2f ms\n' $((round + 1)) "$v" "$rps" \
             "$(wrk_percentile_ms "$WORK/out" 50%)" "$(wrk_p99_ms "$WORK/out")"
-        python3 - "$WORK/connections" <<'PY'
+        # shellcheck disable=SC2086 # PID[nginx] is several pids
+        python3 - "$WORK/connections" "$WORK/upstream" ${PID[$v]} <<'PY'
 import re, statistics, sys
-served = sorted(int(n) for n in re.findall(r"data_segs_in:(\d+)", open(sys.argv[1]).read()))
-if served:
-    print(f"  requests a connection: least {served[0]}, median {statistics.median(served):.0f}, "
-          f"most {served[-1]} ({served[-1] / max(served[0], 1):.2f}x the least), {len(served)} connections")
+def spread(what, served):
+    if served:
+        print(f"  {what}: least {served[0]}, median {statistics.median(served):.0f}, "
+              f"most {served[-1]} ({served[-1] / max(served[0], 1):.2f}x the least), {len(served)} connections")
+spread("requests a client connection",
+       sorted(int(n) for n in re.findall(r"data_segs_in:(\d+)", open(sys.argv[1]).read())))
+# The proxy's connections to the backend (ss -p names the owner on the
+# socket's line, -i its counters on the next): one segment out a request.
+pids = set(sys.argv[3:])
+text = open(sys.argv[2]).read()
+upstream = []
+for owner, info in re.findall(r"users:\(\((.*?)\)\)\s*\n(.*)", text):
+    if set(re.findall(r"pid=(\d+)", owner)) & pids:
+        found = re.search(r"data_segs_out:(\d+)", info)
+        upstream.append(int(found.group(1)) if found else 0)
+spread("requests an upstream connection", sorted(upstream))
 PY
         if [ "${WAKEUPS:-0}" = 1 ]; then
             # Per request: the wake-ups in the window over the requests wrk
