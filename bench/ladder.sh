@@ -101,16 +101,19 @@ run() {
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/$name.out")
     p99=$(wrk_p99_ms "$WORK/$name.out")
     # CPU seconds * 1e6 / requests = microseconds of proxy CPU per request.
-    local user system split=""
+    local user system user_us=- system_us=- split=""
     read -r user system < <(awk -v b="$before" -v a="$after" 'BEGIN {split(b, x, " "); split(a, y, " "); print y[1] - x[1], y[2] - x[2]}')
     cpu=$(awk -v t=$((user + system)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
     [ -n "$pids" ] || cpu=-
-    [ -n "$pids" ] && split=$(awk -v u="$user" -v s="$system" -v hz="$HZ" -v n="$requests" \
-        'BEGIN {printf "(user %.1f, system %.1f)", u / hz * 1e6 / n, s / hz * 1e6 / n}')
+    if [ -n "$pids" ]; then
+        read -r user_us system_us < <(awk -v u="$user" -v s="$system" -v hz="$HZ" -v n="$requests" \
+            'BEGIN {printf "%.1f %.1f\n", u / hz * 1e6 / n, s / hz * 1e6 / n}')
+        split="(user $user_us, system $system_us)"
+    fi
     local errors
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/$name.out" | tr '\n' ' ')
     printf '%-10s %9.0f req/s   p99 %6.2f ms   CPU %6s us/req %-28s %s\n' "$name" "$rps" "$p99" "$cpu" "$split" "$errors"
-    echo "$name $rps $p99 $cpu" >> "$WORK/results"
+    echo "$name $rps $p99 $cpu $user_us $system_us" >> "$WORK/results"
 }
 
 echo "wrk -t2 -c$CONNS -d$DURATION, $WORKERS worker(s)/thread(s) per proxy, $(nproc) cores shared"
@@ -140,21 +143,22 @@ for line in open(sys.argv[1]):
     runs.setdefault(name, []).append(figures)
 rounds = int(sys.argv[2])
 # Each figure's median over the rounds, taken apart (with one round, the
-# figures themselves).
+# figures themselves; user and system need not add up to the CPU median).
 rows = {}
 for name, figures in runs.items():
     rows[name] = [statistics.median(float(f[i]) for f in figures) if figures[0][i] != "-" else None
-                  for i in range(3)]
+                  for i in range(5)]
 if rounds > 1:
-    print(f"medians of {rounds} rounds: req/s, p99 ms, CPU us/req")
+    print(f"medians of {rounds} rounds: req/s, p99 ms, CPU us/req (user, system)")
     for name in ("direct", "nginx", "haproxy", "bare", "guarded", "owned", "raw", "strangler", "fast"):
-        rps, p99, cpu = rows[name]
-        print(f"  {name:10} {rps:9.0f}  {p99:6.2f}  {'-' if cpu is None else f'{cpu:5.1f}'}")
+        rps, p99, cpu, user, system = rows[name]
+        split = "-" if cpu is None else f"{cpu:5.1f}  ({user:.1f}, {system:.1f})"
+        print(f"  {name:10} {rps:9.0f}  {p99:6.2f}  {split}")
 best = max(("nginx", "haproxy"), key=lambda n: rows[n][0])
-b_rps, b_p99, b_cpu = rows[best]
+b_rps, b_p99, b_cpu = rows[best][:3]
 print(f"relative to the better peer ({best}): throughput, p99, CPU per request")
 for name in ("bare", "guarded", "owned", "raw", "strangler", "fast"):
-    rps, p99, cpu = rows[name]
+    rps, p99, cpu = rows[name][:3]
     print(f"  {name:10} {rps/b_rps:5.2f}x  {p99/b_p99:5.2f}x  {cpu/b_cpu:5.2f}x")
 print(f"  fast path against nginx: throughput {rows['fast'][0]/rows['nginx'][0]:.2f}x, p99 {rows['fast'][1]/rows['nginx'][1]:.2f}x")
 PY

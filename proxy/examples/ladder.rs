@@ -384,11 +384,11 @@ fn main() {
         let interval: u32 = interval.parse().expect("MODE@N: N is a number");
         match rung {
             "owned" => on_own_runtimes(|| Owned { upstream }, listen, workers, interval),
+            // Parsed again for each worker: the pieces hold the worker's pool.
             _ if RawPieces::parse(rung).is_some() => {
-                let pieces = || RawPieces::parse(rung).expect("parsed above");
                 let raw = || Raw {
                     upstream,
-                    pieces: pieces(),
+                    pieces: RawPieces::parse(rung).expect("parsed above"),
                 };
                 on_own_runtimes(raw, listen, workers, interval)
             }
